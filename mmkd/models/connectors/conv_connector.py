@@ -1,0 +1,82 @@
+"""Learnable adaptation layers that map a student tap to the teacher's."""
+from typing import Sequence, Union
+
+import torch.nn as nn
+from torch import Tensor
+
+from mmkd.registry import MODELS
+
+
+@MODELS.register_module()
+class ConvConnector(nn.Module):
+    """Convolution (+ ReLU) mapping student channels to the teacher's.
+
+    The FGFI adaptation layer by default (official code: 3×3 conv, padding 1,
+    ReLU, weights ~ N(0, 1e-4), zero bias). ``kernel_size=1`` gives a 1×1
+    projection. Spatial size is kept (``padding = kernel_size // 2``).
+
+    Applied to a multi-level tap (a tuple/list of maps, e.g. an FPN neck), the
+    same layer is applied to every level, unless ``num_levels`` is given, in
+    which case each level gets its own layer.
+
+    Args:
+        in_channels (int): Student channels.
+        out_channels (int): Teacher channels.
+        kernel_size (int): 3 (official) or 1. Defaults to 3.
+        act (bool): Append a ReLU. Defaults to True.
+        init_std (float | None): Std of the normal weight init; ``None``
+            keeps PyTorch's default init. Defaults to 1e-4.
+        num_levels (int | None): Separate layers per level of a multi-level
+            tap. Defaults to None (one layer, or one shared by all levels).
+    """
+
+    def __init__(self,
+                 in_channels: int,
+                 out_channels: int,
+                 kernel_size: int = 3,
+                 act: bool = True,
+                 init_std: Union[float, None] = 1e-4,
+                 num_levels: Union[int, None] = None) -> None:
+        super().__init__()
+        if kernel_size % 2 != 1:
+            raise ValueError(
+                f'ConvConnector kernel_size must be odd to keep the spatial '
+                f'size, found {kernel_size}.')
+        self.in_channels = in_channels
+        self.out_channels = out_channels
+        self.num_levels = num_levels
+
+        def make() -> nn.Module:
+            conv = nn.Conv2d(
+                in_channels, out_channels, kernel_size,
+                padding=kernel_size // 2)
+            if init_std is not None:
+                nn.init.normal_(conv.weight, std=init_std)
+                nn.init.zeros_(conv.bias)
+            return nn.Sequential(conv, nn.ReLU()) if act else conv
+
+        if num_levels is None:
+            self.layers = nn.ModuleList([make()])
+        else:
+            self.layers = nn.ModuleList([make() for _ in range(num_levels)])
+
+    def forward(self, x: Union[Tensor, Sequence[Tensor]]
+                ) -> Union[Tensor, tuple]:
+        """Adapt one map ``(N, C_s, H, W) -> (N, C_t, H, W)`` or a sequence
+        of them (one per level)."""
+        if isinstance(x, Tensor):
+            if self.num_levels is not None:
+                raise ValueError(
+                    f'ConvConnector(num_levels={self.num_levels}) expects a '
+                    'multi-level tap (tuple of maps), found one tensor.')
+            return self.layers[0](x)
+        if self.num_levels is not None and len(x) != self.num_levels:
+            raise ValueError(
+                f'ConvConnector(num_levels={self.num_levels}) got a tap with '
+                f'{len(x)} levels.')
+        layers = (self.layers if self.num_levels is not None else
+                  [self.layers[0]] * len(x))
+        return tuple(layer(f) for layer, f in zip(layers, x))
+
+    def extra_repr(self) -> str:
+        return f'{self.in_channels} -> {self.out_channels}'

@@ -1,0 +1,58 @@
+"""Small helpers shared by the distillation losses."""
+from contextlib import contextmanager
+from typing import Iterator, Sequence, Tuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+@contextmanager
+def fp32_math(*tensors: Tensor) -> Iterator[Tuple[Tensor, ...]]:
+    """Run the enclosed loss math in fp32 with autocast off.
+
+    Distillation losses (softmax/KL, cosine affinities, gradient penalties)
+    overflow or lose precision in fp16; under AMP they are computed in fp32.
+
+    Args:
+        *tensors: Inputs to cast to ``float32``.
+
+    Yields:
+        tuple[Tensor]: The inputs as fp32 tensors.
+    """
+    device_type = tensors[0].device.type if tensors else 'cpu'
+    with torch.autocast(device_type=device_type, enabled=False):
+        yield tuple(t.float() for t in tensors)
+
+
+def check_dims(tensor: Tensor, ndim: int, what: str) -> None:
+    """Raise a clear error unless ``tensor`` has ``ndim`` dimensions.
+
+    Args:
+        tensor (Tensor): The input to check.
+        ndim (int): The expected number of dimensions.
+        what (str): What the input is, for the message (e.g.
+            ``'PairWiseLoss student feature'``).
+    """
+    if not isinstance(tensor, Tensor):
+        raise TypeError(f'{what}: expected a Tensor, found {type(tensor)}.')
+    if tensor.dim() != ndim:
+        raise ValueError(
+            f'{what}: expected a {ndim}-D tensor, found shape '
+            f'{tuple(tensor.shape)}. Check which tap the loss is given.')
+
+
+def resize_to(tensor: Tensor, size: Sequence[int]) -> Tensor:
+    """Bilinearly resize an ``(N, C, H, W)`` map to ``size`` (no-op if equal).
+
+    Args:
+        tensor (Tensor): ``(N, C, H, W)``.
+        size (Sequence[int]): ``(H', W')``.
+
+    Returns:
+        Tensor: ``(N, C, H', W')``.
+    """
+    if tuple(tensor.shape[-2:]) == tuple(size):
+        return tensor
+    return F.interpolate(
+        tensor, size=tuple(size), mode='bilinear', align_corners=False)

@@ -1,0 +1,135 @@
+#!/usr/bin/env bash
+# One idempotent set-up step for mmkd: installs the pinned, tested stack into
+# the current Python environment and mmkd itself in editable mode.
+#
+#   bash tools/setup.sh
+#
+# Environment:
+#   PYTHON            interpreter to install into (default: python3)
+#   MMKD_WHEELHOUSE   folder searched for a prebuilt mmcv 2.1.0 wheel; a wheel
+#                     built from source is cached there when it is writable
+#                     (otherwise in MMKD_CACHE), so a second run takes seconds
+#   MMKD_CACHE        writable cache for built wheels (default ~/.cache/mmkd/wheels)
+#
+# A torch build that is already installed (e.g. a CUDA build) is kept; without
+# one, torch==2.13.0 is installed. mmcv's ops are compiled with CUDA when a
+# CUDA toolkit (nvcc) and a GPU are present. Each step says what it does and
+# the script stops at the first step that fails, naming it.
+set -euo pipefail
+
+PYTHON=${PYTHON:-python3}
+TORCH_VERSION=2.13.0
+MMCV_VERSION=2.1.0
+ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${MMKD_CACHE:-$HOME/.cache/mmkd/wheels}
+STEP="start"
+
+fail() { echo "[mmkd setup] FAILED at step: $STEP" >&2; }
+trap fail ERR
+step() { STEP="$1"; echo "[mmkd setup] $1"; }
+pip_install() { "$PYTHON" -m pip install --disable-pip-version-check -q "$@"; }
+py_ok() { "$PYTHON" - "$@" >/dev/null 2>&1; }
+
+step "check Python"
+"$PYTHON" -c 'import sys; assert sys.version_info >= (3, 8), sys.version' || {
+  echo "mmkd needs Python >= 3.8 (tested: 3.11); found: $("$PYTHON" --version 2>&1)" >&2; false; }
+
+step "torch (keep an installed build, else torch==$TORCH_VERSION)"
+if py_ok <<<'import torch'; then
+  echo "  keeping torch $("$PYTHON" -c 'import torch; print(torch.__version__)')"
+else
+  pip_install "torch==$TORCH_VERSION"
+fi
+
+step "build tools for mmcv (setuptools<70, wheel, ninja)"
+py_ok <<<'import setuptools, wheel, ninja, pkg_resources' || pip_install "setuptools<70" wheel ninja
+
+step "mmengine"
+py_ok <<<'import mmengine; assert mmengine.__version__ == "0.10.7"' || pip_install mmengine==0.10.7
+
+# mmcv is usable when its compiled ops load (and run on the GPU where one is
+# present and torch can use it).
+MMCV_CHECK='
+import mmcv, torch
+assert mmcv.__version__ == "'$MMCV_VERSION'", mmcv.__version__
+from mmcv.ops import bbox_overlaps
+b = torch.tensor([[0., 0., 10., 10.]])
+assert abs(float(bbox_overlaps(b, b)) - 1.0) < 1e-6
+if torch.cuda.is_available():
+    assert abs(float(bbox_overlaps(b.cuda(), b.cuda())) - 1.0) < 1e-6
+'
+mmcv_ok() { py_ok <<<"$MMCV_CHECK"; }
+
+try_wheels_in() {
+  local dir="$1" whl
+  [ -d "$dir" ] || return 1
+  for whl in "$dir"/mmcv-"$MMCV_VERSION"-*.whl; do
+    [ -f "$whl" ] || continue
+    if [ -f "$dir/SHA256SUMS" ] && grep -q "$(basename "$whl")" "$dir/SHA256SUMS"; then
+      (cd "$dir" && grep "$(basename "$whl")" SHA256SUMS | sha256sum -c --quiet -) || {
+        echo "  checksum mismatch for $whl: skipping it" >&2; continue; }
+    fi
+    echo "  trying $whl"
+    pip_install --no-deps --force-reinstall "$whl" || continue
+    if mmcv_ok; then return 0; fi
+    echo "  $whl does not load its ops with this torch: skipping it" >&2
+  done
+  return 1
+}
+
+step "mmcv $MMCV_VERSION with compiled ops"
+if mmcv_ok; then
+  echo "  mmcv $MMCV_VERSION with ops already installed"
+elif { [ -n "${MMKD_WHEELHOUSE:-}" ] && try_wheels_in "$MMKD_WHEELHOUSE"; } || try_wheels_in "$CACHE"; then
+  echo "  installed from a wheelhouse"
+else
+  # Build from the PyPI source distribution, caching the wheel.
+  OUT="$CACHE"
+  if [ -n "${MMKD_WHEELHOUSE:-}" ] && mkdir -p "$MMKD_WHEELHOUSE" 2>/dev/null && [ -w "$MMKD_WHEELHOUSE" ]; then
+    OUT="$MMKD_WHEELHOUSE"
+  fi
+  mkdir -p "$OUT"
+  if command -v nvcc >/dev/null 2>&1 && py_ok <<<'import torch; assert torch.cuda.is_available()'; then
+    export FORCE_CUDA=1; echo "  CUDA toolkit and GPU found: building CUDA ops"
+  fi
+  STEP="mmcv $MMCV_VERSION: build from source (about 10 minutes on 2 cores)"
+  echo "[mmkd setup] $STEP into $OUT"
+  BUILD=$(mktemp -d)
+  MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PYTHON" -m pip wheel --disable-pip-version-check -q \
+    --no-build-isolation --no-deps "mmcv==$MMCV_VERSION" -w "$BUILD"
+  mv "$BUILD"/mmcv-"$MMCV_VERSION"-*.whl "$OUT"/
+  rm -rf "$BUILD"
+  STEP="mmcv $MMCV_VERSION: install the built wheel"
+  try_wheels_in "$OUT"
+fi
+mmcv_ok
+
+step "mmdet 3.3.0, mmsegmentation 1.2.2 and the modules mmseg imports"
+py_ok <<<'
+import mmdet, mmseg, ftfy, regex
+assert mmdet.__version__ == "3.3.0" and mmseg.__version__ == "1.2.2"' \
+  || pip_install -r "$ROOT/requirements/runtime.txt"
+
+# openmim's dependencies pin an old setuptools, so it comes after mmcv's build.
+step "openmim"
+py_ok <<<'import mim' || pip_install openmim
+
+step "test requirements"
+py_ok <<<'import pytest' || pip_install -r "$ROOT/requirements/tests.txt"
+
+step "mmkd (editable)"
+py_ok <<<'
+import mmkd, os
+assert os.path.realpath(os.path.dirname(mmkd.__file__)) == os.path.realpath("'"$ROOT"'/mmkd")' \
+  || (cd "$ROOT" && "$PYTHON" -m pip install --disable-pip-version-check -q --no-build-isolation --no-deps -e .)
+
+step "verify the stack"
+"$PYTHON" - <<'EOF'
+import torch, mmengine, mmcv, mmdet, mmseg, mmkd
+from mmcv.ops import bbox_overlaps  # noqa: F401  (compiled ops)
+print('[mmkd setup] ready: torch %s, mmengine %s, mmcv %s (ops), mmdet %s, '
+      'mmseg %s, mmkd %s, CUDA %s' % (
+          torch.__version__, mmengine.__version__, mmcv.__version__,
+          mmdet.__version__, mmseg.__version__, mmkd.__version__,
+          torch.cuda.is_available()))
+EOF
