@@ -28,7 +28,8 @@ fail() { echo "[mmkd setup] FAILED at step: $STEP" >&2; }
 trap fail ERR
 step() { STEP="$1"; echo "[mmkd setup] $1"; }
 pip_install() { "$PYTHON" -m pip install --disable-pip-version-check -q "$@"; }
-py_ok() { "$PYTHON" - "$@" >/dev/null 2>&1; }
+# Run checks outside the checkout, so that "import mmkd" finds the installed one.
+py_ok() { (cd / && "$PYTHON" - "$@" >/dev/null 2>&1); }
 
 step "check Python"
 "$PYTHON" -c 'import sys; assert sys.version_info >= (3, 8), sys.version' || {

@@ -1,0 +1,3 @@
+from .seg_discriminator import SegDiscriminator, SelfAttention
+
+__all__ = ['SegDiscriminator', 'SelfAttention']

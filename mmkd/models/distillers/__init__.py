@@ -1,0 +1,3 @@
+from .single_teacher_distiller import SingleTeacherDistiller
+
+__all__ = ['SingleTeacherDistiller']

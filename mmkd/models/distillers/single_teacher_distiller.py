@@ -1,0 +1,306 @@
+"""The single-teacher distiller: a student, a frozen teacher, taps, connectors
+and distillation losses, as one mmengine model."""
+import types
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+
+import torch
+import torch.nn as nn
+from mmengine.config import ConfigDict
+from mmengine.logging import print_log
+from mmengine.model import BaseModel
+from torch import Tensor
+
+from mmkd.registry import MODELS
+from mmkd.utils.feature_taps import FeatureTaps
+from mmkd.utils.model_loading import load_model_config, load_weights
+
+ROUTING_KEYS = ('student', 'teacher', 'connector', 'extra_inputs')
+
+
+def _freeze(model: nn.Module) -> None:
+    """Put every module of ``model`` in eval mode for good (dropout and
+    drop-path too) and stop its gradients."""
+    model.eval()
+    model.requires_grad_(False)
+    for module in model.modules():
+        # model.train() on the teacher, or any of its parts, is a no-op.
+        module.train = types.MethodType(lambda self, mode=True: self, module)
+
+
+def _channels(x: Any) -> Any:
+    """Channel count(s) of a tap: ``x.shape[1]`` per map."""
+    if isinstance(x, Tensor):
+        return x.shape[1] if x.dim() > 1 else None
+    return tuple(_channels(level) for level in x)
+
+
+def _shapes(x: Any) -> Any:
+    if isinstance(x, Tensor):
+        return tuple(x.shape)
+    return [_shapes(level) for level in x]
+
+
+@MODELS.register_module()
+class SingleTeacherDistiller(BaseModel):
+    """Distil a frozen teacher into a student.
+
+    One training step (:meth:`loss`), top to bottom: the teacher runs under
+    ``torch.no_grad()`` with its taps recording; the student computes its
+    task losses with its taps recording; connectors adapt student taps; each
+    distillation loss compares a student tap with a teacher tap. The result
+    is the student's loss dict plus ``distill.<name>`` (weighted) entries.
+
+    The teacher is not a registered submodule: it is not in ``parameters()``
+    (so not in the optimizer or DDP), not in ``state_dict()`` (so not in any
+    checkpoint), and ``train()`` never reaches it. It follows the distiller's
+    device and dtype moves (``to``/``cuda``/``half``).
+
+    Args:
+        student (dict): The complete student model config (normally
+            ``{{_base_.model}}``).
+        teacher (str | dict): The teacher model: ``'mmseg::path.py'``, a
+            local config file, or an inline model config.
+        teacher_checkpoint (str, optional): Teacher weights (local path or
+            URL). Only tests leave it out (a random teacher is then logged as
+            a warning).
+        student_checkpoint (str, optional): Pretrained student weights,
+            loaded in :meth:`init_weights` after the student's own init.
+        student_taps (dict): Tap name -> module path in the student, e.g.
+            ``dict(logits='decode_head.conv_seg')``.
+        teacher_taps (dict): Tap name -> module path in the teacher.
+        connectors (dict): Name -> learnable adaptation module config.
+        distill_losses (dict): Name -> loss config. Besides the loss's own
+            arguments: ``student`` (a student tap name), ``teacher`` (a
+            teacher tap name), ``connector`` (optional, applied to the
+            student tap first) and ``extra_inputs`` (optional dict: loss
+            keyword -> source, a source being ``'inputs'``,
+            ``'data_samples'``, ``'student.<tap>'`` or ``'teacher.<tap>'``).
+        teacher_forward (str): How the teacher runs: ``'tensor'`` (its
+            ``_forward``: backbone to head outputs) or ``'extract_feat'``
+            (backbone and neck only, cheaper when only those are tapped).
+        min_key_match (float): Refuse a teacher/student checkpoint in which
+            fewer than this fraction of the model's entries are found.
+        data_preprocessor (dict, optional): Defaults to the student's.
+        init_cfg (dict, optional): Unused by the student; kept for mmengine.
+    """
+
+    def __init__(self,
+                 student: Mapping,
+                 teacher: Union[str, Mapping],
+                 teacher_checkpoint: Optional[str] = None,
+                 student_checkpoint: Optional[str] = None,
+                 student_taps: Optional[Mapping[str, str]] = None,
+                 teacher_taps: Optional[Mapping[str, str]] = None,
+                 connectors: Optional[Mapping[str, Mapping]] = None,
+                 distill_losses: Optional[Mapping[str, Mapping]] = None,
+                 teacher_forward: str = 'tensor',
+                 min_key_match: float = 0.9,
+                 data_preprocessor: Optional[Mapping] = None,
+                 init_cfg: Optional[Mapping] = None) -> None:
+        super().__init__(init_cfg=init_cfg)
+        self.student = self._build(load_model_config(student, 'model.student'),
+                                   'model.student')
+        self.data_preprocessor = (
+            MODELS.build(data_preprocessor) if data_preprocessor is not None
+            else self.student.data_preprocessor)
+        teacher_model = self._build(
+            load_model_config(teacher, 'model.teacher'), 'model.teacher')
+        if teacher_checkpoint is not None:
+            load_weights(teacher_model, teacher_checkpoint,
+                         'model.teacher_checkpoint', min_key_match)
+        else:
+            print_log(
+                'model.teacher_checkpoint is not set: distilling from a '
+                'randomly initialised teacher (only meaningful in tests).',
+                logger='current', level=30)
+        _freeze(teacher_model)
+        # Kept out of nn.Module's registry on purpose (see the class doc).
+        object.__setattr__(self, 'teacher', teacher_model)
+        self.student_checkpoint = student_checkpoint
+        self.min_key_match = min_key_match
+
+        if teacher_forward not in ('tensor', 'extract_feat'):
+            raise ValueError(
+                "model.teacher_forward: expected 'tensor' or 'extract_feat', "
+                f'found {teacher_forward!r}.')
+        self.teacher_forward = teacher_forward
+        self.student_taps = FeatureTaps(self.student, student_taps or {},
+                                        'model.student_taps')
+        self.teacher_taps = FeatureTaps(self.teacher, teacher_taps or {},
+                                        'model.teacher_taps')
+        self.connectors = nn.ModuleDict({
+            name: MODELS.build(cfg)
+            for name, cfg in (connectors or {}).items()
+        })
+        self.distill_losses = nn.ModuleDict()
+        self.loss_routes: Dict[str, Dict[str, Any]] = {}
+        for name, cfg in (distill_losses or {}).items():
+            self._add_loss(name, cfg)
+
+    # ------------------------------------------------------------ building
+    @staticmethod
+    def _build(cfg: ConfigDict, key: str) -> nn.Module:
+        from mmengine.registry import MODELS as ROOT_MODELS
+        try:
+            return ROOT_MODELS.build(cfg)
+        except KeyError as e:
+            raise KeyError(
+                f"{key}: cannot build type '{cfg.get('type')}' ({e}). A model "
+                "of another package builds in that package's scope: inherit "
+                "it from a package config (_base_ = 'mmseg::...'), set "
+                "default_scope, or give _scope_='mmseg' (or 'mmdet') in the "
+                'model dict.') from None
+
+    def _add_loss(self, name: str, cfg: Mapping) -> None:
+        key = f'model.distill_losses.{name}'
+        cfg = dict(cfg)
+        route = {k: cfg.pop(k, None) for k in ROUTING_KEYS}
+        route['extra_inputs'] = dict(route['extra_inputs'] or {})
+        for side, taps in (('student', self.student_taps),
+                           ('teacher', self.teacher_taps)):
+            if route[side] is not None and route[side] not in taps:
+                raise KeyError(
+                    f"{key}.{side}: no {side} tap named '{route[side]}'; "
+                    f'model.{side}_taps defines {sorted(taps.paths)}.')
+        if route['connector'] is not None and \
+                route['connector'] not in self.connectors:
+            raise KeyError(
+                f"{key}.connector: no connector named '{route['connector']}'"
+                f'; model.connectors defines {sorted(self.connectors)}.')
+        for kwarg, source in route['extra_inputs'].items():
+            self._check_source(source, f'{key}.extra_inputs.{kwarg}')
+        loss_type = cfg.get('type')
+        try:
+            self.distill_losses[name] = MODELS.build(cfg)
+        except KeyError as e:
+            if loss_type is not None and MODELS.get(loss_type) is None:
+                raise KeyError(
+                    f"{key}.type: '{loss_type}' is not a registered loss. "
+                    f'mmkd losses: {self._registered_losses()}. Custom losses '
+                    'need @MODELS.register_module() and custom_imports.') \
+                    from None
+            raise
+        self.loss_routes[name] = route
+
+    @staticmethod
+    def _registered_losses() -> List[str]:
+        return sorted(n for n in MODELS.module_dict if n.endswith('Loss'))
+
+    def _check_source(self, source: str, key: str) -> None:
+        side, _, tap = source.partition('.')
+        ok = (source in self.extra_sources() or
+              (side == 'student' and tap in self.student_taps) or
+              (side == 'teacher' and tap in self.teacher_taps))
+        if not ok:
+            raise KeyError(
+                f"{key}: unknown source '{source}'. Expected one of "
+                f'{sorted(self.extra_sources())}, student.<tap> or '
+                'teacher.<tap> with a tap of model.student_taps/teacher_taps.')
+
+    def extra_sources(self) -> Sequence[str]:
+        """Names of non-tap inputs a loss can ask for in ``extra_inputs``."""
+        return ('inputs', 'data_samples')
+
+    # ------------------------------------------------------ device & modes
+    def _apply(self, fn, *args, **kwargs):
+        super()._apply(fn, *args, **kwargs)
+        self.teacher._apply(fn, *args, **kwargs)
+        return self
+
+    def init_weights(self) -> None:
+        """Initialise the student (and connectors) only, then load the
+        pretrained student if given. The teacher's weights come from
+        ``teacher_checkpoint``, never from its ``init_cfg``."""
+        if hasattr(self.student, 'init_weights'):
+            self.student.init_weights()
+        if self.student_checkpoint is not None:
+            load_weights(self.student, self.student_checkpoint,
+                         'model.student_checkpoint', self.min_key_match)
+
+    def forward(self,
+                inputs: Tensor,
+                data_samples: Optional[list] = None,
+                mode: str = 'tensor') -> Any:
+        """``'loss'``: distillation training step losses; ``'predict'`` and
+        ``'tensor'``: the student alone (evaluation sees the student)."""
+        if mode == 'loss':
+            return self.loss(inputs, data_samples)
+        return self.student(inputs, data_samples, mode=mode)
+
+    # --------------------------------------------------------- the step
+    def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
+        """Teacher forward (no grad) -> student task losses -> connectors
+        -> distillation losses."""
+        with self.teacher_taps.recording(), self.student_taps.recording():
+            with torch.no_grad():
+                self.run_teacher(inputs, data_samples)
+            losses = self.student.loss(inputs, data_samples)
+            losses.update(self.distill_step(inputs, data_samples))
+        return losses
+
+    def run_teacher(self, inputs: Tensor, data_samples: list) -> Any:
+        """Run the frozen teacher far enough to fill its taps."""
+        if self.teacher_forward == 'extract_feat':
+            return self.teacher.extract_feat(inputs)
+        return self.teacher(inputs, data_samples, mode='tensor')
+
+    def distill_step(self, inputs: Tensor,
+                     data_samples: list) -> Dict[str, Tensor]:
+        """Compute every distillation loss from the recorded taps.
+
+        Returns:
+            dict: ``distill.<name>`` -> weighted loss.
+        """
+        sources = self.collect_sources(inputs, data_samples)
+        losses = {}
+        for name, loss in self.distill_losses.items():
+            losses[f'distill.{name}'] = self.compute_loss(name, loss, sources)
+        return losses
+
+    def collect_sources(self, inputs: Tensor,
+                        data_samples: list) -> Dict[str, Any]:
+        """Non-tap inputs the losses may ask for (``extra_inputs``)."""
+        return dict(inputs=inputs, data_samples=data_samples)
+
+    def resolve(self, source: str, sources: Mapping[str, Any]) -> Any:
+        """The tensor(s) a route names: a tap or an extra source."""
+        if source in sources:
+            return sources[source]
+        side, _, tap = source.partition('.')
+        return (self.student_taps if side == 'student' else
+                self.teacher_taps)[tap]
+
+    def compute_loss(self, name: str, loss: nn.Module,
+                     sources: Mapping[str, Any]) -> Tensor:
+        """Route the recorded tensors of loss ``name`` into it."""
+        route = self.loss_routes[name]
+        key = f'model.distill_losses.{name}'
+        args = []
+        student = teacher = None
+        if route['student'] is not None:
+            student = self.student_taps[route['student']]
+            if route['connector'] is not None:
+                student = self.connectors[route['connector']](student)
+            args.append(student)
+        if route['teacher'] is not None:
+            teacher = self.teacher_taps[route['teacher']]
+            args.append(teacher)
+        if route['connector'] is not None and teacher is not None:
+            self._check_connector_output(name, route, student, teacher)
+        kwargs = {k: self.resolve(v, sources)
+                  for k, v in route['extra_inputs'].items()}
+        try:
+            return loss(*args, **kwargs)
+        except ValueError as e:
+            raise ValueError(f'{key}: {e}') from None
+
+    def _check_connector_output(self, name: str, route: Mapping,
+                                adapted: Any, teacher: Any) -> None:
+        if _channels(adapted) != _channels(teacher):
+            raise ValueError(
+                f"model.connectors.{route['connector']} (used by "
+                f'model.distill_losses.{name}) outputs shape '
+                f"{_shapes(adapted)} from student tap '{route['student']}', "
+                f"but teacher tap '{route['teacher']}' has shape "
+                f'{_shapes(teacher)}: the channels must match. Set the '
+                "connector's out_channels to the teacher's channels.")

@@ -1,0 +1,109 @@
+"""Pixel-wise distillation of SKD (Liu et al., CVPR 2019, Sec. 3.1)."""
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmkd.registry import MODELS
+from .utils import check_dims, fp32_math, resize_to
+
+
+@MODELS.register_module()
+class PixelWiseLoss(nn.Module):
+    """Every pixel's class distribution of the student imitates the teacher's.
+
+    With ``q = softmax(logits / tau)`` over the class dimension of the
+    ``(N, C, H, W)`` segmentation logits:
+
+        KL_{n,i} = sum_c q^T_{n,c,i} (log q^T_{n,c,i} - log q^S_{n,c,i})
+
+        reduction='mean':     L = 1 / (N·H·W) · sum_{n,i} KL_{n,i}
+        reduction='official': L = 1 / (H·W)   · sum_{n,i} KL_{n,i}
+
+    ``'mean'`` (default) is independent of the batch size. ``'official'``
+    reproduces the normalisation of the official code
+    (irfanICMLL/structure_knowledge_distillation, ``CriterionPixelWise``),
+    which sums over the batch and divides by ``H·W`` only, so it is ``N``
+    times the ``'mean'`` value.
+
+    The official code computes the cross-entropy
+    ``-sum_c softmax(T)_c · log_softmax(S)_c``. It differs from the KL by the
+    teacher's entropy, which is constant for the student, so the gradients
+    are the same. mmkd uses the KL form so that identical inputs give exactly
+    0 and the logged value shows how far apart the two are.
+
+    Steps:
+        1. Teacher logits of another ``H×W`` are resized bilinearly to the
+           student's (the paper distils at the student's 1/8 resolution).
+        2. Both are divided by ``tau`` and put through ``log_softmax`` in
+           fp32 with autocast off (stable for large logits).
+        3. The per-pixel KL is summed over classes and reduced as above.
+
+    The KL is taken at temperature ``tau`` as it is. It is not multiplied
+    by ``tau²`` as in Hinton et al.'s KD, because SKD uses ``tau = 1``, where
+    the two agree. With ``tau != 1``, the gradient scale falls roughly as
+    ``1 / tau²``, so raise ``loss_weight`` to make up for it. The teacher is
+    a target, so no gradient flows into it.
+
+    Args:
+        tau (float): Temperature, > 0. Official: 1. Defaults to 1.0.
+        loss_weight (float): Multiplier of the loss (the paper's
+            ``lambda_pi = 10``). Defaults to 1.0.
+        reduction (str): ``'mean'`` (over batch and pixels) or ``'official'``
+            (sum over batch and pixels / (H·W)). Defaults to ``'mean'``.
+    """
+
+    def __init__(self,
+                 tau: float = 1.0,
+                 loss_weight: float = 1.0,
+                 reduction: str = 'mean') -> None:
+        super().__init__()
+        if not tau > 0:
+            raise ValueError(
+                f'PixelWiseLoss tau must be > 0 (a temperature; 1 is the '
+                f'official value), found {tau}.')
+        if reduction not in ('mean', 'official'):
+            raise ValueError(
+                f"PixelWiseLoss reduction must be 'mean' or 'official', "
+                f'found {reduction!r}.')
+        self.tau = float(tau)
+        self.loss_weight = loss_weight
+        self.reduction = reduction
+
+    def forward(self, student_logits: Tensor,
+                teacher_logits: Tensor) -> Tensor:
+        """Compute the pixel-wise distillation loss.
+
+        Args:
+            student_logits (Tensor): ``(N, C, H, W)`` student logits.
+            teacher_logits (Tensor): ``(N, C, H_t, W_t)`` teacher logits,
+                resized to ``H×W`` when the sizes differ.
+
+        Returns:
+            Tensor: Scalar fp32 loss, already multiplied by ``loss_weight``.
+        """
+        check_dims(student_logits, 4, 'PixelWiseLoss student_logits')
+        check_dims(teacher_logits, 4, 'PixelWiseLoss teacher_logits')
+        n_s, c_s = student_logits.shape[:2]
+        n_t, c_t = teacher_logits.shape[:2]
+        if c_s != c_t:
+            raise ValueError(
+                f'PixelWiseLoss: student has {c_s} classes, teacher {c_t}: '
+                'pixel-wise distillation compares class probabilities, so '
+                'both models must predict the same classes.')
+        if n_s != n_t:
+            raise ValueError(
+                f'PixelWiseLoss: student batch has {n_s} samples, teacher '
+                f'batch {n_t}: both must see the same images.')
+        h, w = student_logits.shape[-2:]
+        with fp32_math(student_logits, teacher_logits.detach()) as (s, t):
+            t = resize_to(t, (h, w))
+            log_q_t = F.log_softmax(t / self.tau, dim=1)
+            log_q_s = F.log_softmax(s / self.tau, dim=1)
+            # q^T · (log q^T - log q^S); where q^T underflows to 0 the term
+            # is 0 · finite = 0, so huge logits give no NaN.
+            kl = (log_q_t.exp() * (log_q_t - log_q_s)).sum(dim=1)
+            if self.reduction == 'mean':
+                loss = kl.mean()
+            else:
+                loss = kl.sum() / (h * w)
+        return loss * self.loss_weight

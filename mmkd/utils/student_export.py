@@ -1,0 +1,124 @@
+"""Student-only checkpoints and configs that plain mmseg/mmdet load.
+
+A student checkpoint holds ``state_dict`` with exactly the keys of the plain
+student model and a ``meta`` of plain Python types only, so stock test
+scripts (and ``torch.load(weights_only=True)``) load it as it is.
+"""
+import os.path as osp
+from collections import OrderedDict
+from typing import Any, Mapping, Optional
+
+import numpy as np
+import torch
+from mmengine.config import Config
+
+from mmkd.version import __version__
+from .model_loading import load_model_config
+
+STUDENT_PREFIX = 'student.'
+
+
+def student_state_dict(state_dict: Mapping[str, Any]) -> 'OrderedDict':
+    """The student's entries of a distiller state dict, prefix removed.
+
+    Args:
+        state_dict (Mapping): A ``SingleTeacherDistiller`` state dict (keys
+            ``student.*``, ``connectors.*``, ...), possibly ``module.``-
+            prefixed by a DDP wrapper.
+
+    Returns:
+        OrderedDict: Keys as in the plain student model.
+    """
+    out = OrderedDict()
+    for key, value in state_dict.items():
+        if key.startswith('module.'):
+            key = key[len('module.'):]
+        if key.startswith(STUDENT_PREFIX):
+            out[key[len(STUDENT_PREFIX):]] = value
+    if not out:
+        raise KeyError(
+            "The state dict has no 'student.*' entries: it is not a "
+            'distillation checkpoint of mmkd.')
+    return out
+
+
+def to_plain(obj: Any) -> Any:
+    """``obj`` with numpy scalars/arrays turned into Python types, so that it
+    loads under ``weights_only=True`` without an allow-list."""
+    if isinstance(obj, Mapping):
+        return {str(k): to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(to_plain(v) for v in obj)
+    if isinstance(obj, (np.generic, np.ndarray)):
+        return obj.tolist()
+    if obj is None or isinstance(obj, (bool, int, float, str, torch.Tensor)):
+        return obj
+    return str(obj)
+
+
+def save_student_checkpoint(state_dict: Mapping[str, Any],
+                            filename: str,
+                            meta: Optional[Mapping[str, Any]] = None) -> str:
+    """Write the student part of a distiller state dict to ``filename``.
+
+    Args:
+        state_dict (Mapping): The distiller's state dict.
+        filename (str): Output path.
+        meta (Mapping, optional): Plain metadata (``dataset_meta``, ``iter``,
+            ...); non-plain values are converted.
+
+    Returns:
+        str: ``filename``.
+    """
+    weights = OrderedDict(
+        (k, v.detach().cpu() if isinstance(v, torch.Tensor) else v)
+        for k, v in student_state_dict(state_dict).items())
+    checkpoint = dict(
+        meta=to_plain(dict(meta or {}, mmkd_version=__version__)),
+        state_dict=weights)
+    torch.save(checkpoint, filename)
+    return filename
+
+
+def student_checkpoint_path(checkpoint_path: str) -> str:
+    """``work_dir/iter_100.pth`` -> ``work_dir/iter_100_student.pth``."""
+    stem, ext = osp.splitext(checkpoint_path)
+    return f'{stem}_student{ext or ".pth"}'
+
+
+def student_config(cfg: Config) -> Config:
+    """A plain mmseg/mmdet config for the student of distillation config
+    ``cfg``: ``model`` is the student, the scope is the student's package,
+    and mmkd's hooks and imports are gone.
+
+    Args:
+        cfg (Config): A distillation config (``model.type`` a distiller).
+
+    Returns:
+        Config: A config the stock test scripts accept.
+    """
+    if 'student' not in cfg.model:
+        raise KeyError('The config has no model.student: it is not an mmkd '
+                       'distillation config.')
+    plain = Config(cfg.to_dict(), filename=cfg.filename)
+    model = load_model_config(cfg.model.student, 'model.student').to_dict()
+    scope = model.pop('_scope_', None) or cfg.get('default_scope')
+    plain.model = model
+    if scope:
+        plain.default_scope = scope
+    hooks = [h for h in plain.get('custom_hooks', [])
+             if not str(h.get('type', '')).startswith('mmkd.')]
+    plain.custom_hooks = hooks
+    imports = plain.get('custom_imports')
+    if imports:
+        kept = [m for m in imports.get('imports', [])
+                if not m.split('.')[0] == 'mmkd']
+        if kept:
+            plain.custom_imports = dict(imports, imports=kept)
+        else:
+            plain.pop('custom_imports')
+    if isinstance(plain.get('optim_wrapper'), Mapping) and \
+            'student' in plain.optim_wrapper and \
+            plain.optim_wrapper.get('constructor'):
+        plain.optim_wrapper = plain.optim_wrapper.student
+    return plain

@@ -1,0 +1,189 @@
+"""SingleTeacherDistiller: the frozen teacher, taps, connectors, loss routing
+and the clear errors, on the tiny PSPNet configs."""
+import copy
+import os
+
+import pytest
+import torch
+import torch.nn.functional as F
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import DefaultScope, init_default_scope
+
+from conftest import TINY, tiny_config
+
+HINT = 'hint_pspnet_r50_r18_tiny_shapes'
+
+
+@pytest.fixture(scope='module')
+def cfg():
+    init_default_scope('mmseg')
+    return tiny_config(HINT)
+
+
+def build(model_cfg):
+    from mmkd.registry import MODELS
+    return MODELS.build(copy.deepcopy(model_cfg))
+
+
+def batch(model, n=2, size=32, classes=3, seed=0, training=True):
+    from mmseg.structures import SegDataSample
+    from mmengine.structures import PixelData
+    g = torch.Generator().manual_seed(seed)
+    samples = []
+    for _ in range(n):
+        s = SegDataSample()
+        s.gt_sem_seg = PixelData(
+            data=torch.randint(0, classes, (1, size, size), generator=g))
+        s.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size),
+                            pad_shape=(size, size)))
+        samples.append(s)
+    data = dict(inputs=[torch.randint(0, 255, (3, size, size), generator=g,
+                                      dtype=torch.uint8) for _ in range(n)],
+                data_samples=samples)
+    return model.data_preprocessor(data, training)
+
+
+def test_teacher_is_frozen_and_outside_state(cfg):
+    model = build(cfg.model)
+    model.train()
+    assert not any(m.training for m in model.teacher.modules())
+    model.teacher.train()  # even asked directly
+    model.teacher.decode_head.train()
+    assert not any(m.training for m in model.teacher.modules())
+    assert all(not p.requires_grad for p in model.teacher.parameters())
+    keys = model.state_dict().keys()
+    assert not any(k.startswith('teacher') for k in keys)
+    assert any(k.startswith('student.') for k in keys)
+    assert any(k.startswith('connectors.feat_adapt') for k in keys)
+    teacher_params = {id(p) for p in model.teacher.parameters()}
+    assert not teacher_params & {id(p) for p in model.parameters()}
+    wrapper = build_optim_wrapper(
+        model, dict(optimizer=dict(type='SGD', lr=0.1)))
+    in_optim = {id(p) for g in wrapper.optimizer.param_groups
+                for p in g['params']}
+    assert not teacher_params & in_optim
+    # the teacher follows dtype/device moves
+    model.double()
+    assert next(model.teacher.parameters()).dtype == torch.float64
+
+
+def test_loss_dict_and_value(cfg):
+    torch.manual_seed(0)
+    model = build(cfg.model).train()
+    data = batch(model)
+    losses = model(**data, mode='loss')
+    assert {'decode.loss_ce', 'aux.loss_ce', 'distill.hint'} <= set(losses)
+    # the hint value, recomputed by hand from the two models' bottlenecks
+    with torch.no_grad():
+        t_feat = model.teacher.decode_head._forward_feature(
+            model.teacher.extract_feat(data['inputs']))
+        s_feat = model.student.decode_head._forward_feature(
+            model.student.extract_feat(data['inputs']))
+        expected = F.mse_loss(model.connectors.feat_adapt(s_feat), t_feat)
+    torch.testing.assert_close(losses['distill.hint'].detach(), expected)
+
+
+def test_gradients_reach_student_and_connector_only(cfg):
+    model = build(cfg.model).train()
+    losses = model(**batch(model), mode='loss')
+    losses['distill.hint'].backward()
+    assert all(p.grad is None for p in model.teacher.parameters())
+    conv = model.connectors.feat_adapt.layers[0][0]
+    assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
+    bottleneck = model.student.decode_head.bottleneck.conv.weight
+    assert bottleneck.grad is not None and bottleneck.grad.abs().sum() > 0
+
+
+def test_predict_runs_student_only(cfg):
+    model = build(cfg.model).eval()
+    data = batch(model, training=False)
+
+    def boom(*args, **kwargs):
+        raise AssertionError('the teacher ran during predict')
+
+    model.teacher.forward = boom
+    out = model(**data, mode='predict')
+    ref = model.student(**data, mode='predict')
+    torch.testing.assert_close(out[0].seg_logits.data,
+                               ref[0].seg_logits.data)
+
+
+def test_wrong_tap_path_lists_close_matches(cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.student_taps = dict(feat='decode_head.bottlenek')
+    with pytest.raises(KeyError, match=r"model.student_taps.feat.*"
+                       r"decode_head\.bottleneck"):
+        build(model_cfg)
+
+
+def test_missing_teacher_config(cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.teacher = '/no/such/teacher.py'
+    with pytest.raises(FileNotFoundError, match='model.teacher.*does not'):
+        build(model_cfg)
+
+
+def test_teacher_checkpoint_that_does_not_match(cfg, tmp_path):
+    model = build(cfg.model)
+    path = str(tmp_path / 'student.pth')
+    # a checkpoint of the (much smaller) student is no teacher checkpoint
+    torch.save(dict(state_dict=model.student.state_dict()), path)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.teacher_checkpoint = path
+    with pytest.raises(ValueError, match='model.teacher_checkpoint.*poorly'):
+        build(model_cfg)
+
+
+def test_teacher_checkpoint_loads(cfg, tmp_path):
+    model = build(cfg.model)
+    path = str(tmp_path / 'teacher.pth')
+    state = {k: torch.randn_like(v) if v.is_floating_point() else v
+             for k, v in model.teacher.state_dict().items()}
+    torch.save(dict(state_dict=state), path)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.teacher_checkpoint = path
+    loaded = build(model_cfg)
+    for k, v in loaded.teacher.state_dict().items():
+        torch.testing.assert_close(v, state[k])
+
+
+def test_connector_with_wrong_output_channels(cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.connectors.feat_adapt.out_channels = 24
+    model = build(model_cfg)
+    with pytest.raises(ValueError, match=r'feat_adapt.*\(2, 24, .*\(2, 32, '):
+        model(**batch(model), mode='loss')
+
+
+def test_unregistered_loss(cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.distill_losses.hint.type = 'mmkd.NoSuchLoss'
+    with pytest.raises(KeyError, match=r"distill_losses.hint.type.*NoSuch"):
+        build(model_cfg)
+
+
+def test_loss_naming_unknown_tap(cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.distill_losses.hint.teacher = 'logits'
+    with pytest.raises(KeyError, match=r"hint.teacher.*no teacher tap"):
+        build(model_cfg)
+
+
+def test_inline_teacher_config(cfg):
+    teacher = tiny_config('pspnet_r50_tiny_shapes_teacher').model
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.teacher = teacher
+    model = build(model_cfg)
+    assert model.teacher.backbone.depth == 50
+
+
+def test_student_checkpoint_is_loaded_in_init_weights(cfg, tmp_path):
+    donor = build(cfg.model)
+    path = str(tmp_path / 'pretrained_student.pth')
+    torch.save(dict(state_dict=donor.student.state_dict()), path)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.student_checkpoint = path
+    model = build(model_cfg)
+    model.init_weights()
+    for k, v in model.student.state_dict().items():
+        torch.testing.assert_close(v, donor.student.state_dict()[k])
