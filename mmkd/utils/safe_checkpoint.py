@@ -31,10 +31,16 @@ class UnsafeCheckpointError(RuntimeError):
     """A checkpoint holds objects outside the allow-list of plain types."""
 
 
+# HistoryBuffer fills its class-level table on first instantiation, so a fresh
+# process may not have them yet.
+_BUILTIN_STATISTICS = frozenset({'min', 'max', 'current', 'mean'})
+
+
 def _history_buffer_getattr(obj: Any, name: str) -> Any:
     """The only ``getattr`` a checkpoint may call: a ``HistoryBuffer``
     statistics method (``mean``, ``min``, ...)."""
-    if obj is HistoryBuffer and name in HistoryBuffer._statistics_methods:
+    allowed = _BUILTIN_STATISTICS | set(HistoryBuffer._statistics_methods)
+    if obj is HistoryBuffer and name in allowed:
         return getattr(obj, name)
     raise pickle.UnpicklingError(
         f'getattr({obj!r}, {name!r}) is not allowed while loading a '

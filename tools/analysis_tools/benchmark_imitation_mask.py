@@ -45,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--scopes', nargs='+', default=['all', 'level'],
                         choices=['all', 'level'])
     parser.add_argument('--psi', type=float, default=0.5)
-    parser.add_argument('--box-chunk-size', type=int, default=32)
+    parser.add_argument('--box-chunk-size', type=int, default=16)
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--device', default='cpu')
