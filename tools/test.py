@@ -13,6 +13,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401  (registries, safe checkpoint loading)
+from mmkd.utils.runner_config import setup_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,6 +40,7 @@ def main() -> None:
     cfg.work_dir = args.work_dir or cfg.get('work_dir') or osp.join(
         './work_dirs', osp.splitext(osp.basename(args.config))[0])
     cfg.load_from = args.checkpoint
+    setup_cpu_distributed(cfg)
     Runner.from_cfg(cfg).test()
 
 

@@ -12,7 +12,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401  (registries, safe checkpoint loading)
-from mmkd.utils.runner_config import prepare_config
+from mmkd.utils.runner_config import prepare_config, setup_cpu_distributed
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,6 +48,7 @@ def main() -> None:
     elif args.resume is not None:
         cfg.resume, cfg.load_from = True, args.resume
     prepare_config(cfg, amp=args.amp)
+    setup_cpu_distributed(cfg)
     Runner.from_cfg(cfg).train()
 
 

@@ -48,3 +48,35 @@ def prepare_config(cfg: Config, amp: bool = False) -> Config:
             w.setdefault('loss_scale', 'dynamic')
         print_log('Automatic mixed precision is on.', logger='current')
     return cfg
+
+
+def setup_cpu_distributed(cfg: Config) -> None:
+    """Let ``--launcher pytorch`` run on machines without CUDA (gloo).
+
+    mmengine 0.10.7's ``init_dist`` calls ``torch.cuda.set_device``, which a
+    CPU build of torch lacks, and wraps models in DDP with ``device_ids``
+    that CPU modules refuse. Without CUDA, this initialises the process group
+    from torchrun's environment itself (mmengine then skips its own
+    ``init_dist``) and builds DDP without device ids. With CUDA it does
+    nothing.
+
+    Args:
+        cfg (Config): The config; ``cfg.launcher`` is read.
+    """
+    import torch
+    import torch.distributed as dist
+    if cfg.get('launcher', 'none') != 'pytorch' or torch.cuda.is_available():
+        return
+    dist_cfg = cfg.get('env_cfg', {}).get('dist_cfg', {})
+    backend = dist_cfg.get('backend', 'gloo')
+    if backend != 'gloo':
+        raise ValueError(
+            f"env_cfg.dist_cfg.backend: '{backend}' needs GPUs, and CUDA is "
+            "not available here. Use backend='gloo' for CPU processes.")
+    if not dist.is_initialized():
+        dist.init_process_group(backend='gloo')
+    wrapper = cfg.get('model_wrapper_cfg') or dict(
+        type='MMDistributedDataParallel', broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
+    wrapper.setdefault('device_ids', None)
+    cfg.model_wrapper_cfg = wrapper

@@ -45,7 +45,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--scopes', nargs='+', default=['all', 'level'],
                         choices=['all', 'level'])
     parser.add_argument('--psi', type=float, default=0.5)
-    parser.add_argument('--box-chunk-size', type=int, default=16)
+    parser.add_argument('--box-chunk-size', type=int, nargs='+', default=[16])
     parser.add_argument('--repeats', type=int, default=5)
     parser.add_argument('--warmup', type=int, default=1)
     parser.add_argument('--device', default='cpu')
@@ -151,26 +151,30 @@ def main() -> None:
     num_anchors = sum(a.shape[0] for a in anchors)
     results = []
     for scope in args.scopes:
-        generator = ImitationMaskGenerator(
-            psi=args.psi, max_iou_scope=scope,
-            box_chunk_size=args.box_chunk_size)
-        timing = time_mask_generation(generator, batch_gt_bboxes, anchors,
-                                      featmap_sizes, valid_masks,
-                                      args.repeats, args.warmup, args.device)
-        results.append(dict(max_iou_scope=scope, **timing))
+        for chunk in args.box_chunk_size:
+            generator = ImitationMaskGenerator(
+                psi=args.psi, max_iou_scope=scope, box_chunk_size=chunk)
+            timing = time_mask_generation(generator, batch_gt_bboxes,
+                                          anchors, featmap_sizes, valid_masks,
+                                          args.repeats, args.warmup,
+                                          args.device)
+            results.append(
+                dict(max_iou_scope=scope, box_chunk_size=chunk, **timing))
 
     print(f'imitation-mask generation: batch {args.batch_size}, image '
           f'{args.img_shape[0]}x{args.img_shape[1]}, featmaps '
           f'{featmap_sizes}, {num_anchors} anchors/image, '
           f'{args.num_boxes} boxes/image, device {args.device}, '
           f'{torch.get_num_threads()} threads')
-    header = (f'{"scope":<7}{"median s/batch":>16}{"ms/image":>10}'
-              f'{"min s":>8}{"max s":>8}  kept fraction per level')
+    header = (f'{"scope":<7}{"chunk":>6}{"median s/batch":>16}'
+              f'{"ms/image":>10}{"min s":>8}{"max s":>8}'
+              '  kept fraction per level')
     print(header)
     print('-' * len(header))
     for r in results:
         kept = ' '.join(f'{k:.3f}' for k in r['kept_fraction'])
-        print(f'{r["max_iou_scope"]:<7}{r["seconds"]:>16.3f}'
+        print(f'{r["max_iou_scope"]:<7}{r["box_chunk_size"]:>6}'
+              f'{r["seconds"]:>16.3f}'
               f'{1000 * r["seconds"] / args.batch_size:>10.1f}'
               f'{min(r["runs"]):>8.3f}{max(r["runs"]):>8.3f}  {kept}')
 

@@ -238,6 +238,17 @@ class SingleTeacherDistiller(BaseModel):
             losses.update(self.distill_step(inputs, data_samples))
         return losses
 
+    def parse_losses(self, losses: Dict[str, Any]):
+        """mmengine sums the entries whose key contains ``'loss'``; the
+        ``distill.<name>`` entries are losses too."""
+        renamed = {(f'loss:{k}' if k.startswith('distill.') else k): v
+                   for k, v in losses.items()}
+        total, log_vars = super().parse_losses(renamed)
+        log_vars = type(log_vars)(
+            (k[len('loss:'):] if k.startswith('loss:distill.') else k, v)
+            for k, v in log_vars.items())
+        return total, log_vars
+
     def run_teacher(self, inputs: Tensor, data_samples: list) -> Any:
         """Run the frozen teacher far enough to fill its taps."""
         if self.teacher_forward == 'extract_feat':

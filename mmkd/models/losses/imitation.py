@@ -19,7 +19,7 @@ class ImitationLoss(nn.Module):
     imitation mask and ``N_p = sum I`` the number of mask locations over the
     batch and all levels:
 
-        L = 1 / (2 N_p) * sum_levels sum_{n,i,j} I_nij sum_c (s_ncij - t_ncij)^2
+        L = 1 / (2 N_p) * sum_levels sum_{n,i,j} I_nij sum_c (s - t)_ncij^2
 
     The student must already have the teacher's channels (the FGFI
     adaptation layer, :class:`mmkd.models.connectors.ConvConnector`). The
@@ -46,8 +46,8 @@ class ImitationLoss(nn.Module):
             teacher_feats (Tensor | Sequence[Tensor]): Same structure and
                 shapes as ``student_feats``.
             masks (Tensor | Sequence[Tensor]): ``(N, H, W)`` per level, bool
-                or 0/1 (e.g. from
-                :meth:`mmkd.task_modules.ImitationMaskGenerator.generate_batch`).
+                or 0/1 (e.g. from ``ImitationMaskGenerator.generate_batch``
+                in :mod:`mmkd.task_modules`).
 
         Returns:
             Tensor: The scalar loss, multiplied by ``loss_weight``.

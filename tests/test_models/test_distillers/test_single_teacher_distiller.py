@@ -83,6 +83,17 @@ def test_loss_dict_and_value(cfg):
     torch.testing.assert_close(losses['distill.hint'].detach(), expected)
 
 
+def test_distillation_losses_count_in_the_total(cfg):
+    model = build(cfg.model).train()
+    losses = model(**batch(model), mode='loss')
+    total, log_vars = model.parse_losses(losses)
+    expected = sum(v for k, v in losses.items()
+                   if 'loss' in k or k.startswith('distill.'))
+    assert 'decode.acc_seg' in losses  # a logged value, not a loss
+    torch.testing.assert_close(total, expected)
+    assert 'distill.hint' in log_vars and 'loss' in log_vars
+
+
 def test_gradients_reach_student_and_connector_only(cfg):
     model = build(cfg.model).train()
     losses = model(**batch(model), mode='loss')
