@@ -13,6 +13,7 @@ from torch import Tensor
 from mmkd.registry import MODELS
 from mmkd.utils.feature_taps import FeatureTaps
 from mmkd.utils.model_loading import load_model_config, load_weights
+from .weight_schedule import LossWeightSchedule
 
 ROUTING_KEYS = ('student', 'teacher', 'connector', 'extra_inputs')
 
@@ -75,6 +76,11 @@ class SingleTeacherDistiller(BaseModel):
             student tap first) and ``extra_inputs`` (optional dict: loss
             keyword -> source, a source being ``'inputs'``,
             ``'data_samples'``, ``'student.<tap>'`` or ``'teacher.<tap>'``).
+        loss_schedules (dict, optional): Loss name -> schedule of its weight
+            (see :class:`LossWeightSchedule`), e.g.
+            ``dict(imitation=dict(warmup=400))``. The logged
+            ``distill.<name>`` is the loss with the scheduled factor applied,
+            and ``distill_factor.<name>`` the factor.
         teacher_forward (str): How the teacher runs: ``'tensor'`` (its
             ``_forward``: backbone to head outputs) or ``'extract_feat'``
             (backbone and neck only, cheaper when only those are tapped).
@@ -93,6 +99,7 @@ class SingleTeacherDistiller(BaseModel):
                  teacher_taps: Optional[Mapping[str, str]] = None,
                  connectors: Optional[Mapping[str, Mapping]] = None,
                  distill_losses: Optional[Mapping[str, Mapping]] = None,
+                 loss_schedules: Optional[Mapping[str, Mapping]] = None,
                  teacher_forward: str = 'tensor',
                  min_key_match: float = 0.9,
                  data_preprocessor: Optional[Mapping] = None,
@@ -136,6 +143,14 @@ class SingleTeacherDistiller(BaseModel):
         self.loss_routes: Dict[str, Dict[str, Any]] = {}
         for name, cfg in (distill_losses or {}).items():
             self._add_loss(name, cfg)
+        self.loss_schedules: Dict[str, LossWeightSchedule] = {}
+        for name, cfg in (loss_schedules or {}).items():
+            key = f'model.loss_schedules.{name}'
+            if name not in self.distill_losses:
+                raise KeyError(
+                    f"{key}: there is no distillation loss named '{name}'; "
+                    f'model.distill_losses defines {sorted(self.distill_losses)}.')
+            self.loss_schedules[name] = LossWeightSchedule(**cfg, key=key)
 
     # ------------------------------------------------------------ building
     @staticmethod
@@ -265,7 +280,14 @@ class SingleTeacherDistiller(BaseModel):
         sources = self.collect_sources(inputs, data_samples)
         losses = {}
         for name, loss in self.distill_losses.items():
-            losses[f'distill.{name}'] = self.compute_loss(name, loss, sources)
+            value = self.compute_loss(name, loss, sources)
+            if name in self.loss_schedules:
+                # computed even at factor 0, so that every learnable part
+                # stays in the graph (DDP without find_unused_parameters)
+                factor = self.loss_schedules[name].current_factor()
+                value = value * factor
+                losses[f'distill_factor.{name}'] = value.new_tensor(factor)
+            losses[f'distill.{name}'] = value
         return losses
 
     def collect_sources(self, inputs: Tensor,

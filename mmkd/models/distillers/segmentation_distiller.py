@@ -1,0 +1,156 @@
+"""SKD: structured knowledge distillation for segmentation (Liu et al., CVPR
+2019): pixel-wise, pair-wise and holistic terms on any mmseg model."""
+from typing import Any, Dict, Mapping, Optional
+
+import torch
+import torch.nn as nn
+from mmengine.logging import MessageHub
+from mmengine.optim import OptimWrapper, OptimWrapperDict
+from torch import Tensor
+
+from mmkd.models.losses.holistic import HolisticLoss
+from mmkd.registry import MODELS
+from .single_teacher_distiller import SingleTeacherDistiller
+
+
+@MODELS.register_module()
+class SegmentationDistiller(SingleTeacherDistiller):
+    """A :class:`SingleTeacherDistiller` that can train the holistic term's
+    discriminator.
+
+    Pixel-wise and pair-wise terms are ordinary ``distill_losses``
+    (``mmkd.PixelWiseLoss`` on logit taps, ``mmkd.PairWiseLoss`` on feature
+    taps). A ``mmkd.HolisticLoss`` entry (``student``/``teacher`` logit taps)
+    makes this a conditional WGAN-GP: the student's loss gets the adversarial
+    term ``-E[D(S)]`` (D frozen), and after each student step the
+    discriminator takes ``n_critic`` steps on the detached predictions, with
+    its own optimizer. One training step:
+
+    1. teacher forward (no grad) and student forward, taps recording;
+    2. student losses + distillation losses (holistic: generator term);
+    3. student optimizer step (``optim_wrapper['student']``);
+    4. ``n_critic`` × discriminator loss on detached logits, discriminator
+       optimizer step (``optim_wrapper['discriminator']``).
+
+    The discriminator is a registered submodule: it is in the training
+    checkpoint (and resumes with its optimizer state), not in the student-only
+    checkpoint. Logged besides the losses: ``disc.loss``, ``disc.wasserstein``
+    (E[D(T)] − E[D(S)]) and ``disc.gradient_penalty``.
+
+    Args:
+        discriminator (dict, optional): The discriminator config (e.g.
+            ``mmkd.SegDiscriminator``); required with a holistic term.
+        n_critic (int): Discriminator steps per student step. Defaults to 1.
+        **kwargs: :class:`SingleTeacherDistiller` arguments.
+
+    The optimizer config with a holistic term::
+
+        optim_wrapper = dict(
+            constructor='mmkd.DistillerOptimWrapperConstructor',
+            student=dict(optimizer=dict(type='SGD', lr=0.01, ...)),
+            discriminator=dict(optimizer=dict(type='SGD', lr=4e-4, ...)))
+
+    For distributed training it needs ``model_wrapper_cfg=dict(
+    type='MMSeparateDistributedDataParallel')`` (mmengine's wrapper for
+    models that run their own optimizer steps).
+    """
+
+    def __init__(self,
+                 discriminator: Optional[Mapping] = None,
+                 n_critic: int = 1,
+                 **kwargs) -> None:
+        super().__init__(**kwargs)
+        holistic = [name for name, loss in self.distill_losses.items()
+                    if isinstance(loss, HolisticLoss)]
+        if len(holistic) > 1:
+            raise ValueError(
+                f'model.distill_losses: one holistic term at most, found '
+                f'{holistic}.')
+        self.holistic_name = holistic[0] if holistic else None
+        if self.holistic_name and discriminator is None:
+            raise ValueError(
+                f'model.distill_losses.{self.holistic_name} is a HolisticLoss '
+                'but model.discriminator is not set: give e.g. dict(type='
+                "'mmkd.SegDiscriminator', in_channels=num_classes + 3).")
+        if n_critic < 1:
+            raise ValueError(f'model.n_critic: expected >= 1, found '
+                             f'{n_critic}.')
+        self.n_critic = n_critic
+        self.discriminator = (MODELS.build(discriminator)
+                              if discriminator is not None else None)
+        self._critic_inputs = None
+
+    def compute_loss(self, name: str, loss: nn.Module,
+                     sources: Mapping[str, Any]) -> Tensor:
+        if name != self.holistic_name:
+            return super().compute_loss(name, loss, sources)
+        route = self.loss_routes[name]
+        student = self.student_taps[route['student']]
+        teacher = self.teacher_taps[route['teacher']]
+        image = sources['inputs'] if loss.condition == 'image' else None
+        if student.shape[1] != teacher.shape[1]:
+            raise ValueError(
+                f'model.distill_losses.{name}: student tap '
+                f"'{route['student']}' has {student.shape[1]} classes, "
+                f"teacher tap '{route['teacher']}' {teacher.shape[1]}: the "
+                'discriminator compares score maps of the same classes.')
+        # kept for the discriminator step(s) that follow the student step
+        self._critic_inputs = (student.detach(), teacher.detach(), image)
+        return loss.generator_loss(self.discriminator, student, image)
+
+    def train_step(self, data: Any,
+                   optim_wrapper: OptimWrapper) -> Dict[str, Tensor]:
+        if self.holistic_name is None:
+            return super().train_step(data, optim_wrapper)
+        student_wrapper, disc_wrapper = self._split_wrappers(optim_wrapper)
+        # 1-3: the student step (teacher, student, distillation losses)
+        with student_wrapper.optim_context(self):
+            data = self.data_preprocessor(data, True)
+            losses = self._run_forward(data, mode='loss')
+        parsed, log_vars = self.parse_losses(losses)
+        student_wrapper.update_params(parsed)
+        # 4: the discriminator step(s) on detached predictions
+        student_logits, teacher_logits, image = self._critic_inputs
+        self._critic_inputs = None
+        holistic = self.distill_losses[self.holistic_name]
+        for step in range(self.n_critic):
+            with disc_wrapper.optim_context(self.discriminator):
+                out = holistic.discriminator_loss(
+                    self.discriminator, student_logits, teacher_logits,
+                    image, alpha=self._alpha(len(student_logits), step,
+                                             student_logits.device))
+            disc_wrapper.update_params(out['loss_d'])
+        log_vars.update({
+            'disc.loss': out['loss_d'].item(),
+            'disc.wasserstein': out['wasserstein'].item(),
+            'disc.gradient_penalty': out['gradient_penalty'].item(),
+        })
+        return log_vars
+
+    @staticmethod
+    def _alpha(num: int, critic_step: int, device) -> Tensor:
+        """Per-sample interpolation weights of the gradient penalty, drawn
+        from a generator seeded by the iteration: a resumed run draws the
+        same ones as an uninterrupted run."""
+        iteration = MessageHub.get_current_instance().get_info('iter', 0)
+        generator = torch.Generator().manual_seed(
+            1_000_003 * int(iteration) + critic_step)
+        return torch.rand(num, generator=generator).to(device)
+
+    def _split_wrappers(self, optim_wrapper: Any):
+        if not isinstance(optim_wrapper, OptimWrapperDict) or \
+                'discriminator' not in optim_wrapper or \
+                'student' not in optim_wrapper:
+            found = (sorted(optim_wrapper.keys()) if isinstance(
+                optim_wrapper, OptimWrapperDict) else
+                     type(optim_wrapper).__name__)
+            raise ValueError(
+                f'optim_wrapper: the holistic term '
+                f"(model.distill_losses.{self.holistic_name}) trains a "
+                'discriminator with its own optimizer, so optim_wrapper needs '
+                f"'student' and 'discriminator' entries, found {found}. Use "
+                "optim_wrapper=dict(constructor='mmkd.DistillerOptimWrapper"
+                "Constructor', student=dict(optimizer=...), discriminator="
+                "dict(optimizer=dict(type='SGD', lr=4e-4, momentum=0.9, "
+                'weight_decay=5e-4))).')
+        return optim_wrapper['student'], optim_wrapper['discriminator']
