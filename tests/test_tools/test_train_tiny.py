@@ -75,9 +75,18 @@ def test_train_then_stock_test_of_student(tiny_data, tmp_path, config,
     assert 'missing keys' not in out and 'unexpected key' not in out
 
 
-def test_export_student_matches_hook_output(tiny_data, tmp_path):
+def metric(log, name):
+    import re
+    return float(re.findall(rf'{name}: ([\d.]+)', log)[-1])
+
+
+def test_mim_train_export_and_test_give_the_same_student(tiny_data, tmp_path):
+    """``mim train mmkd``; ``tools/export_student.py``; ``mim test mmkd`` on
+    the distillation checkpoint and ``mim test mmseg`` on the exported
+    student agree; the plain student predicts what the distiller's does."""
     work = tmp_path / 'work'
-    train(SEG_HINT, work)
+    run([sys.executable, '-m', 'mim', 'train', 'mmkd', SEG_HINT,
+         '--work-dir', str(work)])
     out = tmp_path / 'export'
     run([sys.executable, 'tools/export_student.py', SEG_HINT,
          str(work / 'iter_2.pth'), '--out-dir', str(out)])
@@ -86,7 +95,30 @@ def test_export_student_matches_hook_output(tiny_data, tmp_path):
     assert exported.keys() == hooked.keys()
     for key in exported:
         torch.testing.assert_close(exported[key], hooked[key])
-    assert (out / 'student_config.py').is_file()
+
+    distill_log = run([sys.executable, '-m', 'mim', 'test', 'mmkd',
+                       SEG_HINT, '--checkpoint', str(work / 'iter_2.pth'),
+                       '--work-dir', str(tmp_path / 't1')])
+    plain_log = run([sys.executable, '-m', 'mim', 'test', 'mmseg',
+                     str(out / 'student_config.py'), '--checkpoint',
+                     str(out / 'iter_2_student.pth'), '--work-dir',
+                     str(tmp_path / 't2')])
+    assert metric(distill_log, 'mIoU') == metric(plain_log, 'mIoU')
+
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmkd.registry import MODELS
+    init_default_scope('mmseg')
+    distiller = MODELS.build(Config.fromfile(SEG_HINT).model).eval()
+    distiller.load_state_dict(load_full(work / 'iter_2.pth')['state_dict'],
+                              strict=True)
+    from mmengine.registry import MODELS as ROOT
+    plain = ROOT.build(Config.fromfile(str(out / 'student_config.py')).model)
+    plain.load_state_dict(exported, strict=True)
+    plain.eval()
+    x = torch.randn(2, 3, 64, 64)
+    torch.testing.assert_close(distiller(x, mode='tensor'),
+                               plain(x, mode='tensor'), rtol=0, atol=0)
 
 
 def test_resume_is_exact(tiny_data, tmp_path):

@@ -143,6 +143,8 @@ class SingleTeacherDistiller(BaseModel):
         self.loss_routes: Dict[str, Dict[str, Any]] = {}
         for name, cfg in (distill_losses or {}).items():
             self._add_loss(name, cfg)
+        # load_from / load_state_dict also accept a plain student checkpoint
+        self._register_load_state_dict_pre_hook(self._plain_student_state)
         self.loss_schedules: Dict[str, LossWeightSchedule] = {}
         for name, cfg in (loss_schedules or {}).items():
             key = f'model.loss_schedules.{name}'
@@ -211,6 +213,23 @@ class SingleTeacherDistiller(BaseModel):
                 f"{key}: unknown source '{source}'. Expected one of "
                 f'{sorted(self.extra_sources())}, student.<tap> or '
                 'teacher.<tap> with a tap of model.student_taps/teacher_taps.')
+
+    def _plain_student_state(self, state_dict: dict, prefix: str,
+                             *args) -> None:
+        """Prefix a plain student state dict with ``student.`` (so
+        mmengine's ``load_from`` can start from a pretrained student)."""
+        own = tuple(f'{prefix}{name}.' for name, _ in self.named_children())
+        if any(key.startswith(own) for key in state_dict):
+            return
+        student_keys = set(self.student.state_dict())
+        plain = [k for k in state_dict if k[len(prefix):] in student_keys]
+        for key in plain:
+            state_dict[f'{prefix}student.{key[len(prefix):]}'] = \
+                state_dict.pop(key)
+        if plain:
+            print_log(
+                f'Loading a plain student checkpoint ({len(plain)} entries) '
+                'into the distiller\'s student.', logger='current')
 
     def extra_sources(self) -> Sequence[str]:
         """Names of non-tap inputs a loss can ask for in ``extra_inputs``."""

@@ -198,3 +198,38 @@ def test_student_checkpoint_is_loaded_in_init_weights(cfg, tmp_path):
     model.init_weights()
     for k, v in model.student.state_dict().items():
         torch.testing.assert_close(v, donor.student.state_dict()[k])
+
+
+def test_plain_student_state_dict_loads_into_the_distiller(cfg):
+    """mmengine's load_from with a plain (e.g. mmseg model zoo) student."""
+    donor = build(cfg.model)
+    model = build(cfg.model)
+    model.load_state_dict(donor.student.state_dict(), strict=False)
+    for k, v in model.student.state_dict().items():
+        torch.testing.assert_close(v, donor.student.state_dict()[k])
+
+
+def test_teacher_from_a_package_config(cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.teacher = \
+        'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
+    model_cfg.teacher_taps = dict(feat='decode_head.bottleneck')
+    model = build(model_cfg)
+    assert type(model.teacher).__name__ == 'EncoderDecoder'
+    assert model.teacher.decode_head.num_classes == 19
+    assert not any(m.training for m in model.teacher.modules())
+
+
+def test_logits_with_different_class_counts(cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.teacher = tiny_config('pspnet_r50_tiny_shapes_teacher').model
+    model_cfg.teacher.decode_head.num_classes = 5
+    model_cfg.student_taps = dict(logits='decode_head.conv_seg')
+    model_cfg.teacher_taps = dict(logits='decode_head.conv_seg')
+    model_cfg.connectors = {}
+    model_cfg.distill_losses = dict(pixel=dict(
+        type='mmkd.PixelWiseLoss', student='logits', teacher='logits'))
+    model = build(model_cfg)
+    with pytest.raises(ValueError,
+                       match=r'model.distill_losses.pixel: .*3.*5'):
+        model(**batch(model), mode='loss')
