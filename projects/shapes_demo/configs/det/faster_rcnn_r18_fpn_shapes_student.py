@@ -1,0 +1,67 @@
+# The demo's detection student: the stock mmdet Faster R-CNN R50-FPN turned
+# into a CPU-sized R18-FPN (8 base channels, 32 FPN channels) on 96x96 "shapes"
+# scenes with 4 classes. Anchors are halved (scale 4: 16..256 px).
+_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+
+model = dict(
+    backbone=dict(depth=18, base_channels=8, init_cfg=None),
+    neck=dict(in_channels=[8, 16, 32, 64], out_channels=32),
+    rpn_head=dict(in_channels=32, feat_channels=32,
+                  anchor_generator=dict(scales=[4])),
+    roi_head=dict(
+        bbox_roi_extractor=dict(out_channels=32),
+        bbox_head=dict(in_channels=32, fc_out_channels=128, num_classes=4)),
+    train_cfg=dict(rpn=dict(sampler=dict(num=128)),
+                   rcnn=dict(sampler=dict(num=128))))
+
+data_root = '{{$SHAPES_DET:data/shapes_demo/det}}'
+metainfo = dict(classes=('disc', 'square', 'triangle', 'ring'))
+train_dataloader = dict(
+    batch_size=8, num_workers=0, persistent_workers=False,
+    dataset=dict(
+        data_root=data_root, metainfo=metainfo, ann_file='train.json',
+        data_prefix=dict(img='train/'),
+        filter_cfg=dict(filter_empty_gt=False),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations', with_bbox=True),
+            dict(type='Resize', scale=(96, 96), keep_ratio=True),
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='PackDetInputs'),
+        ]))
+val_dataloader = dict(
+    batch_size=8, num_workers=0, persistent_workers=False,
+    dataset=dict(
+        data_root=data_root, metainfo=metainfo, ann_file='val.json',
+        data_prefix=dict(img='val/'),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='Resize', scale=(96, 96), keep_ratio=True),
+            dict(type='LoadAnnotations', with_bbox=True),
+            dict(type='PackDetInputs',
+                 meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
+                            'scale_factor')),
+        ]))
+test_dataloader = val_dataloader
+val_evaluator = dict(ann_file=data_root + '/val.json')
+test_evaluator = val_evaluator
+
+max_iters = 600
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
+                 max_iters=max_iters, val_interval=max_iters)
+val_cfg = dict(type='ValLoop')
+test_cfg = dict(type='TestLoop')
+optim_wrapper = dict(optimizer=dict(lr=0.02),
+                     clip_grad=dict(max_norm=10, norm_type=2))
+param_scheduler = [
+    dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),
+    dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
+         milestones=[int(max_iters * 0.75)], gamma=0.1)
+]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                    interval=max_iters))
+log_processor = dict(by_epoch=False)
+randomness = dict(seed=0)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))

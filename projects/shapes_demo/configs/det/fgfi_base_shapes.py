@@ -1,0 +1,21 @@
+# What every FGFI variant of the demo shares: the student above, the trained
+# teacher, FPN taps, one 3x3 conv + ReLU adaptation per level (official init),
+# the imitation loss (lambda 0.01, official). Variants choose the region.
+_base_ = './faster_rcnn_r18_fpn_shapes_student.py'
+
+model = dict(
+    _delete_=True,
+    type='mmkd.DetectionDistiller',
+    student={{_base_.model}},
+    teacher='{{fileDirname}}/faster_rcnn_r50_fpn_shapes_teacher.py',
+    teacher_checkpoint='{{$SHAPES_DET_TEACHER:work_dirs/shapes_demo/det_teacher/teacher.pth}}',
+    teacher_forward='extract_feat',
+    student_taps=dict(fpn='neck'),
+    teacher_taps=dict(fpn='neck'),
+    mask_tap='fpn',
+    connectors=dict(fpn_adapt=dict(type='mmkd.ConvConnector', in_channels=32,
+                                   out_channels=64, num_levels=5)),
+    distill_losses=dict(
+        imitation=dict(type='mmkd.ImitationLoss', loss_weight=0.01,
+                       student='fpn', connector='fpn_adapt', teacher='fpn',
+                       extra_inputs=dict(masks='imitation_masks'))))

@@ -1,0 +1,60 @@
+# The demo's segmentation student: the stock mmseg PSPNet-R18-D8, shrunk for a
+# CPU (8 base channels) on 96x96 "shapes" scenes with 5 classes.
+_base_ = 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
+
+crop_size = (96, 96)
+norm_cfg = dict(type='BN', requires_grad=True)
+model = dict(
+    pretrained=None,
+    data_preprocessor=dict(size=crop_size),
+    backbone=dict(stem_channels=8, base_channels=8, norm_cfg=norm_cfg),
+    decode_head=dict(in_channels=64, channels=16, num_classes=5,
+                     dropout_ratio=0.0, norm_cfg=norm_cfg),
+    auxiliary_head=dict(in_channels=32, channels=8, num_classes=5,
+                        dropout_ratio=0.0, norm_cfg=norm_cfg))
+
+data_root = '{{$SHAPES_SEG:data/shapes_demo/seg}}'
+metainfo = dict(
+    classes=('background', 'disc', 'square', 'triangle', 'ring'),
+    palette=[[0, 0, 0], [220, 20, 60], [0, 130, 200], [255, 180, 0],
+             [60, 180, 75]])
+dataset = dict(
+    _delete_=True, type='BaseSegDataset', data_root=data_root,
+    metainfo=metainfo, img_suffix='.png', seg_map_suffix='.png')
+train_dataloader = dict(
+    batch_size=8, num_workers=0, persistent_workers=False,
+    dataset=dict(
+        dataset,
+        data_prefix=dict(img_path='img_dir/train',
+                         seg_map_path='ann_dir/train'),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations'),
+            dict(type='RandomFlip', prob=0.5),
+            dict(type='PackSegInputs'),
+        ]))
+val_dataloader = dict(
+    batch_size=8, num_workers=0, persistent_workers=False,
+    dataset=dict(
+        dataset,
+        data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
+        pipeline=[
+            dict(type='LoadImageFromFile'),
+            dict(type='LoadAnnotations'),
+            dict(type='PackSegInputs'),
+        ]))
+test_dataloader = val_dataloader
+
+max_iters = 600
+train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
+                 val_interval=max_iters)
+optim_wrapper = dict(
+    optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=5e-4))
+param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,
+                        end=max_iters, by_epoch=False)]
+default_hooks = dict(
+    logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
+    checkpoint=dict(type='CheckpointHook', by_epoch=False,
+                    interval=max_iters))
+randomness = dict(seed=0)
+env_cfg = dict(dist_cfg=dict(backend='gloo'))

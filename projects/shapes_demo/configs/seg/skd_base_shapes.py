@@ -1,0 +1,14 @@
+# What every SKD variant of the demo shares: the student above, the trained
+# teacher, the taps. Variants add their losses.
+_base_ = './pspnet_r18_shapes_student.py'
+
+model = dict(
+    _delete_=True,
+    type='mmkd.SegmentationDistiller',
+    student={{_base_.model}},
+    teacher='{{fileDirname}}/pspnet_r50_shapes_teacher.py',
+    teacher_checkpoint='{{$SHAPES_SEG_TEACHER:work_dirs/shapes_demo/seg_teacher/teacher.pth}}',
+    student_taps=dict(logits='decode_head.conv_seg',
+                      feat='decode_head.bottleneck'),
+    teacher_taps=dict(logits='decode_head.conv_seg',
+                      feat='decode_head.bottleneck'))

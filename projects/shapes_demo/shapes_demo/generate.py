@@ -1,0 +1,155 @@
+"""Synthetic "shapes" scenes for the end-to-end demo, deterministic by seed.
+
+Each scene has a textured background (oriented gratings plus noise in random
+colours) and several textured objects of four classes and several scales,
+drawn in random order so that later ones occlude earlier ones:
+
+- ``disc`` and ``square`` (filled; told apart by shape, not colour),
+- ``triangle`` (filled),
+- ``ring`` (a thin annulus, 1-2 px wide: a thin structure).
+
+Object colours and textures are drawn independently of the class, so a model
+must recognise shapes; backgrounds use the same textures, so it must also
+separate objects from clutter. Written in the formats the stock datasets
+read:
+
+- segmentation: ``seg/img_dir/{train,val}/*.png`` and
+  ``seg/ann_dir/{train,val}/*.png`` (0 background, 1..4 the classes), for
+  mmseg's ``BaseSegDataset``;
+- detection: ``det/{train,val}/*.png`` and ``det/{train,val}.json`` (COCO),
+  for mmdet's ``CocoDataset``; objects less than 40% visible after occlusion
+  are not annotated.
+"""
+import json
+import os
+import os.path as osp
+from typing import Dict, List, Tuple
+
+import numpy as np
+from PIL import Image
+
+CLASSES = ('disc', 'square', 'triangle', 'ring')
+SEG_CLASSES = ('background', ) + CLASSES
+SEG_PALETTE = [[0, 0, 0], [220, 20, 60], [0, 130, 200], [255, 180, 0],
+               [60, 180, 75]]
+
+
+def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """An oriented grating in two random colours, with noise: (h, w, 3)."""
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    angle = rng.uniform(0, np.pi)
+    period = rng.uniform(3, 12)
+    wave = 0.5 + 0.5 * np.sin(
+        (xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period)
+    c1, c2 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    tex = wave[..., None] * c1 + (1 - wave[..., None]) * c2
+    tex += rng.normal(0, 12, (h, w, 3))
+    return tex
+
+
+def _shape_mask(rng: np.random.Generator, cls: str, h: int,
+                w: int) -> np.ndarray:
+    """A random object of class ``cls`` as an (h, w) bool mask."""
+    yy, xx = np.mgrid[:h, :w]
+    r = rng.uniform(0.06, 0.22) * min(h, w)  # several scales
+    cy, cx = rng.uniform(0, h), rng.uniform(0, w)
+    if cls == 'disc':
+        return (yy - cy)**2 + (xx - cx)**2 <= r * r
+    if cls == 'square':
+        a = rng.uniform(0, np.pi / 2)
+        u = (xx - cx) * np.cos(a) + (yy - cy) * np.sin(a)
+        v = -(xx - cx) * np.sin(a) + (yy - cy) * np.cos(a)
+        return (np.abs(u) <= r * 0.85) & (np.abs(v) <= r * 0.85)
+    if cls == 'triangle':
+        a = rng.uniform(0, 2 * np.pi)
+        pts = [(cx + r * np.cos(a + k * 2 * np.pi / 3),
+                cy + r * np.sin(a + k * 2 * np.pi / 3)) for k in range(3)]
+        inside = np.ones((h, w), bool)
+        for k in range(3):
+            (x1, y1), (x2, y2) = pts[k], pts[(k + 1) % 3]
+            (x3, y3) = pts[(k + 2) % 3]
+            side = (x2 - x1) * (yy - y1) - (y2 - y1) * (xx - x1)
+            ref = (x2 - x1) * (y3 - y1) - (y2 - y1) * (x3 - x1)
+            inside &= side * ref >= 0
+        return inside
+    # ring: a thin structure
+    d = np.sqrt((yy - cy)**2 + (xx - cx)**2)
+    width = rng.uniform(1.0, 2.0)
+    return np.abs(d - max(r, 4.0)) <= width / 2 + 0.25
+
+
+def draw_scene(rng: np.random.Generator, size: Tuple[int, int],
+               num_objects: Tuple[int, int] = (3, 7)):
+    """One scene.
+
+    Returns:
+        tuple: ``image`` (H, W, 3) uint8, ``label`` (H, W) uint8 (0 background,
+        1..4 = :data:`CLASSES`), ``boxes`` list of ``(x1, y1, x2, y2, cls)``
+        for objects at least 40% visible (cls indexes :data:`CLASSES`).
+    """
+    h, w = size
+    image = _texture(rng, h, w)
+    label = np.zeros((h, w), np.uint8)
+    instance = np.full((h, w), -1, np.int32)
+    objects = []
+    for i in range(int(rng.integers(num_objects[0], num_objects[1] + 1))):
+        cls = int(rng.integers(len(CLASSES)))
+        mask = _shape_mask(rng, CLASSES[cls], h, w)
+        if mask.sum() < 6:
+            continue
+        image[mask] = _texture(rng, h, w)[mask]
+        label[mask] = cls + 1
+        instance[mask] = len(objects)
+        objects.append((cls, mask))
+    boxes = []
+    for idx, (cls, mask) in enumerate(objects):
+        visible = instance == idx
+        if visible.sum() < 0.4 * mask.sum():
+            continue
+        ys, xs = np.nonzero(mask)
+        boxes.append((int(xs.min()), int(ys.min()), int(xs.max()) + 1,
+                      int(ys.max()) + 1, cls))
+    return np.clip(image, 0, 255).astype(np.uint8), label, boxes
+
+
+def generate(root: str,
+             num_train: int = 300,
+             num_val: int = 60,
+             size: Tuple[int, int] = (96, 96),
+             seed: int = 0) -> Dict[str, str]:
+    """Write the segmentation and detection datasets under ``root``.
+
+    The same scenes serve both tasks. Re-running with the same arguments
+    rewrites identical files.
+
+    Returns:
+        dict: ``seg`` and ``det`` dataset roots.
+    """
+    rng = np.random.default_rng(seed)
+    seg_root, det_root = osp.join(root, 'seg'), osp.join(root, 'det')
+    for split, count in (('train', num_train), ('val', num_val)):
+        for sub in ('img_dir', 'ann_dir'):
+            os.makedirs(osp.join(seg_root, sub, split), exist_ok=True)
+        os.makedirs(osp.join(det_root, split), exist_ok=True)
+        images: List[dict] = []
+        annotations: List[dict] = []
+        for i in range(count):
+            image, label, boxes = draw_scene(rng, size)
+            name = f'{i:05d}.png'
+            Image.fromarray(image).save(osp.join(seg_root, 'img_dir', split,
+                                                 name))
+            Image.fromarray(label).save(osp.join(seg_root, 'ann_dir', split,
+                                                 name))
+            Image.fromarray(image).save(osp.join(det_root, split, name))
+            images.append(dict(id=i, file_name=name, height=size[0],
+                               width=size[1]))
+            for x1, y1, x2, y2, cls in boxes:
+                annotations.append(dict(
+                    id=len(annotations), image_id=i, category_id=cls,
+                    bbox=[x1, y1, x2 - x1, y2 - y1],
+                    area=(x2 - x1) * (y2 - y1), iscrowd=0))
+        with open(osp.join(det_root, f'{split}.json'), 'w') as f:
+            json.dump(dict(images=images, annotations=annotations,
+                           categories=[dict(id=i, name=n)
+                                       for i, n in enumerate(CLASSES)]), f)
+    return dict(seg=seg_root, det=det_root)
