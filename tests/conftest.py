@@ -8,6 +8,16 @@ REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 TINY = osp.join(REPO, 'configs', 'tiny')
 
 
+@pytest.fixture(autouse=True)
+def restore_default_scope():
+    """No test leaks mmengine's default scope into the next one (plain type
+    names resolve through it): after each test, no default scope is set, as
+    at the start of the session."""
+    from mmengine.registry import DefaultScope
+    yield
+    DefaultScope._instance_dict.clear()
+
+
 @pytest.fixture(scope='session')
 def tiny_data(tmp_path_factory):
     """Generate the tiny seg/det datasets once and point the tiny configs at

@@ -1,3 +1,4 @@
+from .imitation_mask_visualization_hook import ImitationMaskVisualizationHook
 from .student_checkpoint_hook import StudentCheckpointHook
 
-__all__ = ['StudentCheckpointHook']
+__all__ = ['ImitationMaskVisualizationHook', 'StudentCheckpointHook']

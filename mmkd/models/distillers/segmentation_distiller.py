@@ -132,7 +132,7 @@ class SegmentationDistiller(SingleTeacherDistiller):
         """Per-sample interpolation weights of the gradient penalty, drawn
         from a generator seeded by the iteration: a resumed run draws the
         same ones as an uninterrupted run."""
-        iteration = MessageHub.get_current_instance().get_info('iter', 0)
+        iteration = MessageHub.get_current_instance().get_info('iter') or 0
         generator = torch.Generator().manual_seed(
             1_000_003 * int(iteration) + critic_step)
         return torch.rand(num, generator=generator).to(device)

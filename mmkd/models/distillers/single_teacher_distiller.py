@@ -189,6 +189,8 @@ class SingleTeacherDistiller(BaseModel):
         loss_type = cfg.get('type')
         try:
             self.distill_losses[name] = MODELS.build(cfg)
+        except (ValueError, TypeError) as e:
+            raise type(e)(f'{key}: {e}') from None
         except KeyError as e:
             if loss_type is not None and MODELS.get(loss_type) is None:
                 raise KeyError(

@@ -1,3 +1,4 @@
+from .channel_wise import ChannelWiseLoss
 from .feature_mse import FeatureMSELoss
 from .holistic import HolisticLoss
 from .imitation import ImitationLoss
@@ -6,6 +7,6 @@ from .pair_wise import PairWiseLoss
 from .pixel_wise import PixelWiseLoss
 
 __all__ = [
-    'FeatureMSELoss', 'HolisticLoss', 'ImitationLoss', 'KDLoss',
-    'PairWiseLoss', 'PixelWiseLoss'
+    'ChannelWiseLoss', 'FeatureMSELoss', 'HolisticLoss', 'ImitationLoss',
+    'KDLoss', 'PairWiseLoss', 'PixelWiseLoss'
 ]

@@ -7,7 +7,6 @@ import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.optim import build_optim_wrapper
-from mmengine.registry import DefaultScope, init_default_scope
 
 from conftest import TINY, tiny_config
 
@@ -16,7 +15,6 @@ HINT = 'hint_pspnet_r50_r18_tiny_shapes'
 
 @pytest.fixture(scope='module')
 def cfg():
-    init_default_scope('mmseg')
     return tiny_config(HINT)
 
 

@@ -1,0 +1,111 @@
+"""Channel-wise distillation (CWD, Shu et al., "Channel-wise Knowledge
+Distillation for Dense Prediction", ICCV 2021, Sec. 3.2)."""
+import torch.nn as nn
+import torch.nn.functional as F
+from torch import Tensor
+
+from mmkd.registry import MODELS
+from .utils import check_dims, fp32_math, resize_to
+
+
+@MODELS.register_module()
+class ChannelWiseLoss(nn.Module):
+    """Each channel's spatial distribution of the student imitates the
+    teacher's.
+
+    Where SKD's :class:`PixelWiseLoss` takes a softmax over the channels
+    (classes) at each location, CWD takes it over the ``H·W`` locations of
+    each channel: every channel map becomes a distribution that says where
+    that channel (class score, or feature) is most active. With
+    ``y_{n,c}`` the map of channel ``c`` of sample ``n`` and
+    ``φ(y) = softmax(y / tau)`` over the ``H·W`` locations ``i``:
+
+        L = tau² / (N·C) · sum_{n,c} sum_i φ(y^T_{n,c})_i
+            · (log φ(y^T_{n,c})_i - log φ(y^S_{n,c})_i)
+
+    i.e. ``tau²`` times the mean over samples and channels of
+    ``KL(teacher ‖ student)``. This is the paper's Eq. (4) with its ``1/C``,
+    averaged over the batch as in the official code
+    (irfanICMLL/TorchDistiller, ``CriterionCWD``) and MMRazor's
+    ``ChannelWiseDivergence``. The ``tau²`` factor (Hinton et al.) keeps the
+    gradient scale roughly independent of ``tau``; note that for
+    ``tau != 1`` this differs from :class:`PixelWiseLoss`, which has no
+    ``tau²``.
+
+    Steps:
+        1. A teacher map of another ``H×W`` is resized bilinearly to the
+           student's.
+        2. Both are divided by ``tau`` and put through ``log_softmax`` over
+           the flattened ``H·W`` locations, in fp32 with autocast off
+           (stable for activations of any size).
+        3. The KL of each channel is summed over locations, then summed over
+           channels and samples and divided by ``N·C``, times ``tau²``.
+
+    The channel counts must match: channel ``c`` of the student imitates
+    channel ``c`` of the teacher. For logits both predict the same classes;
+    for features, a connector (the paper: a 1×1 convolution) maps the
+    student's channels to the teacher's first. A 1×1 map gives every
+    channel a one-point distribution, so the loss is 0 there. The teacher
+    is a target, so no gradient flows into it.
+
+    Memory: the fp32 log-probabilities of both maps, ``2·N·C·H·W`` floats
+    (plus their autograd buffers), e.g. 64 MiB for 512 channels of a
+    64×128 map with N = 2.
+
+    Args:
+        tau (float): Temperature, > 0. The paper and MMRazor's Cityscapes
+            reproduction use 1 on the logits. Defaults to 1.0.
+        loss_weight (float): Multiplier of the loss (MMRazor's Cityscapes
+            PSPNet reproduction: 5). Defaults to 1.0.
+    """
+
+    def __init__(self, tau: float = 1.0, loss_weight: float = 1.0) -> None:
+        super().__init__()
+        if not tau > 0:
+            raise ValueError(
+                f'ChannelWiseLoss tau must be > 0 (a temperature; 1 is the '
+                f'published value on the logits), found {tau}.')
+        self.tau = float(tau)
+        self.loss_weight = loss_weight
+
+    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
+        """Compute the channel-wise distillation loss.
+
+        Args:
+            student (Tensor): ``(N, C, H, W)`` student logits or features
+                (after the connector, if any).
+            teacher (Tensor): ``(N, C, H_t, W_t)`` teacher logits or
+                features, resized to ``H×W`` when the sizes differ.
+
+        Returns:
+            Tensor: Scalar fp32 loss, already multiplied by ``loss_weight``.
+        """
+        check_dims(student, 4, 'ChannelWiseLoss student')
+        check_dims(teacher, 4, 'ChannelWiseLoss teacher')
+        n_s, c_s = student.shape[:2]
+        n_t, c_t = teacher.shape[:2]
+        if c_s != c_t:
+            raise ValueError(
+                f'ChannelWiseLoss: the student map has {c_s} channels, the '
+                f'teacher map {c_t}: channel c of the student imitates '
+                'channel c of the teacher, so a connector must map the '
+                f"student's C_s={c_s} channels to the teacher's C_t={c_t} "
+                "first (e.g. connectors=dict(adapt=dict(type='mmkd."
+                f"ConvConnector', in_channels={c_s}, out_channels={c_t}, "
+                'kernel_size=1, act=False)) and connector=\'adapt\' in the '
+                'loss).')
+        if n_s != n_t:
+            raise ValueError(
+                f'ChannelWiseLoss: student batch has {n_s} samples, teacher '
+                f'batch {n_t}: both must see the same images.')
+        h, w = student.shape[-2:]
+        with fp32_math(student, teacher.detach()) as (s, t):
+            t = resize_to(t, (h, w))
+            # one distribution over the H·W locations per (sample, channel)
+            log_p_t = F.log_softmax(t.flatten(2) / self.tau, dim=2)
+            log_p_s = F.log_softmax(s.flatten(2) / self.tau, dim=2)
+            # p^T · (log p^T - log p^S); where p^T underflows to 0 the term
+            # is 0 · finite = 0, so huge activations give no NaN.
+            kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum()
+            loss = kl * self.tau**2 / (n_s * c_s)
+        return loss * self.loss_weight
