@@ -5,9 +5,10 @@ _base_ = 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
 
 crop_size = (64, 64)
 norm_cfg = dict(type='BN', requires_grad=True)
+data_preprocessor = dict(size=crop_size)
 model = dict(
     pretrained=None,
-    data_preprocessor=dict(size=crop_size),
+    data_preprocessor=data_preprocessor,
     backbone=dict(stem_channels=8, base_channels=8, norm_cfg=norm_cfg),
     decode_head=dict(
         in_channels=64, channels=16, num_classes=3, dropout_ratio=0.0,

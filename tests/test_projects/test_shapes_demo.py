@@ -20,13 +20,14 @@ def test_quick_demo_end_to_end(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     # one progress line per stage
-    assert proc.stdout.count('[shapes demo') == 1 + (1 + 1 + 4) + (1 + 1 + 3)
+    assert proc.stdout.count('[shapes demo') == 1 + (1 + 1 + 5) + (1 + 1 + 3)
 
     results = json.loads((work / 'report' / 'results.json').read_text())
     runs = results['runs']
     roles = {(r['task'], r['role']) for r in runs}
     assert roles == {('seg', m) for m in ('teacher', 'student', 'pixel',
-                                          'pair', 'holistic', 'all')} | {
+                                          'pair', 'holistic', 'all',
+                                          'cwd')} | {
         ('det', m) for m in ('teacher', 'student', 'imitation', 'full', 'gt')}
     for run in runs:
         assert osp.isfile(run['checkpoint']), run
@@ -49,7 +50,7 @@ def test_quick_demo_end_to_end(tmp_path):
     table = (work / 'report' / 'results.md').read_text()
     for row in results['rows']:
         assert f"| {row['task']} | {row['model']} |" in table
-    assert len(results['rows']) == 6 + 5
+    assert len(results['rows']) == 7 + 5
     pngs = ['metric_per_variant.png', 'distill_curves.png',
             'predictions_seg.png', 'predictions_det.png',
             'imitation_masks.png']

@@ -71,8 +71,11 @@ class DetectionDistiller(SingleTeacherDistiller):
         self.prior_generator = self._find_prior_generator(anchor_generator)
         self.mask_generator = None
         if region == 'imitation':
-            self.mask_generator = TASK_UTILS.build(
-                dict(mask_generator or dict(type='ImitationMaskGenerator')))
+            try:
+                self.mask_generator = TASK_UTILS.build(dict(
+                    mask_generator or dict(type='ImitationMaskGenerator')))
+            except ValueError as e:
+                raise ValueError(f'model.mask_generator: {e}') from None
 
     def _find_prior_generator(self, anchor_generator: Optional[Mapping]):
         from mmdet.models.task_modules.prior_generators import \

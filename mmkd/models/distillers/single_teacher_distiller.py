@@ -86,7 +86,11 @@ class SingleTeacherDistiller(BaseModel):
             (backbone and neck only, cheaper when only those are tapped).
         min_key_match (float): Refuse a teacher/student checkpoint in which
             fewer than this fraction of the model's entries are found.
-        data_preprocessor (dict, optional): Defaults to the student's.
+        data_preprocessor (dict, optional): The student's data preprocessor
+            is always used (the teacher sees the same batch). mmengine's
+            Runner passes the config's top-level ``data_preprocessor`` here;
+            if it differs from ``student.data_preprocessor`` that is an error
+            (e.g. a crop size changed in one place only).
         init_cfg (dict, optional): Unused by the student; kept for mmengine.
     """
 
@@ -105,11 +109,10 @@ class SingleTeacherDistiller(BaseModel):
                  data_preprocessor: Optional[Mapping] = None,
                  init_cfg: Optional[Mapping] = None) -> None:
         super().__init__(init_cfg=init_cfg)
-        self.student = self._build(load_model_config(student, 'model.student'),
-                                   'model.student')
-        self.data_preprocessor = (
-            MODELS.build(data_preprocessor) if data_preprocessor is not None
-            else self.student.data_preprocessor)
+        student = load_model_config(student, 'model.student')
+        self._check_data_preprocessor(data_preprocessor, student)
+        self.student = self._build(student, 'model.student')
+        self.data_preprocessor = self.student.data_preprocessor
         teacher_model = self._build(
             load_model_config(teacher, 'model.teacher'), 'model.teacher')
         if teacher_checkpoint is not None:
@@ -167,6 +170,32 @@ class SingleTeacherDistiller(BaseModel):
                 "it from a package config (_base_ = 'mmseg::...'), set "
                 "default_scope, or give _scope_='mmseg' (or 'mmdet') in the "
                 'model dict.') from None
+
+    @staticmethod
+    def _check_data_preprocessor(given: Optional[Mapping],
+                                 student: Mapping) -> None:
+
+        def plain(cfg):
+            cfg = dict(cfg or {})
+            cfg.pop('_scope_', None)
+            return {k: (list(v) if isinstance(v, tuple) else v)
+                    for k, v in cfg.items()}
+
+        own = student.get('data_preprocessor')
+        if given is None or own is None or plain(given) == plain(own):
+            return
+        diff = {k: (plain(given).get(k), plain(own).get(k))
+                for k in set(plain(given)) | set(plain(own))
+                if plain(given).get(k) != plain(own).get(k)}
+        raise ValueError(
+            'model.data_preprocessor differs from '
+            f'model.student.data_preprocessor in {diff} (given, student). '
+            "mmengine's Runner passes the config's top-level "
+            'data_preprocessor to the model, and the distiller feeds teacher '
+            'and student with the student\'s. Make them equal, e.g. '
+            'data_preprocessor = dict(size=crop_size) at the top level and '
+            'model.data_preprocessor = data_preprocessor in the student '
+            'config.')
 
     def _add_loss(self, name: str, cfg: Mapping) -> None:
         key = f'model.distill_losses.{name}'
@@ -270,7 +299,8 @@ class SingleTeacherDistiller(BaseModel):
         with self.teacher_taps.recording(), self.student_taps.recording():
             with torch.no_grad():
                 self.run_teacher(inputs, data_samples)
-            losses = self.student.loss(inputs, data_samples)
+            # through __call__, so that a DDP-wrapped student syncs gradients
+            losses = self.student(inputs, data_samples, mode='loss')
             losses.update(self.distill_step(inputs, data_samples))
         return losses
 
@@ -350,6 +380,12 @@ class SingleTeacherDistiller(BaseModel):
 
     def _check_connector_output(self, name: str, route: Mapping,
                                 adapted: Any, teacher: Any) -> None:
+        if not isinstance(adapted, Tensor) and not isinstance(
+                teacher, Tensor) and len(adapted) != len(teacher):
+            raise ValueError(
+                f"model.distill_losses.{name}: student tap '{route['student']}'"
+                f" has {len(adapted)} levels, teacher tap '{route['teacher']}' "
+                f'{len(teacher)}: tap the same levels in both models.')
         if _channels(adapted) != _channels(teacher):
             raise ValueError(
                 f"model.connectors.{route['connector']} (used by "

@@ -41,7 +41,7 @@ TASKS = [
          'seg/pspnet_r18_shapes_student.py',
          dict(pixel='seg/skd_pixel_shapes.py', pair='seg/skd_pair_shapes.py',
               holistic='seg/skd_holistic_shapes.py',
-              all='seg/skd_all_shapes.py'),
+              all='seg/skd_all_shapes.py', cwd='seg/cwd_logits_shapes.py'),
          'SHAPES_SEG_TEACHER', 'SHAPES_SEG'),
     Task('det', 'coco/bbox_mAP', 'det/faster_rcnn_r50_fpn_shapes_teacher.py',
          'det/faster_rcnn_r18_fpn_shapes_student.py',

@@ -231,3 +231,17 @@ def test_logits_with_different_class_counts(cfg):
     with pytest.raises(ValueError,
                        match=r'model.distill_losses.pixel: .*3.*5'):
         model(**batch(model), mode='loss')
+
+
+def test_data_preprocessor_must_match_the_students(cfg):
+    """mmengine's Runner passes the top-level data_preprocessor: a crop size
+    changed in the student only would silently pad every batch."""
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.data_preprocessor = dict(
+        model_cfg.student.data_preprocessor, size=(512, 1024))
+    with pytest.raises(ValueError, match=r"model.data_preprocessor differs.*"
+                       r"size.*\[512, 1024\].*\[64, 64\]"):
+        build(model_cfg)
+    model_cfg.data_preprocessor = copy.deepcopy(
+        cfg.model.student.data_preprocessor)
+    assert build(model_cfg).data_preprocessor.size == (64, 64)

@@ -1,0 +1,48 @@
+# SKD, all three terms, on ADE20K (150 classes, 512x512 crops): mmseg ships
+# no PSPNet-R18 ADE20K config, so the student is its PSPNet with a
+# MobileNetV2 backbone (29.68 mIoU), the teacher PSPNet-R101 (44.39). Same
+# head type, so the same taps; the stock 160k schedule (no published SKD
+# schedule for this pair). 64x64 logits: the official critic layout scores a
+# 1x1 map, as in the official code.
+_base_ = 'mmseg::mobilenet_v2/mobilenet-v2-d8_pspnet_4xb4-160k_ade20k-512x512.py'
+
+model = dict(
+    _delete_=True,
+    type='mmkd.SegmentationDistiller',
+    student={{_base_.model}},
+    teacher='mmseg::pspnet/pspnet_r101-d8_4xb4-160k_ade20k-512x512.py',
+    teacher_checkpoint='https://download.openmmlab.com/mmsegmentation/v0.5/'
+    'pspnet/pspnet_r101-d8_512x512_160k_ade20k/'
+    'pspnet_r101-d8_512x512_160k_ade20k_20200615_100650-967c316f.pth',
+    # feat: the PSP module output, 512 channels in both
+    student_taps=dict(logits='decode_head.conv_seg',
+                      feat='decode_head.bottleneck'),
+    teacher_taps=dict(logits='decode_head.conv_seg',
+                      feat='decode_head.bottleneck'),
+    distill_losses=dict(
+        pixel=dict(type='mmkd.PixelWiseLoss', loss_weight=10.0,
+                   student='logits', teacher='logits'),
+        # official nodes: max pooling, kernel = stride = int(0.5 * side)
+        pair=dict(type='mmkd.PairWiseLoss', loss_weight=1.0, pool='max',
+                  pool_scale=0.5, student='feat', teacher='feat'),
+        holistic=dict(type='mmkd.HolisticLoss', loss_weight=0.1,
+                      condition='image', d_loss_weight=0.1,
+                      student='logits', teacher='logits')),
+    discriminator=dict(type='mmkd.SegDiscriminator', in_channels=150 + 3))
+
+optim_wrapper = dict(
+    _delete_=True,
+    constructor='mmkd.DistillerOptimWrapperConstructor',
+    student=dict(type='OptimWrapper', optimizer=dict(
+        type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4)),
+    discriminator=dict(type='OptimWrapper', optimizer=dict(
+        type='SGD', lr=4e-4, momentum=0.9, weight_decay=5e-4)))
+param_scheduler = dict(
+    _delete_=True,
+    student=[dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,
+                  end=160000, by_epoch=False)],
+    discriminator=[dict(type='PolyLR', eta_min=0, power=0.9, begin=0,
+                        end=160000, by_epoch=False)])
+model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel',
+                         broadcast_buffers=False,
+                         find_unused_parameters=False)

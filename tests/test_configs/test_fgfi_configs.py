@@ -1,0 +1,195 @@
+"""Every config under configs/fgfi/ builds and trains one iteration on CPU.
+
+Small inputs (two images of different sizes in one batch, random boxes),
+random teachers, nothing downloaded: the published-setting models at full
+depth (R101 teachers, R50 students); only the data is tiny, and two-stage
+detectors keep fewer proposals and RoIs."""
+import copy
+import glob
+import math
+import os.path as osp
+
+import pytest
+import torch
+from mmengine.config import Config, ConfigDict
+from mmengine.logging import MessageHub
+from mmengine.optim import build_optim_wrapper
+from mmengine.registry import MODELS, init_default_scope
+
+from conftest import REPO
+
+FGFI = osp.join(REPO, 'configs', 'fgfi')
+CONFIGS = sorted(glob.glob(osp.join(FGFI, '*.py')))
+COCO = 'faster-rcnn-r101-fpn_faster-rcnn-r50-fpn_1x_coco.py'
+# the losses each distillation config must log, by file name
+EXPECTED_LOSSES = {
+    f'fgfi_{COCO}': {'imitation'},
+    f'fgfi-full_{COCO}': {'imitation'},
+    f'fgfi-gt_{COCO}': {'imitation'},
+    f'fgfi-d_{COCO}': {'kd'},
+    f'fgfi-id_{COCO}': {'imitation', 'kd'},
+    'fgfi_faster-rcnn-r101-fpn_faster-rcnn-r50-fpn_1x_voc0712.py':
+    {'imitation'},
+    'fgfi_retinanet-r101-fpn_retinanet-r50-fpn_1x_coco.py': {'imitation'},
+}
+PLAIN_CONFIGS = {'faster-rcnn_r101_fpn_1x_voc0712.py'}  # the VOC teacher
+
+
+def test_every_config_is_covered():
+    names = {osp.basename(c) for c in CONFIGS}
+    assert names == set(EXPECTED_LOSSES) | PLAIN_CONFIGS
+
+
+def offline(model_cfg):
+    """No pretrained weights (nothing downloaded), BN instead of SyncBN."""
+    model_cfg = copy.deepcopy(model_cfg)
+
+    def walk(node):
+        if isinstance(node, dict):
+            if node.get('type') == 'SyncBN':
+                node['type'] = 'BN'
+            if node.get('pretrained') is not None:
+                node['pretrained'] = None
+            init_cfg = node.get('init_cfg')
+            if isinstance(init_cfg, dict) and \
+                    init_cfg.get('type') == 'Pretrained':
+                node['init_cfg'] = None
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, (list, tuple)):
+            for value in node:
+                walk(value)
+
+    walk(model_cfg)
+    return model_cfg
+
+
+def few_rois(model_cfg):
+    """Fewer proposals and sampled RoIs (in place): a two-stage detector's
+    RoI head costs about as much per RoI as the whole backbone does on a
+    64x96 image. The architecture is untouched."""
+    train_cfg, test_cfg = model_cfg.get('train_cfg'), model_cfg.get('test_cfg')
+    if train_cfg and 'rcnn' in train_cfg:
+        train_cfg.rpn_proposal.update(nms_pre=200, max_per_img=64)
+        train_cfg.rcnn.sampler.num = 32
+    if test_cfg and 'rcnn' in test_cfg:
+        test_cfg.rpn.update(nms_pre=200, max_per_img=64)
+    return model_cfg
+
+
+def prepare(path):
+    cfg = Config.fromfile(path)
+    model = cfg.model
+    if 'student' in model:
+        from mmkd.utils.model_loading import load_model_config
+        model.student = few_rois(offline(model.student))
+        model.teacher = few_rois(offline(
+            load_model_config(model.teacher, 'model.teacher')))
+        model.teacher_checkpoint = None
+    else:
+        cfg.model = few_rois(offline(model))
+    assert 'Pretrained' not in repr(cfg.model)  # nothing to download
+    return cfg
+
+
+def batch(num_classes, seed=0):
+    """Two images of different sizes (64x96 and 80x64), 3 random boxes each."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for h, w in ((64, 96), (80, 64)):
+        inputs.append(torch.randint(0, 256, (3, h, w), generator=g,
+                                    dtype=torch.uint8))
+        xy = torch.rand(3, 2, generator=g) * torch.tensor([w - 24., h - 24.])
+        wh = 8 + torch.rand(3, 2, generator=g) * 16
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
+        sample.gt_instances = InstanceData(
+            bboxes=torch.cat([xy, xy + wh], dim=1),
+            labels=torch.randint(0, num_classes, (3, ), generator=g))
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def num_classes(model_cfg):
+    head = model_cfg.get('roi_head', {}).get('bbox_head') or \
+        model_cfg.get('bbox_head')
+    return head['num_classes']
+
+
+@pytest.fixture
+def after_warmup():
+    """The runner's iteration past every warm-up, so that the distillation
+    losses count in full."""
+    hub = MessageHub.get_current_instance()
+    old = hub.get_info('iter')
+    hub.update_info('iter', 1000)
+    yield
+    hub.update_info('iter', old)
+
+
+@pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
+def test_one_training_iteration(path, after_warmup):
+    torch.manual_seed(0)
+    cfg = prepare(path)
+    init_default_scope(cfg.get('default_scope', 'mmdet'))
+    model = MODELS.build(cfg.model)
+    model.init_weights()
+    model.train()
+    optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    student_cfg = cfg.model.get('student', cfg.model)
+    before = [p.detach().clone() for p in model.parameters()
+              if p.requires_grad]
+
+    log_vars = model.train_step(batch(num_classes(student_cfg)),
+                                optim_wrapper)
+
+    assert math.isfinite(float(log_vars['loss']))
+    name = osp.basename(path)
+    if name in PLAIN_CONFIGS:
+        assert not any(k.startswith('distill') for k in log_vars)
+    else:
+        logged = {k[len('distill.'):] for k in log_vars
+                  if k.startswith('distill.')}
+        assert logged == EXPECTED_LOSSES[name]
+        for loss in logged:
+            value = float(log_vars[f'distill.{loss}'])
+            # random teacher vs random student: a real, positive loss
+            assert math.isfinite(value) and value > 0, (loss, value)
+        for loss in cfg.model.get('loss_schedules') or {}:
+            assert float(log_vars[f'distill_factor.{loss}']) == 1.0
+        # the teacher is untouched by the step
+        assert all(p.grad is None for p in model.teacher.parameters())
+    # the step updated the student (and connectors)
+    after = [p for p in model.parameters() if p.requires_grad]
+    assert any(not torch.equal(a, b) for a, b in zip(after, before))
+
+
+def test_published_settings_are_in_the_configs():
+    """The official FGFI hyper-parameters, read back from the configs."""
+    cfg = Config.fromfile(osp.join(FGFI, f'fgfi_{COCO}'))
+    m = cfg.model
+    assert m.type == 'mmkd.DetectionDistiller'
+    assert m.student.backbone.depth == 50
+    assert m.teacher == 'mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py'
+    assert m.teacher_forward == 'extract_feat'
+    assert m.mask_generator.psi == 0.5
+    assert m.mask_generator.max_iou_scope == 'all'
+    assert m.connectors.fpn_adapt == ConfigDict(
+        type='mmkd.ConvConnector', in_channels=256, out_channels=256,
+        num_levels=5)
+    assert m.distill_losses.imitation.loss_weight == 0.01
+    assert m.distill_losses.imitation.extra_inputs == dict(
+        masks='imitation_masks')
+    assert m.loss_schedules.imitation.warmup == 400
+    assert cfg.optim_wrapper.clip_grad.max_norm == 10
+    for variant, region in (('full', 'full'), ('gt', 'gt')):
+        v = Config.fromfile(osp.join(FGFI, f'fgfi-{variant}_{COCO}'))
+        assert v.model.region == region
+        assert v.model.distill_losses == m.distill_losses
+    d = Config.fromfile(osp.join(FGFI, f'fgfi-d_{COCO}'))
+    assert set(d.model.distill_losses) == {'kd'}
+    assert d.model.distill_losses.kd.use_sigmoid
+    assert d.model.teacher_forward == 'tensor'
+    assert not d.model.connectors

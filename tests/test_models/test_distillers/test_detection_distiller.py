@@ -1,0 +1,422 @@
+"""DetectionDistiller (FGFI): where gradients go, the imitation region of each
+mode on a batch of images of different sizes, the warm-up, students without
+anchors and the clear errors, on the tiny FGFI config (Faster R-CNN R50-FPN
+teacher -> R18-FPN student, 5 FPN levels, strides 4 to 64)."""
+import copy
+
+import pytest
+import torch
+from mmengine.logging import MessageHub
+from mmengine.registry import init_default_scope
+
+from conftest import tiny_config
+
+FGFI = 'fgfi_faster_rcnn_r50_r18_tiny_shapes'
+STRIDES = (4, 8, 16, 32, 64)
+# Two images in one batch, padded to 64x96 (the first one's size)
+SIZES = ((64, 96), (40, 56))
+# Locations inside the 40x56 image per level: ceil(40 / s) x ceil(56 / s)
+VALID_40x56 = {4: (10, 14), 8: (5, 7), 16: (3, 4), 32: (2, 2), 64: (1, 1)}
+FEATMAP_SIZES = [(16, 24), (8, 12), (4, 6), (2, 3), (1, 2)]
+
+
+@pytest.fixture(scope='module')
+def cfg():
+    init_default_scope('mmdet')
+    return tiny_config(FGFI)
+
+
+@pytest.fixture
+def at_iter():
+    """Set the runner iteration the loss schedules read; restore it after."""
+    hub = MessageHub.get_current_instance()
+    old = hub.get_info('iter')
+
+    def set_iter(k):
+        MessageHub.get_current_instance().update_info('iter', k)
+
+    yield set_iter
+    hub.update_info('iter', old)
+
+
+def build(model_cfg, **changes):
+    from mmkd.registry import MODELS
+    model_cfg = dict(copy.deepcopy(model_cfg))  # update replaces, not merges
+    model_cfg.update(changes)
+    torch.manual_seed(0)
+    return MODELS.build(model_cfg).train()
+
+
+def batch(model, boxes, sizes=SIZES, seed=0):
+    """Preprocessed batch: one image per size, ``boxes[i]`` its gt boxes."""
+    from mmdet.structures import DetDataSample
+    from mmengine.structures import InstanceData
+    g = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for (h, w), image_boxes in zip(sizes, boxes):
+        inputs.append(torch.randint(0, 256, (3, h, w), generator=g,
+                                    dtype=torch.uint8))
+        sample = DetDataSample(metainfo=dict(
+            img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
+        b = torch.tensor(image_boxes, dtype=torch.float32).reshape(-1, 4)
+        sample.gt_instances = InstanceData(
+            bboxes=b, labels=torch.zeros(len(b), dtype=torch.long))
+        samples.append(sample)
+    return model.data_preprocessor(
+        dict(inputs=inputs, data_samples=samples), True)
+
+
+def distiller_masks(model, data):
+    """The region the distiller's losses get for this batch."""
+    with torch.no_grad(), model.student_taps.recording():
+        model.student.extract_feat(data['inputs'])
+        return model.imitation_masks(data['inputs'], data['data_samples'])
+
+
+def valid_by_hand(sizes=SIZES):
+    """Per level (N, H, W): the locations inside each image."""
+    levels = []
+    for stride, (fh, fw) in zip(STRIDES, FEATMAP_SIZES):
+        level = torch.zeros((len(sizes), fh, fw), dtype=torch.bool)
+        for i, (h, w) in enumerate(sizes):
+            vh = -(-h // stride)  # ceil
+            vw = -(-w // stride)
+            level[i, :vh, :vw] = True
+        levels.append(level)
+    return levels
+
+
+BOXES = [
+    # image 0 (64x96): a small and a large box
+    [[10, 6, 30, 20], [40, 20, 90, 60]],
+    # image 1 (40x56): a box against its bottom-right corner, whose anchor
+    # region would spill into the padding
+    [[30, 20, 56, 40]],
+]
+
+
+# --------------------------------------------------------------- gradients
+def test_gradients_reach_student_and_connectors_never_teacher(cfg, at_iter):
+    at_iter(1000)  # after the warm-up
+    model = build(cfg.model)
+    data = batch(model, BOXES)
+    losses = model(**data, mode='loss')
+    masks = distiller_masks(model, data)
+    losses['distill.imitation'].backward()
+
+    student = dict(model.student.named_parameters())
+    # the imitation gradient reaches the neck and the trainable backbone
+    # stages, not the heads (frozen_stages=1: stem and layer1 are frozen)
+    for name in ('neck.fpn_convs.0.conv.weight',
+                 'neck.lateral_convs.3.conv.weight',
+                 'backbone.layer4.1.conv2.weight'):
+        assert student[name].grad is not None, name
+        assert student[name].grad.abs().sum() > 0, name
+    assert student['backbone.conv1.weight'].grad is None
+    for name, p in student.items():
+        if name.startswith(('rpn_head.', 'roi_head.')):
+            assert p.grad is None, name
+    # each level's adaptation layer: a gradient where its mask has locations
+    for lvl, layer in enumerate(model.connectors['fpn_adapt'].layers):
+        grad = layer[0].weight.grad
+        assert grad is not None
+        assert (grad.abs().sum() > 0) == bool(masks[lvl].any()), lvl
+    assert masks[0].any()
+    # never the teacher
+    assert all(not p.requires_grad and p.grad is None
+               for p in model.teacher.parameters())
+
+    # the whole step: the heads train too, the teacher still not
+    model.zero_grad()
+    total, _ = model.parse_losses(model(**data, mode='loss'))
+    total.backward()
+    assert student['rpn_head.rpn_cls.weight'].grad.abs().sum() > 0
+    assert all(p.grad is None for p in model.teacher.parameters())
+
+
+def test_teacher_taps_carry_no_graph(cfg, at_iter):
+    at_iter(1000)
+    model = build(cfg.model)
+    data = batch(model, BOXES)
+    with model.teacher_taps.recording(), model.student_taps.recording():
+        with torch.no_grad():
+            model.run_teacher(data['inputs'], data['data_samples'])
+        model.student.extract_feat(data['inputs'])
+        assert all(not t.requires_grad for t in model.teacher_taps['fpn'])
+        assert all(s.requires_grad for s in model.student_taps['fpn'])
+
+
+# ------------------------------------------------------------------ masks
+def test_imitation_masks_equal_the_generator_restricted_to_each_image(cfg):
+    model = build(cfg.model)
+    data = batch(model, BOXES)
+    assert tuple(data['inputs'].shape[-2:]) == (64, 96)
+    masks = distiller_masks(model, data)
+    assert [tuple(m.shape) for m in masks] == [(2, h, w)
+                                              for h, w in FEATMAP_SIZES]
+
+    # the generator called directly, on the student's RPN anchors
+    anchors = model.student.rpn_head.prior_generator.grid_priors(
+        FEATMAP_SIZES, device='cpu')
+    boxes = [s.gt_instances.bboxes for s in data['data_samples']]
+    unrestricted = model.mask_generator.generate_batch(boxes, anchors,
+                                                       FEATMAP_SIZES)
+    valid = valid_by_hand()
+    for lvl, stride in enumerate(STRIDES):
+        assert torch.equal(masks[lvl], unrestricted[lvl] & valid[lvl]), lvl
+        # nothing in the padding of the smaller image
+        vh, vw = VALID_40x56[stride]
+        assert not masks[lvl][1, vh:, :].any()
+        assert not masks[lvl][1, :, vw:].any()
+    # ... where the generator alone would put some
+    assert any(
+        (unrestricted[lvl][1] & ~valid[lvl][1]).any() for lvl in range(5))
+    # and a real region inside both images
+    assert masks[0][0].any() and masks[0][1].any()
+    assert not masks[0][0].all()
+
+
+def test_psi_and_scope_come_from_the_config(cfg):
+    model = build(cfg.model, mask_generator=dict(
+        type='mmkd.ImitationMaskGenerator', psi=0.8, max_iou_scope='level'))
+    assert model.mask_generator.psi == 0.8
+    assert model.mask_generator.max_iou_scope == 'level'
+    data = batch(model, BOXES)
+    masks = distiller_masks(model, data)
+    anchors = model.student.rpn_head.prior_generator.grid_priors(
+        FEATMAP_SIZES, device='cpu')
+    from mmkd.task_modules import ImitationMaskGenerator
+    expected = ImitationMaskGenerator(psi=0.8, max_iou_scope='level') \
+        .generate_batch([s.gt_instances.bboxes for s in data['data_samples']],
+                        anchors, FEATMAP_SIZES, valid_by_hand())
+    for lvl in range(5):
+        assert torch.equal(masks[lvl], expected[lvl])
+
+
+def test_gt_region_is_the_cells_of_the_scaled_boxes(cfg):
+    model = build(cfg.model, region='gt')
+    assert model.mask_generator is None
+    # one box in image 0, none in image 1
+    data = batch(model, [[[10, 6, 30, 20]], []])
+    masks = distiller_masks(model, data)
+    # cells floor(x1/s)..ceil(x2/s)-1 and floor(y1/s)..ceil(y2/s)-1, by hand:
+    # (rows, cols) per stride for the box x 10..30, y 6..20
+    cells = {4: (slice(1, 5), slice(2, 8)), 8: (slice(0, 3), slice(1, 4)),
+             16: (slice(0, 2), slice(0, 2)), 32: (slice(0, 1), slice(0, 1)),
+             64: (slice(0, 1), slice(0, 1))}
+    for lvl, stride in enumerate(STRIDES):
+        expected = torch.zeros((2, ) + FEATMAP_SIZES[lvl], dtype=torch.bool)
+        expected[(0, ) + cells[stride]] = True
+        assert torch.equal(masks[lvl], expected), stride
+    assert int(masks[0].sum()) == 4 * 6
+
+
+def test_full_region_is_the_valid_area(cfg):
+    model = build(cfg.model, region='full')
+    data = batch(model, BOXES)
+    masks = distiller_masks(model, data)
+    for lvl, stride in enumerate(STRIDES):
+        assert masks[lvl][0].all()  # the 64x96 image fills the batch
+        vh, vw = VALID_40x56[stride]
+        assert int(masks[lvl][1].sum()) == vh * vw
+        assert masks[lvl][1, :vh, :vw].all()
+        assert torch.equal(masks[lvl], valid_by_hand()[lvl])
+
+
+# ---------------------------------------------------------------- warm-up
+def imitation_by_hand(model, data, masks):
+    """lambda * sum_l sum I (f_adap(s) - t)^2 / (2 N_p), from the models."""
+    with torch.no_grad():
+        s = model.connectors['fpn_adapt'](
+            model.student.extract_feat(data['inputs']))
+        t = model.teacher.extract_feat(data['inputs'])
+        total = sum(((a - b).pow(2).sum(1) * m).sum()
+                    for a, b, m in zip(s, t, masks))
+        num = sum(m.sum() for m in masks)
+    return 0.01 * float(total) / (2 * float(num))
+
+
+def test_warmup_gives_no_imitation_then_the_full_loss(cfg, at_iter):
+    model = build(cfg.model, loss_schedules=dict(imitation=dict(warmup=3)))
+    data = batch(model, BOXES)
+    masks = distiller_masks(model, data)
+    expected = imitation_by_hand(model, data, masks)
+    assert expected > 0
+
+    for k in (0, 2):
+        at_iter(k)
+        with torch.no_grad():
+            losses = model(**data, mode='loss')
+        assert float(losses['distill.imitation']) == 0.0
+        assert float(losses['distill_factor.imitation']) == 0.0
+        _, log_vars = model.parse_losses(losses)
+        assert float(log_vars['distill_factor.imitation']) == 0.0
+    for k in (3, 50):
+        at_iter(k)
+        with torch.no_grad():
+            losses = model(**data, mode='loss')
+        assert float(losses['distill.imitation']) == pytest.approx(
+            expected, rel=1e-5)
+        total, log_vars = model.parse_losses(losses)
+        log_vars = {key: float(v) for key, v in log_vars.items()}
+        # logged beside the losses; the factor is not summed into the loss
+        assert log_vars['distill_factor.imitation'] == 1.0
+        assert log_vars['distill.imitation'] == pytest.approx(expected,
+                                                              rel=1e-5)
+        summed = sum(v for key, v in log_vars.items()
+                     if 'loss' in key and key != 'loss') + \
+            log_vars['distill.imitation']
+        assert float(total) == pytest.approx(summed, rel=1e-5)
+        assert log_vars['loss'] == pytest.approx(summed, rel=1e-5)
+
+
+# --------------------------------------------------- students w/o anchors
+def tiny_fcos():
+    """A tiny FCOS (point-based: MlvlPointGenerator, no anchors)."""
+    from mmkd.utils.model_loading import load_model_config
+    model = load_model_config('mmdet::fcos/fcos_r50-caffe_fpn_gn-head_1x_coco'
+                              '.py', 'test')
+    model.backbone.update(depth=18, base_channels=8, init_cfg=None)
+    model.neck.update(in_channels=[8, 16, 32, 64], out_channels=16)
+    model.bbox_head.update(
+        in_channels=16, feat_channels=16, stacked_convs=1, num_classes=2,
+        norm_cfg=dict(type='GN', num_groups=4, requires_grad=True))
+    return model
+
+
+def fcos_distiller_cfg(cfg, **changes):
+    model_cfg = dict(copy.deepcopy(cfg.model))
+    model_cfg.update(
+        student=tiny_fcos(), teacher=tiny_fcos(),
+        connectors=dict(fpn_adapt=dict(type='mmkd.ConvConnector',
+                                       in_channels=16, out_channels=16,
+                                       num_levels=5)),
+        **changes)
+    return model_cfg
+
+
+def test_student_without_anchors_needs_an_anchor_generator(cfg):
+    with pytest.raises(ValueError) as e:
+        build(fcos_distiller_cfg(cfg))
+    message = str(e.value)
+    assert 'FCOS has no anchor generator' in message
+    assert 'MlvlPointGenerator' in message
+    assert 'model.anchor_generator' in message
+    # the gt region needs no anchors
+    build(fcos_distiller_cfg(cfg, region='gt'))
+
+
+def test_anchor_generator_given_for_a_student_without_anchors(cfg, at_iter):
+    at_iter(1000)
+    anchor_generator = dict(type='AnchorGenerator', scales=[8],
+                            ratios=[0.5, 1.0, 2.0],
+                            strides=[8, 16, 32, 64, 128])
+    model = build(fcos_distiller_cfg(cfg, anchor_generator=anchor_generator))
+    data = batch(model, BOXES)
+    losses = model(**data, mode='loss')
+    assert {'loss_cls', 'loss_bbox', 'loss_centerness',
+            'distill.imitation'} <= set(losses)
+    assert float(losses['distill.imitation']) > 0
+    # the masks use the given anchors on FCOS's P3-P7
+    from mmdet.registry import TASK_UTILS
+    sizes = [(8, 12), (4, 6), (2, 3), (1, 2), (1, 1)]
+    anchors = TASK_UTILS.build(anchor_generator).grid_priors(sizes,
+                                                             device='cpu')
+    masks = distiller_masks(model, data)
+    expected = model.mask_generator.generate_batch(
+        [s.gt_instances.bboxes for s in data['data_samples']], anchors,
+        sizes)
+    for lvl, stride in enumerate((8, 16, 32, 64, 128)):
+        valid = torch.zeros((2, ) + sizes[lvl], dtype=torch.bool)
+        valid[0] = True
+        valid[1, :-(-40 // stride), :-(-56 // stride)] = True
+        assert torch.equal(masks[lvl], expected[lvl] & valid), lvl
+
+
+# ------------------------------------------------------------- bad inputs
+@pytest.mark.parametrize('psi', [1.5, -0.1])
+def test_psi_outside_0_1(cfg, psi):
+    with pytest.raises(ValueError, match=r'psi must be in \[0, 1\]'):
+        build(cfg.model, mask_generator=dict(
+            type='mmkd.ImitationMaskGenerator', psi=psi))
+
+
+def test_unknown_region_and_mask_tap(cfg):
+    with pytest.raises(ValueError, match="model.region: expected one of"):
+        build(cfg.model, region='boxes')
+    with pytest.raises(KeyError, match="no student tap named 'p2'"):
+        build(cfg.model, mask_tap='p2')
+
+
+def teacher_cfg(**neck):
+    """The tiny teacher with its FPN changed (only its backbone and neck run:
+    teacher_forward='extract_feat')."""
+    model = copy.deepcopy(tiny_config(
+        'faster_rcnn_r50_fpn_tiny_shapes_teacher').model)
+    model.neck.update(neck)
+    return model
+
+
+def test_level_count_differs_between_student_and_teacher(cfg, at_iter):
+    at_iter(1000)
+    # same channels, no adaptation layer: the loss names both level counts
+    model = build(cfg.model, teacher=teacher_cfg(out_channels=16, num_outs=4),
+                  connectors=dict(),
+                  distill_losses=dict(imitation=dict(
+                      type='mmkd.ImitationLoss', loss_weight=0.01,
+                      student='fpn', teacher='fpn',
+                      extra_inputs=dict(masks='imitation_masks'))))
+    data = batch(model, BOXES)
+    with pytest.raises(ValueError) as e:
+        model(**data, mode='loss')
+    assert str(e.value).startswith('model.distill_losses.imitation: ')
+    assert 'the student tap has 5 levels but the teacher tap has 4' in str(
+        e.value)
+    # with the adaptation layer: stopped at the connector, both sides' shapes
+    model = build(cfg.model, teacher=teacher_cfg(num_outs=4))
+    with pytest.raises(ValueError) as e:
+        model(**data, mode='loss')
+    message = str(e.value)
+    assert 'model.connectors.fpn_adapt' in message
+    assert '(2, 32, 1, 2)]' in message  # the student's 5th level
+    assert "teacher tap 'fpn' has shape [(2, 32, 16, 24), (2, 32, 8, 12), " \
+        '(2, 32, 4, 6), (2, 32, 2, 3)]' in message
+
+
+def test_mask_tap_levels_differ_from_the_anchor_levels(cfg):
+    model = build(cfg.model, anchor_generator=dict(
+        type='AnchorGenerator', scales=[8], ratios=[1.0],
+        strides=[4, 8, 16, 32]))
+    data = batch(model, BOXES)
+    with pytest.raises(ValueError,
+                       match='has 5 levels but the anchor generator has 4'):
+        distiller_masks(model, data)
+
+
+def test_maps_of_different_spatial_sizes(cfg, at_iter):
+    at_iter(1000)
+    # the teacher's FPN starts one level later: strides 8 to 128
+    model = build(cfg.model, teacher=teacher_cfg(
+        start_level=1, add_extra_convs='on_input'))
+    data = batch(model, BOXES)
+    with pytest.raises(ValueError) as e:
+        model(**data, mode='loss')
+    message = str(e.value)
+    assert message.startswith('model.distill_losses.imitation: ')
+    assert 'level 0' in message
+    assert 'student feature (2, 32, 16, 24)' in message
+    assert 'teacher feature (2, 32, 8, 12)' in message
+
+
+def test_connector_output_channels_differ_from_the_teacher(cfg, at_iter):
+    at_iter(1000)
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.connectors.fpn_adapt.out_channels = 16  # the teacher has 32
+    model = build(model_cfg)
+    data = batch(model, BOXES)
+    with pytest.raises(ValueError) as e:
+        model(**data, mode='loss')
+    message = str(e.value)
+    assert 'model.connectors.fpn_adapt' in message
+    assert '(2, 16, 16, 24)' in message and '(2, 32, 16, 24)' in message
+    assert "out_channels to the teacher's channels" in message

@@ -1,0 +1,205 @@
+"""Imitation-mask pictures: the drawing function, the tool (one image, a
+dataset split) and the training hook that sends them to the visualizer."""
+import glob
+import importlib.util
+import os.path as osp
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from conftest import REPO, TINY
+
+FGFI = osp.join(TINY, 'fgfi_faster_rcnn_r50_r18_tiny_shapes.py')
+TOOL = osp.join(REPO, 'tools', 'visualize_imitation_mask.py')
+GRAY = 128
+
+
+def load_tool():
+    spec = importlib.util.spec_from_file_location('visualize_imitation_mask',
+                                                  TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
+def blend(value):
+    from mmkd.visualization.imitation_mask import MASK_COLOR
+    return np.round(0.5 * value + 0.5 * np.array(MASK_COLOR,
+                                                 np.float32)).astype(np.uint8)
+
+
+def painted(mask, stride, image_hw, scale):
+    """Panel pixels the mask covers: cell (y, x) -> stride x stride pixels,
+    cropped to the image, upscaled."""
+    mask = np.asarray(mask, bool)
+    pixels = np.repeat(np.repeat(mask, stride, 0), stride, 1)
+    pixels = pixels[:image_hw[0], :image_hw[1]]
+    return np.repeat(np.repeat(pixels, scale, 0), scale, 1)
+
+
+# ------------------------------------------------------- drawing function
+def test_draw_imitation_masks_layout_and_pixels():
+    from mmkd.visualization import draw_imitation_masks
+    from mmkd.visualization.imitation_mask import BOX_COLOR
+    image = np.full((16, 24, 3), GRAY, np.uint8)
+    level0 = torch.zeros(4, 6, dtype=torch.bool)
+    level0[1, 2] = level0[3, 5] = True
+    level1 = torch.ones(3, 4, dtype=torch.bool)  # wider than the image
+    out = draw_imitation_masks(image, [level0, level1], strides=[4, (8, 8)],
+                               boxes=np.array([[0, 0, 8, 6]]), scale=2,
+                               ncols=1, title_height=10, gap=3)
+    # two rows of (title 10 + 16*2) pixels, 3 between; one column of 48
+    assert out.shape == (2 * (10 + 32) + 3, 48, 3) and out.dtype == np.uint8
+    panel0 = out[10:42]
+    expected = painted(level0, 4, (16, 24), 2)
+    box = (panel0 == BOX_COLOR).all(-1)
+    assert box[0, :16].all() and box[:12, 0].all()  # the outline
+    assert box.sum() == 2 * (16 + 12) - 4
+    assert ((panel0 == blend(GRAY)).all(-1) == (expected & ~box)).all()
+    assert ((panel0 == GRAY).all(-1) == (~expected & ~box)).all()
+    # level 1 covers the whole image (its cells beyond it are not drawn)
+    panel1 = out[10 + 32 + 3 + 10:]
+    assert ((panel1 == blend(GRAY)).all(-1) |
+            (panel1 == BOX_COLOR).all(-1)).all()
+    # the gap stays white
+    assert (out[42:45] == 255).all()
+
+
+def test_draw_imitation_masks_rejects_bad_inputs():
+    from mmkd.visualization import draw_imitation_masks
+    image = np.zeros((8, 8, 3), np.uint8)
+    with pytest.raises(ValueError, match='uint8 RGB image'):
+        draw_imitation_masks(image.astype(np.float32), [np.ones((2, 2))])
+    with pytest.raises(ValueError, match='2 strides for 1 mask levels'):
+        draw_imitation_masks(image, [np.ones((2, 2))], strides=[4, 8])
+
+
+# ------------------------------------------------------------------ tool
+def test_tool_on_an_image(tiny_data, tmp_path):
+    image_path = str(tmp_path / 'gray.png')
+    Image.fromarray(np.full((60, 90, 3), GRAY, np.uint8)).save(image_path)
+    out = tmp_path / 'mask.png'
+    proc = subprocess.run(
+        [sys.executable, TOOL, FGFI, image_path, '--gt', '10,6,40,30',
+         '50,30,88,58', '--out', str(out)],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert 'kept per level' in proc.stdout + proc.stderr
+
+    picture = np.array(Image.open(out).convert('RGB'))
+    # the tiny test pipeline resizes 60x90 to 43x64 (keep ratio, 64x64);
+    # panels are upscaled 6x (short side >= 256): 258x384, 5 levels in two
+    # rows of 3 with a 16-pixel title above each and 4-pixel gaps
+    assert picture.shape == (2 * (16 + 258 + 4) - 4, 3 * (384 + 4) - 4, 3)
+
+    # the blue pixels of the first panel are exactly the level-0 mask (box
+    # outlines aside), recomputed from the config with the tool's pieces
+    tool = load_tool()
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    cfg = Config.fromfile(FGFI)
+    init_default_scope('mmdet')
+    item = tool.load_image(cfg, image_path, tool.parse_boxes(
+        ['10,6,40,30', '50,30,88,58']), keep_size=False)
+    result = tool.MaskFromConfig(cfg)(item['inputs'], item['data_samples'])
+    assert result['image'].shape[:2] == (43, 64)
+    mask0 = result['masks'][0].numpy()
+    assert mask0.any() and not mask0.all()
+    from mmkd.visualization.imitation_mask import BOX_COLOR
+    panel0 = picture[16:16 + 258, :384]
+    box = (panel0 == BOX_COLOR).all(-1)
+    expected = painted(mask0, 4, (43, 64), 6)
+    assert box.any()
+    assert ((panel0 == blend(GRAY)).all(-1) == (expected & ~box)).all()
+
+
+def test_tool_masks_equal_the_distillers(tiny_data):
+    """No model built: the tool's feature sizes and masks are the ones the
+    distiller computes from its student's FPN outputs."""
+    tool = load_tool()
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+
+    from mmkd.registry import MODELS
+    cfg = Config.fromfile(FGFI)
+    init_default_scope('mmdet')
+    item = next(tool.dataset_items(cfg, 'val', 1, keep_size=False))[1]
+    result = tool.MaskFromConfig(cfg)(item['inputs'], item['data_samples'])
+    model = MODELS.build(cfg.model)
+    data = model.data_preprocessor(
+        dict(inputs=[item['inputs']], data_samples=[item['data_samples']]),
+        False)
+    with torch.no_grad(), model.student_taps.recording():
+        model.student.extract_feat(data['inputs'])
+        masks = model.imitation_masks(data['inputs'], data['data_samples'])
+    assert len(masks) == len(result['masks']) == 5
+    for ours, theirs in zip(result['masks'], masks):
+        assert torch.equal(ours, theirs[0])
+
+
+def test_tool_on_a_dataset_split(tiny_data, tmp_path):
+    tool = load_tool()
+    written = tool.main([FGFI, '--dataset-split', 'val', '--num', '2',
+                         '--out', str(tmp_path / 'masks' / 'val.png'),
+                         '--scale', '2'])
+    assert written == [str(tmp_path / 'masks' / 'val_0.png'),
+                       str(tmp_path / 'masks' / 'val_1.png')]
+    for path in written:
+        picture = Image.open(path)
+        # 64x64 tiny images, 2x: 128x128 panels, 2 rows of 3
+        assert picture.size == (3 * (128 + 4) - 4, 2 * (16 + 128 + 4) - 4)
+
+
+def test_tool_needs_an_image_or_a_split():
+    tool = load_tool()
+    with pytest.raises(SystemExit):
+        tool.parse_args([FGFI])
+    with pytest.raises(SystemExit, match='expected x1,y1,x2,y2'):
+        tool.parse_boxes(['1,2,3'])
+
+
+# ------------------------------------------------------------------ hook
+def test_hook_sends_masks_to_the_visualizer(tiny_data, tmp_path):
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mmkd.utils.runner_config import prepare_config
+    cfg = Config.fromfile(FGFI)
+    cfg.work_dir = str(tmp_path / 'work')
+    cfg.custom_hooks = [
+        dict(type='mmkd.ImitationMaskVisualizationHook', interval=1)]
+    # a visualizer of its own (mmengine keeps instances by name)
+    cfg.visualizer.name = f'fgfi_mask_hook_{tmp_path.name}'
+    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None  # no eval
+    prepare_config(cfg)
+    runner = Runner.from_cfg(cfg)
+    runner.train()
+    # the hook ran the student in eval mode after the last step, and undid it
+    assert runner.model.student.training
+    images = sorted(glob.glob(osp.join(
+        cfg.work_dir, '*', 'vis_data', 'vis_image', 'imitation_mask_*.png')))
+    assert [osp.basename(p) for p in images] == [
+        'imitation_mask_1.png', 'imitation_mask_2.png']
+    for path in images:
+        picture = Image.open(path)
+        picture.verify()
+        # one 64x64 image, 5 panels of 64x64 (+16 title) in 2 rows of 3
+        assert picture.size == (3 * (64 + 4) - 4, 2 * (16 + 64 + 4) - 4)
+
+
+def test_hook_draws_nothing_for_a_model_without_masks():
+    from mmkd.engine.hooks import ImitationMaskVisualizationHook
+    sent = []
+    runner = SimpleNamespace(
+        model=torch.nn.Linear(2, 2), iter=0,
+        visualizer=SimpleNamespace(add_image=lambda *a, **k: sent.append(a)))
+    hook = ImitationMaskVisualizationHook(interval=1)
+    hook.after_train_iter(runner, 0, data_batch=dict(inputs=[]))
+    assert sent == []
+    with pytest.raises(ValueError, match='interval must be a positive int'):
+        ImitationMaskVisualizationHook(interval=0)
