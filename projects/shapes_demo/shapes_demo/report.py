@@ -209,27 +209,24 @@ def _det_predictions(results: List, rows: List[dict], data: Dict[str, str],
 
 
 def _mask_figure(results: List, data: Dict[str, str], path: str,
-                 num: int = 2) -> None:
-    """The imitation masks (psi 0.5, all levels) of a few validation scenes,
-    from the demo student's own RPN anchors."""
+                 num: int = 3) -> None:
+    """The imitation masks (psi 0.5, best IoU over all levels) of a few
+    validation scenes, from the demo student's own RPN anchors, drawn by
+    :func:`mmkd.visualization.draw_imitation_masks`."""
     import torch
     from mmdet.registry import TASK_UTILS as MMDET_TASK_UTILS
     from mmengine.config import Config
     from mmkd.registry import TASK_UTILS
-    run = next((r for r in results if r.task == 'det'
-                and r.role == 'imitation'), None)
-    if run is None:
-        return
+    from mmkd.visualization import draw_imitation_masks
+    run = next(r for r in results if r.task == 'det' and r.role == 'imitation')
     cfg = Config.fromfile(osp.join(run.work_dir, 'student_config.py'))
-    anchors_cfg = cfg.model.rpn_head.anchor_generator
-    prior = MMDET_TASK_UTILS.build(anchors_cfg)
-    generator = TASK_UTILS.build(dict(type='ImitationMaskGenerator', psi=0.5))
+    prior = MMDET_TASK_UTILS.build(cfg.model.rpn_head.anchor_generator)
+    generator = TASK_UTILS.build(
+        dict(type='mmkd.ImitationMaskGenerator', psi=0.5))
     with open(osp.join(data['det'], 'val.json')) as f:
         coco = json.load(f)
-    fig, axes = plt.subplots(num, prior.num_levels + 1,
-                             figsize=(2 * (prior.num_levels + 1), 2 * num),
-                             squeeze=False)
-    for i, info in enumerate(coco['images'][:num]):
+    panels = []
+    for info in coco['images'][:num]:
         img = np.array(Image.open(osp.join(data['det'], 'val',
                                            info['file_name'])))
         h, w = img.shape[:2]
@@ -240,26 +237,13 @@ def _mask_figure(results: List, data: Dict[str, str], path: str,
               a['bbox'][1] + a['bbox'][3]]
              for a in coco['annotations'] if a['image_id'] == info['id']],
             dtype=torch.float32).reshape(-1, 4)
-        masks = generator(boxes, prior.grid_priors(sizes), sizes)
-        axes[i, 0].imshow(img)
-        axes[i, 0].set_title('image + boxes', fontsize=8)
-        for j, mask in enumerate(masks):
-            up = np.kron(mask.numpy(), np.ones((prior.strides[j][1],
-                                                prior.strides[j][0])))
-            axes[i, j + 1].imshow(img)
-            axes[i, j + 1].imshow(up[:h, :w], alpha=0.5, cmap='Reds',
-                                  vmin=0, vmax=1)
-            axes[i, j + 1].set_title(f'stride {prior.strides[j][0]}',
-                                     fontsize=8)
-        for ax in axes[i]:
-            for b in boxes.tolist():
-                ax.add_patch(plt.Rectangle((b[0], b[1]), b[2] - b[0],
-                                           b[3] - b[1], fill=False,
-                                           color='lime', lw=0.8))
-            ax.axis('off')
-    fig.tight_layout()
-    fig.savefig(path, dpi=90)
-    plt.close(fig)
+        masks = generator(boxes, prior.grid_priors(sizes, device='cpu'), sizes)
+        panels.append(draw_imitation_masks(img, masks, boxes, prior.strides,
+                                           scale=2, ncols=len(masks)))
+    width = max(p.shape[1] for p in panels)
+    rows = [np.pad(p, ((0, 8), (0, width - p.shape[1]), (0, 0)),
+                   constant_values=255) for p in panels]
+    Image.fromarray(np.concatenate(rows).astype(np.uint8)).save(path)
 
 
 def write_report(results: List, tasks: Sequence, out_dir: str,
