@@ -1,16 +1,15 @@
 """Synthetic "shapes" scenes for the end-to-end demo, deterministic by seed.
 
 Each scene has a textured background (oriented gratings plus noise in random
-colours) and several textured objects of four classes and several scales,
-drawn in random order so that later ones occlude earlier ones:
+colours) and several shaded, speckled objects of four classes and several
+scales, drawn in random order so that later ones occlude earlier ones:
 
 - ``disc`` and ``square`` (filled; told apart by shape, not colour),
 - ``triangle`` (filled),
 - ``ring`` (a thin annulus, 1-2 px wide: a thin structure).
 
-Object colours and textures are drawn independently of the class, so a model
-must recognise shapes; backgrounds use the same textures, so it must also
-separate objects from clutter. Written in the formats the stock datasets
+Object colours and shading are drawn independently of the class, so a model
+must recognise shapes, and separate them from the striped clutter. Written in the formats the stock datasets
 read:
 
 - segmentation: ``seg/img_dir/{train,val}/*.png`` and
@@ -45,6 +44,17 @@ def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     tex = wave[..., None] * c1 + (1 - wave[..., None]) * c2
     tex += rng.normal(0, 12, (h, w, 3))
     return tex
+
+
+def _fill(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
+    """An object's surface: a random colour with a soft gradient (shading)
+    and speckle noise, (h, w, 3)."""
+    yy, xx = np.mgrid[:h, :w].astype(np.float32)
+    angle = rng.uniform(0, 2 * np.pi)
+    shade = (xx * np.cos(angle) + yy * np.sin(angle)) / max(h, w)
+    color = rng.uniform(30, 225, 3)
+    return (color + 40 * shade[..., None] +
+            rng.normal(0, 10, (h, w, 3)))
 
 
 def _shape_mask(rng: np.random.Generator, cls: str, h: int,
@@ -97,7 +107,7 @@ def draw_scene(rng: np.random.Generator, size: Tuple[int, int],
         mask = _shape_mask(rng, CLASSES[cls], h, w)
         if mask.sum() < 6:
             continue
-        image[mask] = _texture(rng, h, w)[mask]
+        image[mask] = _fill(rng, h, w)[mask]
         label[mask] = cls + 1
         instance[mask] = len(objects)
         objects.append((cls, mask))

@@ -61,7 +61,7 @@ class Budget:
 
 
 BUDGETS = {
-    'default': Budget(teacher_iters=1200, student_iters=600, num_train=300,
+    'default': Budget(teacher_iters=1200, student_iters=400, num_train=300,
                       num_val=60),
     'quick': Budget(teacher_iters=24, student_iters=12, num_train=32,
                     num_val=8),

@@ -11,8 +11,12 @@ model = dict(
     roi_head=dict(
         bbox_roi_extractor=dict(out_channels=32),
         bbox_head=dict(in_channels=32, fc_out_channels=128, num_classes=4)),
+    # few objects on small images: fewer proposals and sampled RoIs (the
+    # proposal NMS and RoIAlign dominate a CPU step otherwise)
     train_cfg=dict(rpn=dict(sampler=dict(num=128)),
-                   rcnn=dict(sampler=dict(num=128))))
+                   rpn_proposal=dict(nms_pre=300, max_per_img=100),
+                   rcnn=dict(sampler=dict(num=64))),
+    test_cfg=dict(rpn=dict(nms_pre=300, max_per_img=100)))
 
 data_root = '{{$SHAPES_DET:data/shapes_demo/det}}'
 metainfo = dict(classes=('disc', 'square', 'triangle', 'ring'))
