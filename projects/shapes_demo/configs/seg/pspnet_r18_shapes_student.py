@@ -34,16 +34,19 @@ train_dataloader = dict(
             dict(type='RandomFlip', prob=0.5),
             dict(type='PackSegInputs'),
         ]))
+# the scenes are evaluated (and mmseg.apis.inference_model runs) at their
+# own 96x96 size
+test_pipeline = [
+    dict(type='LoadImageFromFile'),
+    dict(type='LoadAnnotations'),
+    dict(type='PackSegInputs'),
+]
 val_dataloader = dict(
     batch_size=8, num_workers=0, persistent_workers=False,
     dataset=dict(
         dataset,
         data_prefix=dict(img_path='img_dir/val', seg_map_path='ann_dir/val'),
-        pipeline=[
-            dict(type='LoadImageFromFile'),
-            dict(type='LoadAnnotations'),
-            dict(type='PackSegInputs'),
-        ]))
+        pipeline=test_pipeline))
 test_dataloader = val_dataloader
 
 max_iters = 600
