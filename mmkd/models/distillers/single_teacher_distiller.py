@@ -317,9 +317,47 @@ class SingleTeacherDistiller(BaseModel):
 
     def run_teacher(self, inputs: Tensor, data_samples: list) -> Any:
         """Run the frozen teacher far enough to fill its taps."""
+        inputs = self.teacher_inputs(inputs)
         if self.teacher_forward == 'extract_feat':
             return self.teacher.extract_feat(inputs)
         return self.teacher(inputs, data_samples, mode='tensor')
+
+    def teacher_inputs(self, inputs: Tensor) -> Tensor:
+        """The student's preprocessed batch, re-normalised for the teacher
+        when the two data preprocessors differ in mean/std or channel order
+        (e.g. a Caffe-style teacher for a PyTorch-style student).
+
+        Args:
+            inputs (Tensor): ``(N, 3, H, W)`` as the student's preprocessor
+                made it.
+
+        Returns:
+            Tensor: ``(N, 3, H, W)`` as the teacher's preprocessor would
+            have made it (padding aside).
+        """
+        student, teacher = self.data_preprocessor, getattr(
+            self.teacher, 'data_preprocessor', None)
+        if teacher is None or not hasattr(teacher, '_enable_normalize'):
+            return inputs
+
+        def convention(p):
+            swap = bool(getattr(p, '_channel_conversion', False)
+                        or getattr(p, 'channel_conversion', False))
+            if not getattr(p, '_enable_normalize', False):
+                return None, None, swap
+            return p.mean, p.std, swap
+
+        s_mean, s_std, s_swap = convention(student)
+        t_mean, t_std, t_swap = convention(teacher)
+        same = s_swap == t_swap and (s_mean is None) == (t_mean is None) \
+            and (s_mean is None or (torch.equal(s_mean, t_mean)
+                                    and torch.equal(s_std, t_std)))
+        if same:
+            return inputs
+        pixels = inputs if s_mean is None else inputs * s_std + s_mean
+        if s_swap != t_swap:
+            pixels = pixels.flip(1)
+        return pixels if t_mean is None else (pixels - t_mean) / t_std
 
     def distill_step(self, inputs: Tensor,
                      data_samples: list) -> Dict[str, Tensor]:

@@ -245,3 +245,29 @@ def test_data_preprocessor_must_match_the_students(cfg):
     model_cfg.data_preprocessor = copy.deepcopy(
         cfg.model.student.data_preprocessor)
     assert build(model_cfg).data_preprocessor.size == (64, 64)
+
+
+def test_teacher_with_another_normalisation_gets_its_own_inputs(cfg):
+    """A Caffe-style teacher (BGR, other mean/std) of a PyTorch-style
+    student sees the batch as its own preprocessor would have made it."""
+    model_cfg = copy.deepcopy(cfg.model)
+    teacher = tiny_config('pspnet_r50_tiny_shapes_teacher').model
+    teacher.data_preprocessor.update(
+        mean=[103.53, 116.28, 123.675], std=[1.0, 1.0, 1.0],
+        bgr_to_rgb=False)
+    model_cfg.teacher = teacher
+    model = build(model_cfg)
+    seen = []
+    model.teacher.backbone.register_forward_pre_hook(
+        lambda module, args: seen.append(args[0]))
+    raw = dict(inputs=[torch.randint(0, 255, (3, 32, 32),
+                                     dtype=torch.uint8) for _ in range(2)],
+               data_samples=batch(model)['data_samples'])
+    data = model.data_preprocessor(raw, True)
+    model(**data, mode='loss')
+    # what the teacher's own preprocessor makes of the same raw batch
+    expected = model.teacher.data_preprocessor(raw, True)['inputs']
+    torch.testing.assert_close(seen[0], expected, rtol=0, atol=1e-4)
+    # same conventions: the batch is passed through untouched
+    same = build(cfg.model)
+    assert same.teacher_inputs(data['inputs']) is data['inputs']
