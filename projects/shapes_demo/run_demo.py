@@ -3,14 +3,14 @@ teacher, a baseline student and distilled students for segmentation (SKD)
 and detection (FGFI), evaluate them with the stock mmseg/mmdet evaluators on
 the validation split, and write a report.
 
-    python projects/shapes_demo/run_demo.py [--quick] [--seeds 3]
+    python projects/shapes_demo/run_demo.py [--quick] [--seeds 3] [--jobs N]
         [--work-dir work_dirs/shapes_demo] [--tasks seg det]
 
 The report folder (``<work-dir>/report``) holds ``results.md`` (the table),
 ``results.json``, the logs and PNG charts.
 """
 import argparse
-import json
+import multiprocessing
 import os
 import os.path as osp
 import sys
@@ -19,7 +19,8 @@ import time
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from shapes_demo.generate import generate  # noqa: E402
-from shapes_demo.stages import BUDGETS, TASKS, run_stage  # noqa: E402
+from shapes_demo.stages import (BUDGETS, TASKS, Progress,  # noqa: E402
+                                load_results, run_task, run_task_process)
 
 
 def parse_args() -> argparse.Namespace:
@@ -32,7 +33,51 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/shapes_demo')
     parser.add_argument('--tasks', nargs='+', default=['seg', 'det'],
                         choices=['seg', 'det'])
-    return parser.parse_args()
+    parser.add_argument(
+        '--jobs', type=int, default=None,
+        help='tasks trained at the same time, each in its own process with '
+        'cpu_count / jobs torch threads (default: one process per task, at '
+        'most one per CPU core; 1 = everything in this process). The small '
+        'demo models use two threads poorly, so two single-thread processes '
+        'finish sooner on a 2-core CPU')
+    args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f'--seeds must be at least 1, got {args.seeds}')
+    if args.jobs is not None and args.jobs < 1:
+        parser.error(f'--jobs must be at least 1, got {args.jobs}')
+    return args
+
+
+def run_in_processes(tasks, budget, seeds, work, data, progress, jobs):
+    """Run the tasks in ``jobs`` spawned processes at a time; stop all of
+    them as soon as one fails."""
+    ctx = multiprocessing.get_context('spawn')
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pending, running, results = list(tasks), {}, []
+    while pending or running:
+        while pending and len(running) < jobs:
+            task = pending.pop(0)
+            out = osp.join(work, f'{task.name}_results.json')
+            proc = ctx.Process(
+                target=run_task_process, name=f'shapes-demo-{task.name}',
+                args=(task.name, budget, seeds, work, data[task.name],
+                      progress, threads, out))
+            proc.start()
+            running[task.name] = (proc, out)
+        time.sleep(1)
+        for name, (proc, out) in list(running.items()):
+            if proc.exitcode is None:
+                continue
+            del running[name]
+            if proc.exitcode != 0:
+                for other, _ in running.values():
+                    other.terminate()
+                sys.exit(f'shapes demo: the {name} task failed (exit code '
+                         f'{proc.exitcode}); its traceback is above and its '
+                         f'stage logs are under {work}/{name}_*/')
+            results += load_results(out)
+    order = [t.name for t in tasks]
+    return sorted(results, key=lambda r: order.index(r.task))
 
 
 def main() -> None:
@@ -42,42 +87,22 @@ def main() -> None:
     budget = BUDGETS['quick' if args.quick else 'default']
     work = osp.abspath(args.work_dir)
     tasks = [t for t in TASKS if t.name in args.tasks]
+    jobs = args.jobs or min(len(tasks), os.cpu_count() or 1)
     stages = 1 + sum(1 + (1 + len(t.variants)) * args.seeds for t in tasks)
-    done = 0
     start = time.time()
-
-    def progress(text: str) -> None:
-        print(f'[shapes demo {done}/{stages} {time.time() - start:6.0f}s] '
-              f'{text}', flush=True)
-
-    done += 1
+    progress = Progress(stages, start,
+                        multiprocessing.get_context('spawn').Value('i', 0))
     data = generate(osp.join(work, 'data'), budget.num_train, budget.num_val)
     progress(f'data: {budget.num_train} train / {budget.num_val} val scenes '
              f'in {osp.join(work, "data")}')
-    results = []
-    for task in tasks:
-        os.environ[task.data_env] = data[task.name]
-        teacher = run_stage(task, 'teacher', task.teacher,
-                            budget.teacher_iters, 0,
-                            osp.join(work, f'{task.name}_teacher'))
-        done += 1
-        progress(f'{task.name} teacher: {task.metric} {teacher.metric:.2f} '
-                 f'({teacher.seconds:.0f}s)')
-        results.append(teacher)
-        teacher_ckpt = osp.join(teacher.work_dir, 'teacher.pth')
-        os.environ[task.teacher_env] = teacher_ckpt
-        for seed in range(args.seeds):
-            runs = [('student', task.student)] + list(task.variants.items())
-            for role, config in runs:
-                result = run_stage(
-                    task, role, config, budget.student_iters, seed,
-                    osp.join(work, f'{task.name}_{role}_seed{seed}'),
-                    teacher_checkpoint=None if role == 'student' else
-                    teacher_ckpt)
-                done += 1
-                progress(f'{task.name} {role} (seed {seed}): {task.metric} '
-                         f'{result.metric:.2f} ({result.seconds:.0f}s)')
-                results.append(result)
+    if jobs == 1:
+        results = []
+        for task in tasks:
+            results += run_task(task, budget, args.seeds, work,
+                                data[task.name], progress)
+    else:
+        results = run_in_processes(tasks, budget, args.seeds, work, data,
+                                   progress, jobs)
     report = write_report(results, tasks, osp.join(work, 'report'),
                           data, quick=args.quick)
     print()

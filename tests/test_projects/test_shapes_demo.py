@@ -61,3 +61,24 @@ def test_quick_demo_end_to_end(tmp_path):
             assert image.size[0] > 200 and image.size[1] > 150
         assert f'({name})' in table
     assert len(list((work / 'report' / 'logs').glob('*.log'))) == len(runs)
+
+
+def test_quick_demo_in_one_process_with_seeds(tmp_path):
+    """``--jobs 1`` runs the tasks in this process; ``--seeds 2`` repeats
+    the students (the teacher trains once) and the table counts the runs."""
+    work = tmp_path / 'demo'
+    proc = subprocess.run(
+        [sys.executable, DEMO, '--quick', '--tasks', 'seg', '--jobs', '1',
+         '--seeds', '2', '--work-dir', str(work)],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert proc.stdout.count('[shapes demo') == 1 + 1 + 6 * 2
+    results = json.loads((work / 'report' / 'results.json').read_text())
+    runs = {(r['role'], r['seed']) for r in results['runs']}
+    assert runs == {('teacher', 0)} | {
+        (role, seed) for seed in (0, 1)
+        for role in ('student', 'pixel', 'pair', 'holistic', 'all', 'cwd')}
+    assert [(r['model'], r['runs']) for r in results['rows']] == [
+        ('teacher', 1), ('student', 2), ('pixel', 2), ('pair', 2),
+        ('holistic', 2), ('all', 2), ('cwd', 2)]
+    assert (work / 'seg_pixel_seed1' / 'iter_12_student.pth').is_file()

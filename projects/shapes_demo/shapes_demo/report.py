@@ -31,10 +31,11 @@ def _summary(results: List, tasks: Sequence) -> List[dict]:
             if not values:
                 continue
             mean = float(np.mean(values))
+            # the sample standard deviation over seeds (0 for one run)
+            std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
             rows.append(dict(
                 task=task.name, model=role, metric=task.metric,
-                mean=mean, std=float(np.std(values)), runs=len(values),
-                values=values,
+                mean=mean, std=std, runs=len(values), values=values,
                 gain=None if role in ('teacher', 'student') or base is None
                 else mean - float(base)))
     return rows
@@ -95,7 +96,8 @@ def _curves_chart(results: List, path: str) -> None:
                 ax.plot(*zip(*points), label=key)
         ax.set_title(f'{run.task} {run.role}', fontsize=9)
         ax.set_xlabel('iteration', fontsize=8)
-        ax.legend(fontsize=6)
+        if keys:
+            ax.legend(fontsize=6)
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)

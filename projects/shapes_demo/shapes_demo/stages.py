@@ -1,13 +1,16 @@
 """The demo's stages: which configs train, for how long, and running one."""
+import contextlib
+import json
 import logging
 import os
 import os.path as osp
 import shutil
 import time
-from dataclasses import dataclass, field
-from typing import Dict, List, Optional
+from dataclasses import asdict, dataclass
+from typing import Callable, Dict, List, Optional
 
 from mmengine.config import Config
+from mmengine.runner import Runner
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                    'configs')
@@ -78,7 +81,6 @@ class StageResult:
     work_dir: str
     checkpoint: str
     student_checkpoint: Optional[str] = None
-    scalars: List[dict] = field(default_factory=list)
 
 
 def _schedule(cfg: Config, iters: int) -> None:
@@ -98,15 +100,26 @@ def _schedule(cfg: Config, iters: int) -> None:
                                     for m in scheduler.milestones]
 
 
+class QuietRunner(Runner):
+    """mmengine's Runner whose console handler shows warnings only: the
+    environment, the config and the per-iteration logs go to the log file."""
+
+    def build_logger(self, *args, **kwargs):
+        logger = super().build_logger(*args, **kwargs)
+        for handler in logger.handlers:
+            if type(handler) is logging.StreamHandler:
+                handler.setLevel(logging.WARNING)
+        return logger
+
+
 def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
               work_dir: str, teacher_checkpoint: Optional[str] = None
               ) -> StageResult:
     """Train one config in this process and read its validation metric.
 
-    The console shows no per-iteration logs (the log file keeps them).
+    What the stage would print (warnings, pycocotools' tables) goes to
+    ``<work_dir>/console.log``; mmengine's log file keeps the rest.
     """
-    from mmengine.runner import Runner
-
     from mmkd.utils.runner_config import prepare_config
     cfg = Config.fromfile(osp.join(CONFIGS, config))
     _schedule(cfg, iters)
@@ -117,11 +130,12 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
         cfg.model.teacher_checkpoint = teacher_checkpoint
     prepare_config(cfg)
     start = time.time()
-    runner = Runner.from_cfg(cfg)
-    for handler in runner.logger.handlers:
-        if type(handler) is logging.StreamHandler:
-            handler.setLevel(logging.WARNING)
-    runner.train()
+    os.makedirs(work_dir, exist_ok=True)
+    with open(osp.join(work_dir, 'console.log'), 'w') as console, \
+            contextlib.redirect_stdout(console), \
+            contextlib.redirect_stderr(console):
+        runner = QuietRunner.from_cfg(cfg)
+        runner.train()
     hub = runner.message_hub
     metric = float(hub.get_scalar(f'val/{task.metric}').current())
     if task.metric == 'coco/bbox_mAP':
@@ -139,3 +153,83 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
             handler.close()
             runner.logger.removeHandler(handler)
     return result
+
+
+class Progress:
+    """One console line per finished stage, numbered across processes.
+
+    Args:
+        total: Number of stages of the whole demo.
+        start: ``time.time()`` when the demo started.
+        counter: A ``multiprocessing`` integer ``Value`` shared by the
+            processes that run tasks.
+    """
+
+    def __init__(self, total: int, start: float, counter) -> None:
+        self.total = total
+        self.start = start
+        self.counter = counter
+
+    def __call__(self, text: str) -> None:
+        with self.counter.get_lock():
+            self.counter.value += 1
+            print(f'[shapes demo {self.counter.value}/{self.total} '
+                  f'{time.time() - self.start:6.0f}s] {text}', flush=True)
+
+
+def run_task(task: Task, budget: Budget, seeds: int, work: str,
+             data_root: str, progress: Callable[[str], None]
+             ) -> List[StageResult]:
+    """Train and evaluate a task's teacher (once), then its student and
+    distilled students (once per seed), in this process.
+
+    Args:
+        task: The task.
+        budget: Iterations of the teacher and of every student.
+        seeds: Students and distilled students run with seeds
+            ``0 .. seeds - 1``.
+        work: The demo's work directory; stage ``<task>_<role>_seed<k>``
+            trains in ``<work>/<task>_<role>_seed<k>``.
+        data_root: The task's generated dataset.
+        progress: Called with one line of text after every stage.
+    """
+    os.environ[task.data_env] = data_root
+    teacher = run_stage(task, 'teacher', task.teacher, budget.teacher_iters,
+                        0, osp.join(work, f'{task.name}_teacher'))
+    progress(f'{task.name} teacher: {task.metric} {teacher.metric:.2f} '
+             f'({teacher.seconds:.0f}s)')
+    results = [teacher]
+    teacher_ckpt = osp.join(teacher.work_dir, 'teacher.pth')
+    os.environ[task.teacher_env] = teacher_ckpt
+    for seed in range(seeds):
+        for role, config in [('student', task.student)] + list(
+                task.variants.items()):
+            result = run_stage(
+                task, role, config, budget.student_iters, seed,
+                osp.join(work, f'{task.name}_{role}_seed{seed}'),
+                teacher_checkpoint=None if role == 'student' else
+                teacher_ckpt)
+            progress(f'{task.name} {role} (seed {seed}): {task.metric} '
+                     f'{result.metric:.2f} ({result.seconds:.0f}s)')
+            results.append(result)
+    return results
+
+
+def run_task_process(task_name: str, budget: Budget, seeds: int, work: str,
+                     data_root: str, progress: Progress, threads: int,
+                     out_file: str) -> None:
+    """:func:`run_task` as the target of a (spawned) process: ``threads``
+    torch threads, the results written to ``out_file`` as JSON."""
+    import torch
+    torch.set_num_threads(threads)
+    import mmkd  # noqa: F401  (registries, safe checkpoint loading)
+    task = next(t for t in TASKS if t.name == task_name)
+    results = run_task(task, budget, seeds, work, data_root, progress)
+    with open(out_file, 'w') as f:
+        json.dump([asdict(r) for r in results], f)
+
+
+def load_results(path: str) -> List[StageResult]:
+    """The results :func:`run_task_process` wrote."""
+    with open(path) as f:
+        return [StageResult(**r) for r in json.load(f)]
