@@ -1,5 +1,6 @@
 """The end-to-end demo in --quick mode: every stage leaves its checkpoint,
 students load in plain mmseg/mmdet, the report is complete."""
+import glob
 import json
 import os.path as osp
 import subprocess
@@ -31,8 +32,18 @@ def test_quick_demo_end_to_end(tmp_path):
         ('det', m) for m in ('teacher', 'student', 'imitation', 'full', 'gt')}
     for run in runs:
         assert osp.isfile(run['checkpoint']), run
+        # each stage logs its own scalars (the curves chart reads them)
+        work_dir = osp.dirname(run['checkpoint'])
+        scalars = glob.glob(osp.join(work_dir, '*', 'vis_data',
+                                     'scalars.json'))
+        assert len(scalars) == 1, work_dir
+        with open(scalars[0]) as f:
+            keys = {k for line in f for k in json.loads(line)}
         if run['role'] not in ('teacher', 'student'):
             assert osp.isfile(run['student_checkpoint']), run
+            assert any(k.startswith('distill.') for k in keys), keys
+        else:
+            assert not any(k.startswith('distill.') for k in keys), keys
 
     # distilled students load, strictly, in the plain packages
     from mmengine.config import Config

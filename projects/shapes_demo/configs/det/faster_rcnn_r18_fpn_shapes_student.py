@@ -55,7 +55,10 @@ train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
                  max_iters=max_iters, val_interval=max_iters)
 val_cfg = dict(type='ValLoop')
 test_cfg = dict(type='TestLoop')
-optim_wrapper = dict(optimizer=dict(lr=0.02),
+# lr 0.04: chosen on the baseline models alone, before any distillation run,
+# by sweeping lr (seed 0, validation bbox mAP): student (400 it) 0.02 / 0.04 /
+# 0.08: 5.7 / 7.8 / 7.8; teacher (1200 it) 0.02 / 0.04: 18.0 / 22.7.
+optim_wrapper = dict(optimizer=dict(lr=0.04),
                      clip_grad=dict(max_norm=10, norm_type=2))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0, end=50),

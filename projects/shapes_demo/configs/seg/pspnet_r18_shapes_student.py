@@ -52,8 +52,12 @@ test_dataloader = val_dataloader
 max_iters = 600
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
+# lr 0.2 (the stock 0.01 is for 40k iterations): chosen on the baseline models
+# alone, before any distillation run, by sweeping lr 0.02 / 0.05 / 0.1 / 0.2
+# (seed 0, validation mIoU): student (400 it) 16.9 / 24.6 / 25.4 / 26.6,
+# teacher (1200 it) 27.8 / 30.0 / 33.3 / 37.6. Distilled students use it too.
 optim_wrapper = dict(
-    optimizer=dict(type='SGD', lr=0.02, momentum=0.9, weight_decay=5e-4))
+    optimizer=dict(type='SGD', lr=0.2, momentum=0.9, weight_decay=5e-4))
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,
                         end=max_iters, by_epoch=False)]
 default_hooks = dict(
