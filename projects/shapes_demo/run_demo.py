@@ -15,12 +15,14 @@ import os
 import os.path as osp
 import sys
 import time
+from typing import Dict, List
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from shapes_demo.generate import generate  # noqa: E402
-from shapes_demo.stages import (BUDGETS, TASKS, Progress,  # noqa: E402
-                                load_results, run_task, run_task_process)
+from shapes_demo.stages import (BUDGETS, TASKS, Budget,  # noqa: E402
+                                Progress, StageResult, Task, load_results,
+                                run_task, run_task_process)
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,9 +50,25 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def run_in_processes(tasks, budget, seeds, work, data, progress, jobs):
-    """Run the tasks in ``jobs`` spawned processes at a time; stop all of
-    them as soon as one fails."""
+def run_in_processes(tasks: List[Task], budget: Budget, seeds: int,
+                     work: str, data: Dict[str, str], progress: Progress,
+                     jobs: int) -> List[StageResult]:
+    """Run each task (:func:`run_task`) in its own spawned process, ``jobs``
+    at a time, each with ``cpu_count // jobs`` torch threads; stop them all
+    as soon as one fails.
+
+    Args:
+        tasks: The tasks to run.
+        budget: Iterations and data size.
+        seeds: Seeds of the students.
+        work: The demo's work directory.
+        data: Task name -> generated dataset root.
+        progress: The shared progress printer.
+        jobs: Processes at a time.
+
+    Returns:
+        list[StageResult]: Every stage's result, in the order of ``tasks``.
+    """
     ctx = multiprocessing.get_context('spawn')
     threads = max(1, (os.cpu_count() or 1) // jobs)
     pending, running, results = list(tasks), {}, []

@@ -8,7 +8,7 @@ import pytest
 from conftest import REPO
 
 sys.path.insert(0, osp.join(REPO, 'projects', 'shapes_demo'))
-from shapes_demo.report import _summary, _table  # noqa: E402
+from shapes_demo.report import _not_better, _summary, _table  # noqa: E402
 from shapes_demo.stages import TASKS, StageResult  # noqa: E402
 
 
@@ -34,3 +34,7 @@ def test_summary_over_seeds():
     table = _table(list(rows.values()))
     assert '| seg | pixel | mIoU | 26.00 ± 1.73 | 3 | +4.00 |' in table
     assert '| seg | pair | mIoU | 21.00 ± 0.00 | 3 | -1.00 |' in table
+    # the report names the variants that do not beat the baseline
+    assert _not_better(list(rows.values())).startswith(
+        'Not better than the baseline student: seg pair (-1.00).')
+    assert _not_better([rows['pixel']]) == ''

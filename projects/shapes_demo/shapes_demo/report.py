@@ -52,6 +52,18 @@ def _table(rows: List[dict]) -> str:
     return '\n'.join(lines)
 
 
+def _not_better(rows: List[dict]) -> str:
+    """A paragraph naming the distilled variants whose mean does not beat
+    the baseline student's (empty when all do)."""
+    worse = [f"{r['task']} {r['model']} ({r['gain']:+.2f})" for r in rows
+             if r['gain'] is not None and r['gain'] <= 0]
+    if not worse:
+        return ''
+    return ('Not better than the baseline student: ' + ', '.join(worse) +
+            '. The README of mmkd ("Read it honestly") says what was '
+            'measured about why.\n\n')
+
+
 def _metric_chart(rows: List[dict], path: str) -> None:
     tasks = sorted({r['task'] for r in rows}, key=['seg', 'det'].index)
     fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4),
@@ -286,6 +298,7 @@ def write_report(results: List, tasks: Sequence, out_dir: str,
     note = ('Quick mode: a smoke test of the pipeline, too short for the '
             'numbers to mean anything.\n\n' if quick else '')
     with open(osp.join(out_dir, 'results.md'), 'w') as f:
-        f.write('# mmkd shapes demo\n\n' + note + table + '\n\n' + '\n'.join(
-            f'![{k}]({v})' for k, v in charts.items()) + '\n')
+        f.write('# mmkd shapes demo\n\n' + note + table + '\n\n' +
+                _not_better(rows) + '\n'.join(
+                    f'![{k}]({v})' for k, v in charts.items()) + '\n')
     return dict(table=table, dir=out_dir, rows=rows, charts=charts)
