@@ -6,7 +6,7 @@ import os
 import os.path as osp
 import shutil
 from collections import defaultdict
-from typing import Dict, List, Sequence
+from typing import Callable, Dict, List, Sequence
 
 import matplotlib
 
@@ -125,21 +125,33 @@ def _run_dir(results: List, task: str, role: str):
                 if r.task == task and r.role == role and r.seed == 0)
 
 
-def _seg_predictions(results: List, rows: List[dict], data: Dict[str, str],
-                     path: str, num: int = 3) -> None:
-    from mmseg.apis import inference_model, init_model
-    best = _best_variant(rows, 'seg')
-    models = {}
-    teacher = _run_dir(results, 'seg', 'teacher')
-    models['teacher'] = init_model(
-        _dumped_config(teacher.work_dir), teacher.checkpoint, 'cpu')
-    for role in ('student', best):
-        run = _run_dir(results, 'seg', role)
+def _side_by_side_models(results: List, rows: List[dict], task: str,
+                         init: Callable[[str, str], object]) -> dict:
+    """The teacher, the baseline student and the best distilled student of
+    ``task`` (seed 0), built on the CPU by ``init(config, checkpoint)``.
+
+    Returns:
+        dict: Column title -> model, in that order.
+    """
+    teacher = _run_dir(results, task, 'teacher')
+    models = dict(teacher=init(_dumped_config(teacher.work_dir),
+                               teacher.checkpoint))
+    for role in ('student', _best_variant(rows, task)):
+        run = _run_dir(results, task, role)
         config = osp.join(run.work_dir, 'student_config.py')
         if not osp.exists(config):
             config = _dumped_config(run.work_dir)
-        models[role if role == 'student' else f'{role} (distilled)'] = \
-            init_model(config, run.student_checkpoint or run.checkpoint, 'cpu')
+        models[role if role == 'student' else f'{role} (distilled)'] = init(
+            config, run.student_checkpoint or run.checkpoint)
+    return models
+
+
+def _seg_predictions(results: List, rows: List[dict], data: Dict[str, str],
+                     path: str, num: int = 3) -> None:
+    from mmseg.apis import inference_model, init_model
+    models = _side_by_side_models(
+        results, rows, 'seg',
+        lambda config, checkpoint: init_model(config, checkpoint, 'cpu'))
     palette = np.array(SEG_PALETTE, np.uint8)
     images = sorted(glob.glob(osp.join(data['seg'], 'img_dir', 'val',
                                        '*.png')))[:num]
@@ -173,19 +185,9 @@ def _dumped_config(work_dir: str) -> str:
 def _det_predictions(results: List, rows: List[dict], data: Dict[str, str],
                      path: str, num: int = 3, score_thr: float = 0.4) -> None:
     from mmdet.apis import inference_detector, init_detector
-    best = _best_variant(rows, 'det')
-    models = {}
-    teacher = _run_dir(results, 'det', 'teacher')
-    models['teacher'] = init_detector(
-        _dumped_config(teacher.work_dir), teacher.checkpoint, device='cpu')
-    for role in ('student', best):
-        run = _run_dir(results, 'det', role)
-        config = osp.join(run.work_dir, 'student_config.py')
-        if not osp.exists(config):
-            config = _dumped_config(run.work_dir)
-        models[role if role == 'student' else f'{role} (distilled)'] = \
-            init_detector(config, run.student_checkpoint or run.checkpoint,
-                          device='cpu')
+    models = _side_by_side_models(
+        results, rows, 'det', lambda config, checkpoint: init_detector(
+            config, checkpoint, device='cpu'))
     with open(osp.join(data['det'], 'val.json')) as f:
         coco = json.load(f)
     images = coco['images'][:num]
