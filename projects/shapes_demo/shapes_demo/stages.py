@@ -165,10 +165,11 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
     if role == 'teacher':
         # the path the distillation configs default to
         shutil.copyfile(checkpoint, osp.join(work_dir, 'teacher.pth'))
+    # the stage's logger is done: its log file is complete and its console
+    # handler writes to console.log, closed above
     for handler in list(runner.logger.handlers):
-        if isinstance(handler, logging.FileHandler):
-            handler.close()
-            runner.logger.removeHandler(handler)
+        handler.close()
+        runner.logger.removeHandler(handler)
     return result
 
 
