@@ -1,3 +1,4 @@
 from .conv_connector import ConvConnector
+from .hint_regressor import HintRegressor
 
-__all__ = ['ConvConnector']
+__all__ = ['ConvConnector', 'HintRegressor']

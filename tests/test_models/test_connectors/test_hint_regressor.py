@@ -1,0 +1,170 @@
+"""HintRegressor: FitNets' regressor, one convolution without padding whose
+kernel (H_s - H_t + 1, W_s - W_t + 1) maps the student map onto the
+teacher's size."""
+import pytest
+import torch
+import torch.nn as nn
+
+from mmkd.models.connectors.hint_regressor import HintRegressor
+from mmkd.models.losses.feature_mse import FeatureMSELoss
+from mmkd.registry import MODELS
+
+
+@pytest.mark.parametrize('student_size, teacher_size, kernel', [
+    ((5, 5), (5, 5), (1, 1)),  # equal sizes: a 1x1 projection
+    ((6, 8), (3, 4), (4, 5)),  # one stride earlier
+    ((7, 4), (2, 4), (6, 1)),  # only the height differs
+    ((50, 84), (25, 42), (26, 43)),  # P4 -> P5 of a 800x1344 input
+])
+def test_kernel_formula_and_output_shape(student_size, teacher_size, kernel):
+    regressor = HintRegressor(3, 2, student_size=student_size,
+                              teacher_size=teacher_size)
+    conv = regressor.convs[0]
+    assert isinstance(conv, nn.Conv2d)
+    assert conv.kernel_size == kernel
+    assert conv.weight.shape == (2, 3) + kernel
+    assert conv.stride == (1, 1) and conv.padding == (0, 0)
+    out = regressor(torch.randn(2, 3, *student_size))
+    assert out.shape == (2, 2) + teacher_size
+
+
+def test_hand_computed_value():
+    """1 channel, 3x3 student, 2x2 teacher -> 2x2 kernel; weights
+    [[1, 2], [3, 4]], bias 0.5. Top-left output: 1*1 + 2*2 + 3*4 + 4*5 +
+    0.5 = 37.5; the window moves one cell per output."""
+    regressor = HintRegressor(1, 1, student_size=(3, 3), teacher_size=(2, 2))
+    conv = regressor.convs[0]
+    with torch.no_grad():
+        conv.weight.copy_(torch.tensor([[[[1., 2.], [3., 4.]]]]))
+        conv.bias.fill_(0.5)
+    student = torch.arange(1., 10.).view(1, 1, 3, 3)
+    expected = torch.tensor([[[[37.5, 47.5], [67.5, 77.5]]]])
+    assert torch.equal(regressor(student), expected)
+
+    with_relu = HintRegressor(1, 1, kernel_size=2, act=True)
+    with torch.no_grad():
+        with_relu.convs[0].weight.copy_(-conv.weight)
+        with_relu.convs[0].bias.fill_(47.)
+    # -37 + 47 = 10, -47 + 47 = 0, -67 + 47 < 0, -77 + 47 < 0
+    assert torch.equal(with_relu(student),
+                       torch.tensor([[[[10., 0.], [0., 0.]]]]))
+
+
+def test_explicit_kernel_equals_kernel_from_sizes():
+    torch.manual_seed(0)
+    from_sizes = HintRegressor(2, 3, student_size=(6, 9),
+                               teacher_size=(4, 5))
+    explicit = HintRegressor(2, 3, kernel_size=(3, 5))
+    explicit.load_state_dict(from_sizes.state_dict(), strict=True)
+    x = torch.randn(1, 2, 6, 9)
+    assert torch.equal(explicit(x), from_sizes(x))
+    # a square kernel as one int
+    assert HintRegressor(2, 3, kernel_size=3).convs[0].kernel_size == (3, 3)
+
+
+def test_explicit_kernel_accepts_any_map_at_least_its_size():
+    """Without the sizes it cannot tell the intended map: output = map - k
+    + 1 (a wrong size then shows in the loss)."""
+    regressor = HintRegressor(2, 3, kernel_size=(3, 5))
+    assert regressor(torch.randn(1, 2, 10, 5)).shape == (1, 3, 8, 1)
+    with pytest.raises(ValueError, match=r'2x5.* smaller than the kernel '
+                       r'3x5'):
+        regressor(torch.randn(1, 2, 2, 5))
+
+
+def test_gradients_reach_the_regressor_and_the_student():
+    torch.manual_seed(0)
+    student = nn.Conv2d(3, 4, 3, padding=1)  # a student layer, 6x6 maps
+    regressor = HintRegressor(4, 5, student_size=(6, 6), teacher_size=(3, 3))
+    images = torch.randn(2, 3, 6, 6, requires_grad=True)
+    hint = torch.randn(2, 5, 3, 3)  # the teacher's map (recorded, no grad)
+    FeatureMSELoss()(regressor(student(images)), hint).backward()
+    for module in (student, regressor):
+        for p in module.parameters():
+            assert p.grad is not None and p.grad.abs().sum() > 0
+    # every student location is in some window of the 4x4 kernel
+    assert (images.grad.abs().sum(dim=1) > 0).all()
+
+
+def test_per_level_sizes_give_one_convolution_per_level():
+    """An FPN-like tap: levels of different sizes, each with its kernel."""
+    regressor = HintRegressor(
+        4, 4, student_size=[(16, 24), (8, 12)],
+        teacher_size=[[8, 12], [4, 6]])  # lists, as a config may give
+    assert [conv.kernel_size for conv in regressor.convs] == [(9, 13),
+                                                               (5, 7)]
+    out = regressor((torch.randn(2, 4, 16, 24), torch.randn(2, 4, 8, 12)))
+    assert isinstance(out, tuple)
+    assert [o.shape for o in out] == [(2, 4, 8, 12), (2, 4, 4, 6)]
+    # the levels do not share weights
+    assert regressor.convs[0].weight.data_ptr() != \
+        regressor.convs[1].weight.data_ptr()
+    per_level_kernels = HintRegressor(4, 4, kernel_size=[(9, 13), (5, 7)])
+    assert len(per_level_kernels.convs) == 2
+
+
+def test_init_std_and_registry():
+    regressor = MODELS.build(dict(
+        type='mmkd.HintRegressor', in_channels=8, out_channels=8,
+        student_size=[12, 12], teacher_size=[6, 6], init_std=1e-3))
+    conv = regressor.convs[0]
+    assert torch.count_nonzero(conv.bias) == 0
+    assert conv.weight.std().item() == pytest.approx(1e-3, rel=0.1)
+    assert '12x12 -> 6x6' in repr(regressor)
+
+
+# ------------------------------------------------------------------ errors
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(kernel_size=3, student_size=(4, 4), teacher_size=(2, 2)),
+     'not both'),
+    (dict(kernel_size=3, student_size=(4, 4)), 'not both'),
+    (dict(), 'give student_size and teacher_size'),
+    (dict(student_size=(4, 4)), 'give student_size and teacher_size'),
+    (dict(student_size=(4, 4), teacher_size=(5, 4)),
+     r'student map 4x4 is smaller than the teacher map 5x4'),
+    (dict(student_size=(4, 4), teacher_size=(4, 5)),
+     r'student map 4x4 is smaller than the teacher map 4x5'),
+    (dict(student_size=[(8, 8), (2, 2)], teacher_size=[(4, 4), (3, 3)]),
+     r'smaller than the teacher map 3x3 \(level 1\)'),
+    (dict(student_size=[(8, 8), (4, 4)], teacher_size=[(4, 4)]),
+     'same length'),
+    (dict(student_size=[(8, 8)], teacher_size=(4, 4)), 'same length'),
+    (dict(student_size=(4, 4, 4), teacher_size=(2, 2)), 'student_size'),
+    (dict(student_size=4, teacher_size=2), 'student_size'),
+    (dict(student_size=(0, 4), teacher_size=(0, 2)), 'positive'),
+    (dict(student_size=(True, 4), teacher_size=(1, 2)), 'student_size'),
+    (dict(kernel_size=(2, 2, 2)), 'kernel_size'),
+    (dict(kernel_size=[3, (2, 2)]), 'kernel_size'),
+])
+def test_bad_arguments_are_clear_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HintRegressor(2, 2, **kwargs)
+
+
+def test_a_map_of_another_size_names_the_regressor_and_both_sizes():
+    regressor = HintRegressor(2, 3, student_size=(8, 12), teacher_size=(4, 6))
+    with pytest.raises(ValueError) as error:
+        regressor(torch.randn(1, 2, 10, 12))
+    text = str(error.value)
+    for part in ('HintRegressor(2 -> 3, kernel 5x7)', 'student maps of 8x12',
+                 'teacher 4x6', 'found 10x12', 'keep_ratio=False'):
+        assert part in text, (part, text)
+
+
+def test_a_multi_level_tap_needs_per_level_sizes():
+    single = HintRegressor(2, 2, student_size=(8, 8), teacher_size=(4, 4))
+    with pytest.raises(ValueError, match=r'built for one map but got a tap '
+                       r"of 2 levels of sizes \['8x8', '4x4'\]"):
+        single((torch.randn(1, 2, 8, 8), torch.randn(1, 2, 4, 4)))
+    per_level = HintRegressor(2, 2, student_size=[(8, 8), (4, 4)],
+                              teacher_size=[(4, 4), (2, 2)])
+    with pytest.raises(ValueError, match='built per level'):
+        per_level(torch.randn(1, 2, 8, 8))
+    with pytest.raises(ValueError, match='built for 2 levels but got a tap '
+                       'of 3 levels'):
+        per_level([torch.randn(1, 2, 8, 8)] * 3)
+    with pytest.raises(ValueError, match=r'student maps of 4x4 \(-> teacher '
+                       r'2x2\) at level 1, found 5x4'):
+        per_level((torch.randn(1, 2, 8, 8), torch.randn(1, 2, 5, 4)))
+    with pytest.raises(ValueError, match=r'expects \(N, C, H, W\) maps'):
+        single(torch.randn(2, 8, 8))
