@@ -14,9 +14,9 @@ from mmengine.config import Config
 
 import mmkd  # noqa: F401  (registries, safe checkpoint loading)
 from mmkd.utils.safe_checkpoint import safe_torch_load
-from mmkd.utils.student_export import (save_student_checkpoint,
-                                       student_checkpoint_path,
-                                       student_config)
+from mmkd.utils.student_export import (dump_student_config,
+                                       save_student_checkpoint,
+                                       student_checkpoint_path)
 
 
 def main() -> None:
@@ -27,8 +27,15 @@ def main() -> None:
     args = parser.parse_args()
     out_dir = args.out_dir or osp.dirname(osp.abspath(args.checkpoint))
     os.makedirs(out_dir, exist_ok=True)
-    checkpoint = safe_torch_load(args.checkpoint, what='checkpoint')
-    meta = checkpoint.get('meta', {})
+    checkpoint = safe_torch_load(
+        args.checkpoint, what='checkpoint (export_student.py CHECKPOINT)')
+    if not isinstance(checkpoint, dict) or \
+            not isinstance(checkpoint.get('state_dict'), dict):
+        raise SystemExit(
+            f'export_student.py CHECKPOINT: {args.checkpoint} holds no '
+            "'state_dict': give a checkpoint saved by an mmkd training run.")
+    meta = checkpoint.get('meta')
+    meta = meta if isinstance(meta, dict) else {}
     out = save_student_checkpoint(
         checkpoint['state_dict'],
         osp.join(out_dir, osp.basename(
@@ -37,7 +44,7 @@ def main() -> None:
                   epoch=meta.get('epoch'), iter=meta.get('iter'),
                   dataset_meta=meta.get('dataset_meta')))
     config_out = osp.join(out_dir, 'student_config.py')
-    student_config(Config.fromfile(args.config)).dump(config_out)
+    dump_student_config(Config.fromfile(args.config), config_out)
     print(f'student checkpoint: {out}\nstudent config: {config_out}')
 
 

@@ -8,7 +8,8 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .safe_checkpoint import register_safe_checkpoint_loaders
+from .safe_checkpoint import (checkpoint_purpose,
+                              register_safe_checkpoint_loaders)
 
 
 def load_model_config(spec: Union[str, Mapping], key: str) -> ConfigDict:
@@ -79,7 +80,8 @@ def load_weights(model: nn.Module,
         dict: ``missing``, ``unexpected`` and ``mismatched`` key lists.
     """
     register_safe_checkpoint_loaders()
-    checkpoint = CheckpointLoader.load_checkpoint(filename, 'cpu')
+    with checkpoint_purpose(f'{key}'):
+        checkpoint = CheckpointLoader.load_checkpoint(filename, 'cpu')
     state = checkpoint.get('state_dict', checkpoint) \
         if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):

@@ -4,9 +4,10 @@ A student checkpoint holds ``state_dict`` with exactly the keys of the plain
 student model and a ``meta`` of plain Python types only, so stock test
 scripts (and ``torch.load(weights_only=True)``) load it as it is.
 """
+import os
 import os.path as osp
 from collections import OrderedDict
-from typing import Any, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional
 
 import numpy as np
 import torch
@@ -56,10 +57,35 @@ def to_plain(obj: Any) -> Any:
     return str(obj)
 
 
+def atomic_write(path: str, write: Callable[[str], Any]) -> str:
+    """Write ``path`` all at once: ``write`` fills a temporary file in the
+    same folder, which then replaces ``path`` (``os.replace``), so a reader
+    or a killed process never sees a partial file.
+
+    Args:
+        path (str): The file to write.
+        write (callable): Called with the temporary path.
+
+    Returns:
+        str: ``path``.
+    """
+    stem, ext = osp.splitext(osp.basename(path))
+    # the extension stays last: Config.dump picks the format from it
+    tmp = osp.join(osp.dirname(path) or '.', f'.{stem}.{os.getpid()}.tmp{ext}')
+    try:
+        write(tmp)
+        os.replace(tmp, path)
+    finally:
+        if osp.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
 def save_student_checkpoint(state_dict: Mapping[str, Any],
                             filename: str,
                             meta: Optional[Mapping[str, Any]] = None) -> str:
-    """Write the student part of a distiller state dict to ``filename``.
+    """Write the student part of a distiller state dict to ``filename``
+    (atomically: see :func:`atomic_write`).
 
     Args:
         state_dict (Mapping): The distiller's state dict.
@@ -76,8 +102,14 @@ def save_student_checkpoint(state_dict: Mapping[str, Any],
     checkpoint = dict(
         meta=to_plain(dict(meta or {}, mmkd_version=__version__)),
         state_dict=weights)
-    torch.save(checkpoint, filename)
-    return filename
+    return atomic_write(filename, lambda tmp: torch.save(checkpoint, tmp))
+
+
+def dump_student_config(cfg: Config, filename: str) -> str:
+    """Write :func:`student_config` of ``cfg`` to ``filename``, atomically.
+    """
+    plain = student_config(cfg)
+    return atomic_write(filename, lambda tmp: plain.dump(tmp))
 
 
 def student_checkpoint_path(checkpoint_path: str) -> str:
