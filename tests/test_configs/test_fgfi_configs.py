@@ -27,6 +27,7 @@ COCO = 'faster-rcnn-r101-fpn_faster-rcnn-r50-fpn_1x_coco.py'
 EXPECTED_LOSSES = {
     f'fgfi_{COCO}': {'imitation'},
     f'fgfi-full_{COCO}': {'imitation'},
+    f'fgfi-full-hint_{COCO}': {'hint'},
     f'fgfi-gt_{COCO}': {'imitation'},
     f'fgfi-d_{COCO}': {'kd'},
     f'fgfi-id_{COCO}': {'imitation', 'kd'},
@@ -35,6 +36,10 @@ EXPECTED_LOSSES = {
     'fgfi_retinanet-r101-fpn_retinanet-r50-fpn_1x_coco.py': {'imitation'},
 }
 PLAIN_CONFIGS = {'faster-rcnn_r101_fpn_1x_voc0712.py'}  # the VOC teacher
+HINT = f'fgfi-full-hint_{COCO}'
+# configs that train on one input size (a HintRegressor's kernel is built for
+# it): the test feeds images of this (H, W) instead
+FIXED_SIZE_CONFIGS = {HINT: (64, 96)}
 
 
 def test_every_config_is_covered():
@@ -94,13 +99,45 @@ def prepare(path):
     return cfg
 
 
-def batch(num_classes, seed=0):
-    """Two images of different sizes (64x96 and 80x64), 3 random boxes each."""
+def train_resize(cfg):
+    """The Resize of the training pipeline."""
+    resize, = [t for t in cfg.train_dataloader.dataset.pipeline
+               if t['type'] == 'Resize']
+    return resize
+
+
+def fixed_train_size(cfg):
+    """The one (H, W) every training image is resized to (a Resize with
+    keep_ratio=False in the training pipeline)."""
+    resize = train_resize(cfg)
+    assert resize['keep_ratio'] is False
+    width, height = resize['scale']
+    return height, width
+
+
+def shrink_hint_regressors(cfg, size):
+    """Rebuild (in place) every HintRegressor of ``cfg`` for inputs of
+    ``size`` (H, W) instead of the config's training size, at the strides
+    its map sizes imply (an exact divisor of the training size)."""
+    height, width = fixed_train_size(cfg)
+    for connector in cfg.model.connectors.values():
+        if connector['type'] != 'mmkd.HintRegressor':
+            continue
+        for key in ('student_size', 'teacher_size'):
+            map_h, map_w = connector[key]
+            stride = height // map_h
+            assert (map_h * stride, map_w * stride) == (height, width)
+            connector[key] = (size[0] // stride, size[1] // stride)
+
+
+def batch(num_classes, seed=0, sizes=((64, 96), (80, 64))):
+    """Two images of the given sizes (by default different: 64x96 and
+    80x64), 3 random boxes each."""
     from mmdet.structures import DetDataSample
     from mmengine.structures import InstanceData
     g = torch.Generator().manual_seed(seed)
     inputs, samples = [], []
-    for h, w in ((64, 96), (80, 64)):
+    for h, w in sizes:
         inputs.append(torch.randint(0, 256, (3, h, w), generator=g,
                                     dtype=torch.uint8))
         xy = torch.rand(3, 2, generator=g) * torch.tensor([w - 24., h - 24.])
@@ -134,7 +171,12 @@ def after_warmup():
 @pytest.mark.parametrize('path', CONFIGS, ids=osp.basename)
 def test_one_training_iteration(path, after_warmup):
     torch.manual_seed(0)
+    name = osp.basename(path)
     cfg = prepare(path)
+    sizes = ((64, 96), (80, 64))
+    if name in FIXED_SIZE_CONFIGS:
+        shrink_hint_regressors(cfg, FIXED_SIZE_CONFIGS[name])
+        sizes = (FIXED_SIZE_CONFIGS[name], ) * 2
     init_default_scope(cfg.get('default_scope', 'mmdet'))
     model = MODELS.build(cfg.model)
     model.init_weights()
@@ -143,12 +185,15 @@ def test_one_training_iteration(path, after_warmup):
     student_cfg = cfg.model.get('student', cfg.model)
     before = [p.detach().clone() for p in model.parameters()
               if p.requires_grad]
+    if name == HINT:
+        regressor = model.connectors['hint_regressor']
+        regressor_before = [p.detach().clone()
+                            for p in regressor.parameters()]
 
-    log_vars = model.train_step(batch(num_classes(student_cfg)),
-                                optim_wrapper)
+    log_vars = model.train_step(
+        batch(num_classes(student_cfg), sizes=sizes), optim_wrapper)
 
     assert math.isfinite(float(log_vars['loss']))
-    name = osp.basename(path)
     if name in PLAIN_CONFIGS:
         assert not any(k.startswith('distill') for k in log_vars)
         # the step updated the student
@@ -157,6 +202,16 @@ def test_one_training_iteration(path, after_warmup):
     else:
         assert_distillation_step(model, cfg.model, log_vars,
                                  EXPECTED_LOSSES[name], before)
+    if name == HINT:
+        # the hint covers every location: the step trains the regressor
+        assert all(not torch.equal(p, q) for p, q in zip(
+            regressor.parameters(), regressor_before))
+        # images of different sizes (a batch padded to its largest) give maps
+        # the regressor was not built for: P4 6x6 (96x96 padded) for 4x6
+        with pytest.raises(ValueError, match=r'HintRegressor\(256 -> 256, '
+                           r'kernel 3x4\) was built for student maps of 4x6 '
+                           r'\(-> teacher 2x3\), found 6x6'):
+            model.train_step(batch(num_classes(student_cfg)), optim_wrapper)
 
 
 def test_published_settings_are_in_the_configs():
@@ -186,3 +241,37 @@ def test_published_settings_are_in_the_configs():
     assert d.model.distill_losses.kd.use_sigmoid
     assert d.model.teacher_forward == 'tensor'
     assert not d.model.connectors
+
+
+def test_hint_config_trains_on_one_unpadded_input_size():
+    """Images of any size leave the training pipeline at 800x1344, which the
+    student's preprocessor does not pad; the regressor is built for that
+    size's P4 (stride 16) and P5 (stride 32)."""
+    import numpy as np
+    from mmdet.registry import TRANSFORMS
+    cfg = Config.fromfile(osp.join(FGFI, HINT))
+    init_default_scope('mmdet')
+    transform = TRANSFORMS.build(train_resize(cfg))
+    for h, w in ((480, 640), (640, 427), (333, 1000)):
+        out = transform(dict(img=np.zeros((h, w, 3), np.uint8)))
+        assert out['img_shape'] == (800, 1344) == fixed_train_size(cfg)
+    divisor = cfg.model.student.data_preprocessor.pad_size_divisor
+    assert 800 % divisor == 0 and 1344 % divisor == 0
+    regressor = cfg.model.connectors.hint_regressor
+    assert tuple(regressor.student_size) == (800 // 16, 1344 // 16)
+    assert tuple(regressor.teacher_size) == (800 // 32, 1344 // 32)
+
+
+def test_hint_config_weight_is_the_f_variant_scale_per_location():
+    """FeatureMSELoss at the config's weight equals the F variant's
+    ImitationLoss (lambda 0.01) with every location in the mask."""
+    from mmkd.models.losses import FeatureMSELoss, ImitationLoss
+    cfg = Config.fromfile(osp.join(FGFI, HINT))
+    full = Config.fromfile(osp.join(FGFI, f'fgfi-full_{COCO}'))
+    torch.manual_seed(0)
+    student, teacher = torch.randn(2, 2, 256, 3, 4)
+    every_location = torch.ones(2, 3, 4, dtype=torch.bool)
+    lam = full.model.distill_losses.imitation.loss_weight
+    assert FeatureMSELoss(cfg.model.distill_losses.hint.loss_weight)(
+        student, teacher).item() == pytest.approx(
+            ImitationLoss(lam)(student, teacher, every_location).item())
