@@ -6,6 +6,8 @@ import torch
 from torch import Tensor
 
 from mmkd.registry import TASK_UTILS
+from mmkd.utils.config_checks import (ConfigValueError, check_number,
+                                      check_positive_int, describe)
 
 #: One stride per level: an int, or ``(stride_w, stride_h)`` as in mmdet's
 #: ``AnchorGenerator.strides``.
@@ -83,21 +85,18 @@ class ImitationMaskGenerator:
                  psi: float = 0.5,
                  max_iou_scope: str = 'all',
                  box_chunk_size: int = 16) -> None:
-        if not 0.0 <= float(psi) <= 1.0:
-            raise ValueError(
-                f'ImitationMaskGenerator psi must be in [0, 1] (the paper '
-                f'uses 0.5), found {psi}.')
+        owner = 'ImitationMaskGenerator'
+        self.psi = check_number(
+            psi, 'psi', low=0, high=1, owner=owner,
+            todo='psi scales the best IoU of each box into the threshold '
+            'of its region (the paper uses 0.5).')
         if max_iou_scope not in ('all', 'level'):
-            raise ValueError(
-                "ImitationMaskGenerator max_iou_scope must be 'all' or "
-                f"'level', found {max_iou_scope!r}.")
-        if int(box_chunk_size) < 1:
-            raise ValueError(
-                'ImitationMaskGenerator box_chunk_size must be a positive '
-                f'int, found {box_chunk_size}.')
-        self.psi = float(psi)
+            raise ConfigValueError('max_iou_scope', "'all' or 'level'",
+                                   describe(max_iou_scope), owner=owner)
         self.max_iou_scope = max_iou_scope
-        self.box_chunk_size = int(box_chunk_size)
+        self.box_chunk_size = check_positive_int(
+            box_chunk_size, 'box_chunk_size', owner=owner,
+            todo='It bounds the memory (boxes per IoU chunk; default 16).')
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(psi={self.psi}, '

@@ -427,10 +427,20 @@ def test_cuda_matches_cpu():
 # --------------------------------------------------------------------------
 # Errors.
 # --------------------------------------------------------------------------
-@pytest.mark.parametrize('psi', [-0.1, 1.5, math.nan])
-def test_error_psi_out_of_range(psi):
-    with pytest.raises(ValueError, match=r'psi must be in \[0, 1\]'):
+@pytest.mark.parametrize('psi, found', [
+    (-0.1, '-0.1'), (1.5, '1.5'), (math.nan, 'nan'), (None, 'None'),
+    ('0.5', r"'0\.5' \(str\)"), (True, r'True \(bool\)')])
+def test_error_psi_not_a_number_in_0_1(psi, found):
+    with pytest.raises(ValueError, match=r'^ImitationMaskGenerator psi: '
+                       rf'expected a number in \[0, 1\], found {found}\. '):
         ImitationMaskGenerator(psi=psi)
+
+
+@pytest.mark.parametrize('size', [0, 2.5, '16'])
+def test_error_box_chunk_size_not_a_positive_int(size):
+    with pytest.raises(ValueError, match=r'^ImitationMaskGenerator '
+                       'box_chunk_size: expected an int >= 1, found'):
+        ImitationMaskGenerator(box_chunk_size=size)
 
 
 def test_error_unknown_scope():

@@ -5,6 +5,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import (ConfigValueError, check_number,
+                                      check_positive_int, describe)
 
 
 @MODELS.register_module()
@@ -38,10 +40,28 @@ class ConvConnector(nn.Module):
                  init_std: Union[float, None] = 1e-4,
                  num_levels: Union[int, None] = None) -> None:
         super().__init__()
-        if kernel_size % 2 != 1:
-            raise ValueError(
-                f'ConvConnector kernel_size must be odd to keep the spatial '
-                f'size, found {kernel_size}.')
+        in_channels = check_positive_int(
+            in_channels, 'in_channels', owner='ConvConnector',
+            todo="Give the channels of the student tap it adapts.")
+        out_channels = check_positive_int(
+            out_channels, 'out_channels', owner='ConvConnector',
+            todo="Give the channels of the teacher tap.")
+        if check_positive_int(kernel_size, 'kernel_size',
+                              owner='ConvConnector') % 2 != 1:
+            raise ConfigValueError(
+                'kernel_size', 'an odd int (the spatial size is kept)',
+                describe(kernel_size), 'Use 3 (official) or 1.',
+                owner='ConvConnector')
+        if init_std is not None:
+            check_number(init_std, 'init_std', low=0, low_open=True,
+                         owner='ConvConnector',
+                         todo="Give the weights' std (1e-4 official), or "
+                         "None for PyTorch's default init.")
+        if num_levels is not None:
+            check_positive_int(
+                num_levels, 'num_levels', owner='ConvConnector',
+                todo='Give the levels of the tap for one layer per level, '
+                'or None for one layer shared by all levels.')
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.num_levels = num_levels

@@ -8,6 +8,7 @@ from torch import Tensor
 
 from mmkd.registry import MODELS, TASK_UTILS
 from mmkd.task_modules import valid_location_masks
+from mmkd.utils.config_checks import ConfigValueError
 from .single_teacher_distiller import SingleTeacherDistiller
 
 REGIONS = ('imitation', 'gt', 'full')
@@ -62,9 +63,9 @@ class DetectionDistiller(SingleTeacherDistiller):
         if region not in REGIONS:
             raise ValueError(f'model.region: expected one of {REGIONS}, '
                              f'found {region!r}.')
-        if mask_tap not in self.student_taps:
+        if not isinstance(mask_tap, str) or mask_tap not in self.student_taps:
             raise KeyError(
-                f"model.mask_tap: no student tap named '{mask_tap}'; "
+                f'model.mask_tap: no student tap named {mask_tap!r}; '
                 f'model.student_taps defines {sorted(self.student_taps.paths)}.')
         self.mask_tap = mask_tap
         self.region = region
@@ -74,8 +75,10 @@ class DetectionDistiller(SingleTeacherDistiller):
             try:
                 self.mask_generator = TASK_UTILS.build(dict(
                     mask_generator or dict(type='ImitationMaskGenerator')))
-            except ValueError as e:
-                raise ValueError(f'model.mask_generator: {e}') from None
+            except ConfigValueError as e:
+                raise e.under('model.mask_generator') from None
+            except (ValueError, TypeError) as e:
+                raise type(e)(f'model.mask_generator: {e}') from None
 
     def _find_prior_generator(self, anchor_generator: Optional[Mapping]):
         from mmdet.models.task_modules.prior_generators import \

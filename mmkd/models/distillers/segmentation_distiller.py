@@ -10,6 +10,8 @@ from torch import Tensor
 
 from mmkd.models.losses.holistic import HolisticLoss
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import (ConfigValueError, check_positive_int,
+                                      describe)
 from .single_teacher_distiller import SingleTeacherDistiller
 
 
@@ -72,13 +74,29 @@ class SegmentationDistiller(SingleTeacherDistiller):
                 f'model.distill_losses.{self.holistic_name} is a HolisticLoss '
                 'but model.discriminator is not set: give e.g. dict(type='
                 "'mmkd.SegDiscriminator', in_channels=num_classes + 3).")
-        if n_critic < 1:
-            raise ValueError(f'model.n_critic: expected >= 1, found '
-                             f'{n_critic}.')
-        self.n_critic = n_critic
+        self.n_critic = check_positive_int(
+            n_critic, 'model.n_critic',
+            todo='Give the discriminator steps per student step (official: '
+            '1).')
         self.discriminator = (MODELS.build(discriminator)
                               if discriminator is not None else None)
         self._critic_inputs = None
+
+    def _check_loss_inputs(self, key: str, loss: nn.Module,
+                           route: Mapping[str, Any]) -> None:
+        """The holistic term is routed by :meth:`compute_loss` itself: the
+        student and teacher logit taps as they are, and the batch's inputs
+        as the condition."""
+        if not isinstance(loss, HolisticLoss):
+            return super()._check_loss_inputs(key, loss, route)
+        for unused in ('connector', 'extra_inputs'):
+            if route[unused]:
+                raise ConfigValueError(
+                    f'{key}.{unused}',
+                    'nothing: the holistic term compares the student and '
+                    'teacher logit taps as they are, conditioned on the '
+                    "batch's inputs", describe(route[unused]),
+                    f'Remove {unused} from the holistic term.')
 
     def compute_loss(self, name: str, loss: nn.Module,
                      sources: Mapping[str, Any]) -> Tensor:

@@ -1,5 +1,6 @@
 """The single-teacher distiller: a student, a frozen teacher, taps, connectors
 and distillation losses, as one mmengine model."""
+import inspect
 import types
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
 
@@ -10,7 +11,9 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor
 
+from mmkd.models.losses.holistic import HolisticLoss
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import ConfigValueError, check_number, describe
 from mmkd.utils.feature_taps import FeatureTaps
 from mmkd.utils.model_loading import load_model_config, load_weights
 from .weight_schedule import LossWeightSchedule
@@ -76,6 +79,15 @@ class SingleTeacherDistiller(BaseModel):
             student tap first) and ``extra_inputs`` (optional dict: loss
             keyword -> source, a source being ``'inputs'``,
             ``'data_samples'``, ``'student.<tap>'`` or ``'teacher.<tap>'``).
+            The loss is called ``loss(student, teacher, **extra_inputs)``;
+            all of this, and ``loss_weight`` (a finite number >= 0), is
+            checked when the distiller is built. The loss must be one of
+            mmkd's distillation losses (a class registered in
+            ``mmkd.registry.MODELS``): a task loss such as
+            ``mmseg.CrossEntropyLoss`` would take the teacher's tap as
+            labels. ``foreign_loss=True`` admits a loss of another package
+            that does compare a student and a teacher tensor (e.g.
+            ``mmdet.KnowledgeDistillationKLDivLoss``).
         loss_schedules (dict, optional): Loss name -> schedule of its weight
             (see :class:`LossWeightSchedule`), e.g.
             ``dict(imitation=dict(warmup=400))``. The logged
@@ -85,7 +97,8 @@ class SingleTeacherDistiller(BaseModel):
             ``_forward``: backbone to head outputs) or ``'extract_feat'``
             (backbone and neck only, cheaper when only those are tapped).
         min_key_match (float): Refuse a teacher/student checkpoint in which
-            fewer than this fraction of the model's entries are found.
+            fewer than this fraction (in [0, 1]) of the model's entries are
+            found.
         data_preprocessor (dict, optional): The student's data preprocessor
             is always used (the teacher sees the same batch). mmengine's
             Runner passes the config's top-level ``data_preprocessor`` here;
@@ -109,6 +122,10 @@ class SingleTeacherDistiller(BaseModel):
                  data_preprocessor: Optional[Mapping] = None,
                  init_cfg: Optional[Mapping] = None) -> None:
         super().__init__(init_cfg=init_cfg)
+        min_key_match = check_number(
+            min_key_match, 'model.min_key_match', low=0, high=1,
+            todo="It is the fraction of the model's entries that a teacher "
+            'or student checkpoint must provide, e.g. 0.9 for 90%.')
         student = load_model_config(student, 'model.student')
         self._check_data_preprocessor(data_preprocessor, student)
         self.student = self._build(student, 'model.student')
@@ -139,7 +156,7 @@ class SingleTeacherDistiller(BaseModel):
         self.teacher_taps = FeatureTaps(self.teacher, teacher_taps or {},
                                         'model.teacher_taps')
         self.connectors = nn.ModuleDict({
-            name: MODELS.build(cfg)
+            name: self._build_part(cfg, f'model.connectors.{name}')
             for name, cfg in (connectors or {}).items()
         })
         self.distill_losses = nn.ModuleDict()
@@ -197,51 +214,177 @@ class SingleTeacherDistiller(BaseModel):
             'model.data_preprocessor = data_preprocessor in the student '
             'config.')
 
+    @staticmethod
+    def _build_part(cfg: Mapping, key: str) -> nn.Module:
+        """Build a loss or connector; its argument errors name ``key``."""
+        try:
+            return MODELS.build(cfg)
+        except ConfigValueError as e:
+            raise e.under(key) from None
+        except (ValueError, TypeError) as e:
+            raise type(e)(f'{key}: {e}') from None
+
     def _add_loss(self, name: str, cfg: Mapping) -> None:
+        """Build distillation loss ``name`` and check, before any step, its
+        routing, its class, its ``loss_weight`` and that its ``forward``
+        takes the inputs routed to it."""
         key = f'model.distill_losses.{name}'
         cfg = dict(cfg)
         route = {k: cfg.pop(k, None) for k in ROUTING_KEYS}
-        route['extra_inputs'] = dict(route['extra_inputs'] or {})
-        for side, taps in (('student', self.student_taps),
-                           ('teacher', self.teacher_taps)):
-            if route[side] is not None and route[side] not in taps:
-                raise KeyError(
-                    f"{key}.{side}: no {side} tap named '{route[side]}'; "
-                    f'model.{side}_taps defines {sorted(taps.paths)}.')
-        if route['connector'] is not None and \
-                route['connector'] not in self.connectors:
-            raise KeyError(
-                f"{key}.connector: no connector named '{route['connector']}'"
-                f'; model.connectors defines {sorted(self.connectors)}.')
-        for kwarg, source in route['extra_inputs'].items():
-            self._check_source(source, f'{key}.extra_inputs.{kwarg}')
+        foreign = cfg.pop('foreign_loss', False)
+        if not isinstance(foreign, bool):
+            raise ConfigValueError(f'{key}.foreign_loss', 'True or False',
+                                   describe(foreign))
+        self._check_route(key, route)
         loss_type = cfg.get('type')
         try:
-            self.distill_losses[name] = MODELS.build(cfg)
-        except (ValueError, TypeError) as e:
-            raise type(e)(f'{key}: {e}') from None
+            loss = self._build_part(cfg, key)
         except KeyError as e:
-            if loss_type is not None and MODELS.get(loss_type) is None:
+            if isinstance(loss_type, str) and MODELS.get(loss_type) is None:
                 raise KeyError(
                     f"{key}.type: '{loss_type}' is not a registered loss. "
                     f'mmkd losses: {self._registered_losses()}. Custom losses '
                     'need @MODELS.register_module() and custom_imports.') \
                     from None
             raise
+        if not foreign and not self._is_distill_loss(loss):
+            cls = type(loss)
+            raise ConfigValueError(
+                f'{key}.type',
+                f"one of mmkd's distillation losses "
+                f'{self._registered_losses()}',
+                f'{describe(loss_type)}, a {cls.__module__}.'
+                f'{cls.__qualname__}',
+                'A task loss (e.g. mmseg.CrossEntropyLoss, mmdet.L1Loss) '
+                "takes (prediction, labels) and would use the teacher's tap "
+                'as labels. Use an mmkd loss or register your own '
+                'distillation loss with mmkd.registry.MODELS; only if this '
+                'loss does compare a student tensor with a teacher tensor '
+                '(e.g. mmdet.KnowledgeDistillationKLDivLoss), set '
+                f'{key}.foreign_loss=True.')
+        if hasattr(loss, 'loss_weight'):
+            check_number(
+                loss.loss_weight, f'{key}.loss_weight', low=0,
+                todo='It multiplies the term, e.g. loss_weight=1.0 (0 '
+                'switches it off).')
+        self._check_loss_inputs(key, loss, route)
+        self.distill_losses[name] = loss
         self.loss_routes[name] = route
+
+    def _check_route(self, key: str, route: Dict[str, Any]) -> None:
+        """Check the routing keys of one loss against the taps and
+        connectors (``extra_inputs`` becomes a dict)."""
+        for side, taps in (('student', self.student_taps),
+                           ('teacher', self.teacher_taps)):
+            tap, names = route[side], sorted(taps.paths)
+            if not isinstance(tap, str):
+                raise ConfigValueError(
+                    f'{key}.{side}',
+                    f'the name of a {side} tap, one of {names} '
+                    f'(model.{side}_taps)',
+                    'nothing' if tap is None else describe(tap),
+                    'Every distillation loss compares a student tap with a '
+                    f'teacher tap: set {side}=<tap name>.')
+            if tap not in taps:
+                raise KeyError(
+                    f"{key}.{side}: no {side} tap named '{tap}'; "
+                    f'model.{side}_taps defines {names}.')
+        connector = route['connector']
+        if connector is not None and not isinstance(connector, str):
+            raise ConfigValueError(
+                f'{key}.connector',
+                f'the name of a connector, one of {sorted(self.connectors)} '
+                '(model.connectors), or None', describe(connector))
+        if connector is not None and connector not in self.connectors:
+            raise KeyError(
+                f"{key}.connector: no connector named '{connector}'"
+                f'; model.connectors defines {sorted(self.connectors)}.')
+        extra = route['extra_inputs']
+        if extra is not None and not isinstance(extra, Mapping):
+            raise ConfigValueError(
+                f'{key}.extra_inputs',
+                'a dict: loss argument -> source, or None', describe(extra))
+        route['extra_inputs'] = dict(extra or {})
+        for kwarg, source in route['extra_inputs'].items():
+            self._check_source(source, f'{key}.extra_inputs.{kwarg}')
+
+    def _check_loss_inputs(self, key: str, loss: nn.Module,
+                           route: Mapping[str, Any]) -> None:
+        """Check that ``loss.forward`` takes what :meth:`compute_loss` gives
+        it: the student tap and the teacher tap (positionally, in this
+        order), and ``extra_inputs`` as keyword arguments."""
+        if isinstance(loss, HolisticLoss):
+            raise ValueError(
+                f"{key}.type: 'mmkd.HolisticLoss' trains a discriminator, "
+                f'which {type(self).__name__} has not: use '
+                "type='mmkd.SegmentationDistiller' with model.discriminator.")
+        signature = inspect.signature(loss.forward)
+        params = list(signature.parameters.values())
+        kind = inspect.Parameter
+        positional = [p for p in params
+                      if p.kind in (kind.POSITIONAL_ONLY,
+                                    kind.POSITIONAL_OR_KEYWORD)]
+        takes_any = {p.kind for p in params} & {kind.VAR_POSITIONAL,
+                                                kind.VAR_KEYWORD}
+        plain = signature.replace(
+            parameters=[p.replace(annotation=p.empty) for p in params],
+            return_annotation=signature.empty)
+        described = f'{type(loss).__name__}.forward{plain}'
+        if len(positional) < 2 and kind.VAR_POSITIONAL not in takes_any:
+            raise ConfigValueError(
+                f'{key}.type',
+                'a loss whose forward takes the student tap and the teacher '
+                'tap', f'{described}, which takes {len(positional)} '
+                'positional inputs',
+                f"Use one of mmkd's distillation losses "
+                f'{self._registered_losses()}.')
+        taps = {p.name for p in positional[:2]}
+        keywords = {p.name for p in params if p.name not in taps and p.kind in
+                    (kind.POSITIONAL_OR_KEYWORD, kind.KEYWORD_ONLY)}
+        extra = route['extra_inputs']
+        for kwarg in extra:
+            if kwarg not in keywords and kind.VAR_KEYWORD not in takes_any:
+                raise ConfigValueError(
+                    f'{key}.extra_inputs.{kwarg}',
+                    f'an argument of {described} besides the student and '
+                    f'teacher inputs {sorted(taps)}', repr(kwarg),
+                    'The student and teacher inputs come from student= and '
+                    'teacher=; remove or rename this entry.')
+        missing = [p.name for p in params
+                   if p.default is kind.empty and p.name not in taps and
+                   p.name not in extra and
+                   p.kind not in (kind.VAR_POSITIONAL, kind.VAR_KEYWORD)]
+        if missing:
+            raise ConfigValueError(
+                f'{key}.extra_inputs',
+                f'a source for every input of {described} besides the '
+                'student and teacher taps', f'nothing for {missing}',
+                f'Add extra_inputs=dict({missing[0]}=<source>), a source '
+                f'being one of {sorted(self.extra_sources())}, '
+                "'student.<tap>' or 'teacher.<tap>'.")
 
     @staticmethod
     def _registered_losses() -> List[str]:
         return sorted(n for n in MODELS.module_dict if n.endswith('Loss'))
 
+    @staticmethod
+    def _is_distill_loss(loss: nn.Module) -> bool:
+        """Whether ``loss`` is one of mmkd's distillation losses: its class
+        is registered in mmkd's registry (a user's own distillation loss
+        too) or derives from an mmkd loss."""
+        own = MODELS.module_dict
+        return type(loss) in own.values() or isinstance(
+            loss, tuple(c for n, c in own.items() if n.endswith('Loss')))
+
     def _check_source(self, source: str, key: str) -> None:
-        side, _, tap = source.partition('.')
-        ok = (source in self.extra_sources() or
-              (side == 'student' and tap in self.student_taps) or
-              (side == 'teacher' and tap in self.teacher_taps))
+        side, _, tap = str(source).partition('.')
+        ok = isinstance(source, str) and (
+            source in self.extra_sources() or
+            (side == 'student' and tap in self.student_taps) or
+            (side == 'teacher' and tap in self.teacher_taps))
         if not ok:
             raise KeyError(
-                f"{key}: unknown source '{source}'. Expected one of "
+                f'{key}: unknown source {source!r}. Expected one of '
                 f'{sorted(self.extra_sources())}, student.<tap> or '
                 'teacher.<tap> with a tap of model.student_taps/teacher_taps.')
 
@@ -394,27 +537,42 @@ class SingleTeacherDistiller(BaseModel):
 
     def compute_loss(self, name: str, loss: nn.Module,
                      sources: Mapping[str, Any]) -> Tensor:
-        """Route the recorded tensors of loss ``name`` into it."""
+        """Route the recorded tensors of loss ``name`` into it:
+        ``loss(student, teacher, **extra_inputs)``."""
         route = self.loss_routes[name]
         key = f'model.distill_losses.{name}'
-        args = []
-        student = teacher = None
-        if route['student'] is not None:
-            student = self.student_taps[route['student']]
-            if route['connector'] is not None:
-                student = self.connectors[route['connector']](student)
-            args.append(student)
-        if route['teacher'] is not None:
-            teacher = self.teacher_taps[route['teacher']]
-            args.append(teacher)
-        if route['connector'] is not None and teacher is not None:
+        student = self.student_taps[route['student']]
+        teacher = self.teacher_taps[route['teacher']]
+        if route['connector'] is not None:
+            self._check_connector_input(name, route, student)
+            student = self.connectors[route['connector']](student)
             self._check_connector_output(name, route, student, teacher)
         kwargs = {k: self.resolve(v, sources)
                   for k, v in route['extra_inputs'].items()}
         try:
-            return loss(*args, **kwargs)
+            return loss(student, teacher, **kwargs)
         except ValueError as e:
             raise ValueError(f'{key}: {e}') from None
+
+    def _check_connector_input(self, name: str, route: Mapping,
+                               tap: Any) -> None:
+        """Refuse a student tap whose channels are not the connector's
+        ``in_channels`` (instead of torch's error from inside the layer)."""
+        connector = route['connector']
+        expected = getattr(self.connectors[connector], 'in_channels', None)
+        found = _channels(tap)
+        levels = set(found) if isinstance(found, tuple) else {found}
+        if not isinstance(expected, int) or levels == {expected}:
+            return
+        raise ConfigValueError(
+            f'model.connectors.{connector}.in_channels',
+            f"{found}, the channels of student tap '{route['student']}' "
+            f"(module '{self.student_taps.paths[route['student']]}', shape "
+            f'{_shapes(tap)}) that model.distill_losses.{name} passes '
+            'through this connector', describe(expected),
+            f'Set in_channels={found}.' if len(levels) == 1 else
+            'The levels of the tap differ in channels: tap maps of equal '
+            'channels or use one connector per level.')
 
     def _check_connector_output(self, name: str, route: Mapping,
                                 adapted: Any, teacher: Any) -> None:

@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from .utils import check_dims, fp32_math, resize_to
+from .utils import check_dims, check_tau, fp32_math, resize_to
 
 
 @MODELS.register_module()
@@ -53,7 +53,7 @@ class ChannelWiseLoss(nn.Module):
     64×128 map with N = 2.
 
     Args:
-        tau (float): Temperature, > 0. The paper and MMRazor's Cityscapes
+        tau (float): Temperature, finite and > 0. The paper and MMRazor's Cityscapes
             reproduction use 1 on the logits. Defaults to 1.0.
         loss_weight (float): Multiplier of the loss (MMRazor's Cityscapes
             PSPNet reproduction: 5). Defaults to 1.0.
@@ -61,11 +61,8 @@ class ChannelWiseLoss(nn.Module):
 
     def __init__(self, tau: float = 1.0, loss_weight: float = 1.0) -> None:
         super().__init__()
-        if not tau > 0:
-            raise ValueError(
-                f'ChannelWiseLoss tau must be > 0 (a temperature; 1 is the '
-                f'published value on the logits), found {tau}.')
-        self.tau = float(tau)
+        self.tau = check_tau(tau, 'ChannelWiseLoss',
+                             '1 is the published value on the logits')
         self.loss_weight = loss_weight
 
     def forward(self, student: Tensor, teacher: Tensor) -> Tensor:

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import check_number
 from .utils import check_dims, fp32_math, resize_to
 
 
@@ -115,14 +116,20 @@ class HolisticLoss(nn.Module):
                 f"HolisticLoss condition must be 'image' (the paper: softmax "
                 f"+ image) or 'none' (the official master branch: normalised "
                 f'logits), found {condition!r}.')
-        if gp_weight < 0:
-            raise ValueError(
-                f'HolisticLoss gp_weight must be >= 0, found {gp_weight}.')
         self.loss_weight = loss_weight
-        self.gp_weight = gp_weight
+        self.gp_weight = check_number(
+            gp_weight, 'gp_weight', low=0, owner='HolisticLoss',
+            todo='It weighs the gradient penalty of the discriminator loss '
+            '(official: 10).')
         self.condition = condition
-        self.d_loss_weight = d_loss_weight
-        self.grad_norm_eps = grad_norm_eps
+        self.d_loss_weight = check_number(
+            d_loss_weight, 'd_loss_weight', low=0, owner='HolisticLoss',
+            todo='It multiplies the discriminator loss (1, or 0.1 as the '
+            'official code).')
+        self.grad_norm_eps = check_number(
+            grad_norm_eps, 'grad_norm_eps', low=0, low_open=True,
+            owner='HolisticLoss',
+            todo='It keeps the gradient norm differentiable at 0 (1e-12).')
 
     def input_channels(self, num_classes: int) -> int:
         """The discriminator's ``in_channels`` for ``num_classes`` classes."""

@@ -7,7 +7,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from .utils import fp32_math
+from mmkd.utils.config_checks import check_positive_int
+from .utils import check_tau, fp32_math
 
 MultiLevel = Union[Tensor, Sequence[Tensor]]
 
@@ -41,7 +42,7 @@ class KDLoss(nn.Module):
     softplus forms).
 
     Args:
-        tau (float): Temperature, > 0. Defaults to 1.0.
+        tau (float): Temperature, finite and > 0. Defaults to 1.0.
         loss_weight (float): Multiplier of the loss. Defaults to 1.0.
         class_dim (int): The dimension holding the classes: -1 for ``(M, C)``
             (default), 1 for dense maps ``(N, C, H, W)``.
@@ -62,15 +63,12 @@ class KDLoss(nn.Module):
                  use_sigmoid: bool = False,
                  num_classes: Optional[int] = None) -> None:
         super().__init__()
-        if not tau > 0:
-            raise ValueError(
-                f'KDLoss tau must be > 0 (a temperature; 1 leaves the logits '
-                f'unchanged), found {tau}.')
-        if num_classes is not None and int(num_classes) < 1:
-            raise ValueError(
-                f'KDLoss num_classes must be a positive int or None, found '
-                f'{num_classes}.')
-        self.tau = float(tau)
+        self.tau = check_tau(tau, 'KDLoss', '1 leaves the logits unchanged')
+        if num_classes is not None:
+            num_classes = check_positive_int(
+                num_classes, 'num_classes', owner='KDLoss',
+                todo='Give the classes per anchor of an (N, K*C, H, W) map, '
+                'or None when the class dimension is one distribution.')
         self.loss_weight = loss_weight
         self.class_dim = class_dim
         self.use_sigmoid = use_sigmoid

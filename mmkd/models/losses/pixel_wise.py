@@ -4,7 +4,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from .utils import check_dims, fp32_math, resize_to
+from .utils import check_dims, check_tau, fp32_math, resize_to
 
 
 @MODELS.register_module()
@@ -45,7 +45,7 @@ class PixelWiseLoss(nn.Module):
     a target, so no gradient flows into it.
 
     Args:
-        tau (float): Temperature, > 0. Official: 1. Defaults to 1.0.
+        tau (float): Temperature, finite and > 0. Official: 1. Defaults to 1.0.
         loss_weight (float): Multiplier of the loss (the paper's
             ``lambda_pi = 10``). Defaults to 1.0.
         reduction (str): ``'mean'`` (over batch and pixels) or ``'official'``
@@ -57,15 +57,11 @@ class PixelWiseLoss(nn.Module):
                  loss_weight: float = 1.0,
                  reduction: str = 'mean') -> None:
         super().__init__()
-        if not tau > 0:
-            raise ValueError(
-                f'PixelWiseLoss tau must be > 0 (a temperature; 1 is the '
-                f'official value), found {tau}.')
         if reduction not in ('mean', 'official'):
             raise ValueError(
                 f"PixelWiseLoss reduction must be 'mean' or 'official', "
                 f'found {reduction!r}.')
-        self.tau = float(tau)
+        self.tau = check_tau(tau, 'PixelWiseLoss', '1 is the official value')
         self.loss_weight = loss_weight
         self.reduction = reduction
 

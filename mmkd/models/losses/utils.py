@@ -6,6 +6,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from mmkd.utils.config_checks import check_number
+
 
 @contextmanager
 def fp32_math(*tensors: Tensor) -> Iterator[Tuple[Tensor, ...]]:
@@ -23,6 +25,26 @@ def fp32_math(*tensors: Tensor) -> Iterator[Tuple[Tensor, ...]]:
     device_type = tensors[0].device.type if tensors else 'cpu'
     with torch.autocast(device_type=device_type, enabled=False):
         yield tuple(t.float() for t in tensors)
+
+
+def check_tau(tau: float, owner: str, usual: str) -> float:
+    """Check a softmax temperature: a finite number > 0.
+
+    ``tau = inf`` makes every distribution uniform (the loss is 0, or NaN
+    once multiplied by ``tau²``), ``tau <= 0`` is no temperature.
+
+    Args:
+        tau (float): The temperature.
+        owner (str): The loss, for the message (e.g. ``'KDLoss'``).
+        usual (str): The usual value, for the message (e.g. ``'1 is the
+            published value on the logits'``).
+
+    Returns:
+        float: ``tau`` as a float.
+    """
+    return check_number(
+        tau, 'tau', low=0, low_open=True, owner=owner,
+        todo=f'tau is a softmax temperature ({usual}).')
 
 
 def check_dims(tensor: Tensor, ndim: int, what: str) -> None:

@@ -334,9 +334,13 @@ def test_anchor_generator_given_for_a_student_without_anchors(cfg, at_iter):
 
 
 # ------------------------------------------------------------- bad inputs
-@pytest.mark.parametrize('psi', [1.5, -0.1])
-def test_psi_outside_0_1(cfg, psi):
-    with pytest.raises(ValueError, match=r'psi must be in \[0, 1\]'):
+@pytest.mark.parametrize('psi, found', [
+    (1.5, '1.5'), (-0.1, '-0.1'), (None, 'None'), ('half', r"'half' \(str\)")])
+def test_psi_not_a_number_in_0_1(cfg, psi, found):
+    """psi=None gave a TypeError that named no key."""
+    with pytest.raises(ValueError, match=(
+            r'^model\.mask_generator\.psi: expected a number in \[0, 1\], '
+            rf'found {found}\. psi scales the best IoU')):
         build(cfg.model, mask_generator=dict(
             type='mmkd.ImitationMaskGenerator', psi=psi))
 

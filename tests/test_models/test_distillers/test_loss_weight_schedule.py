@@ -219,11 +219,16 @@ def test_schedule_of_a_loss_that_does_not_exist(cfg):
         build(model_cfg)
 
 
-def test_non_positive_temperature_is_refused(cfg):
-    for tau in (0, -1.0):
-        model_cfg = copy.deepcopy(cfg.model)
-        model_cfg.distill_losses.cwd = dict(
-            type='mmkd.ChannelWiseLoss', tau=tau, student='feat',
-            connector='feat_adapt', teacher='feat')
-        with pytest.raises(ValueError, match=f'tau must be > 0.*found {tau}'):
-            build(model_cfg)
+@pytest.mark.parametrize('tau, found', [
+    (0, '0'), (-1.0, '-1.0'), (math.inf, 'inf'), (math.nan, 'nan'),
+    (None, 'None'), ('1', r"'1' \(str\)")])
+def test_temperature_that_is_no_temperature_is_refused(cfg, tau, found):
+    """tau = inf made every distribution uniform: accepted silently before."""
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.distill_losses.cwd = dict(
+        type='mmkd.ChannelWiseLoss', tau=tau, student='feat',
+        connector='feat_adapt', teacher='feat')
+    with pytest.raises(ValueError, match=(
+            r'^model\.distill_losses\.cwd\.tau: expected a finite number > '
+            f'0, found {found}\\. tau is a softmax temperature')):
+        build(model_cfg)

@@ -132,6 +132,29 @@ def test_loss_dict_has_every_term(cfg):
         assert torch.isfinite(torch.as_tensor(log_vars[key])), key
 
 
+@pytest.mark.parametrize('unused, value', [
+    ('connector', 'adapt'), ('extra_inputs', dict(image='inputs'))])
+def test_holistic_term_takes_no_connector_or_extra_inputs(cfg, unused, value):
+    """Both were ignored without a word: the critic sees the logit taps as
+    they are."""
+    losses = copy.deepcopy(cfg.model.distill_losses)
+    losses.holistic[unused] = value
+    connectors = dict(adapt=dict(type='mmkd.ConvConnector', in_channels=3,
+                                 out_channels=3))
+    with pytest.raises(ValueError, match=(
+            rf'^model\.distill_losses\.holistic\.{unused}: expected nothing: '
+            r'the holistic term compares the student and teacher logit taps '
+            rf'.*, found .*\. Remove {unused} from the holistic term\.$')):
+        build(cfg, distill_losses=losses, connectors=connectors)
+
+
+@pytest.mark.parametrize('n_critic', [0, 1.5, '2'])
+def test_n_critic_is_a_positive_int(cfg, n_critic):
+    with pytest.raises(ValueError, match=(
+            r'^model\.n_critic: expected an int >= 1, found')):
+        build(cfg, n_critic=n_critic)
+
+
 def test_student_and_critic_steps_touch_only_their_own_weights(cfg):
     """Parameters only: the critic's spectral-norm power-iteration vectors
     (buffers ``_u``/``_v``) advance at each of its forward passes in training

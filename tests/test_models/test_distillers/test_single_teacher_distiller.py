@@ -1,6 +1,7 @@
 """SingleTeacherDistiller: the frozen teacher, taps, connectors, loss routing
 and the clear errors, on the tiny PSPNet configs."""
 import copy
+import math
 import os
 
 import pytest
@@ -271,3 +272,186 @@ def test_teacher_with_another_normalisation_gets_its_own_inputs(cfg):
     # same conventions: the batch is passed through untouched
     same = build(cfg.model)
     assert same.teacher_inputs(data['inputs']) is data['inputs']
+
+
+# ------------------------------------------- clear errors when it is built
+def with_hint(cfg, **changes):
+    """The hint config with ``changes`` to its loss entry."""
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.distill_losses.hint.update(changes)
+    return model_cfg
+
+
+@pytest.mark.parametrize('weight, found', [
+    (None, 'None'), ('1.0', r"'1\.0' \(str\)"), ([1.0], r'\[1\.0\] \(list\)'),
+    (math.nan, 'nan'), (-1.0, '-1.0'), (math.inf, 'inf'),
+    (True, r'True \(bool\)')])
+def test_loss_weight_that_is_no_weight(cfg, weight, found):
+    """None, a string or a list failed with a bare TypeError at the first
+    step; NaN and negative weights were accepted."""
+    with pytest.raises(ValueError, match=(
+            r'^model\.distill_losses\.hint\.loss_weight: expected a finite '
+            rf'number >= 0, found {found}\. It multiplies the term')):
+        build(with_hint(cfg, loss_weight=weight))
+
+
+@pytest.mark.parametrize('value, found', [
+    (5, '5'), (-0.1, '-0.1'), (None, 'None'), ('90%', r"'90%' \(str\)")])
+def test_min_key_match_is_a_fraction(cfg, value, found):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.min_key_match = value
+    with pytest.raises(ValueError, match=(
+            r'^model\.min_key_match: expected a number in \[0, 1\], found '
+            rf"{found}\. It is the fraction of the model's entries")):
+        build(model_cfg)
+
+
+def test_connector_with_wrong_input_channels(cfg):
+    """torch's raw conv error at the first step before."""
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.connectors.feat_adapt.in_channels = 24
+    model = build(model_cfg)
+    with pytest.raises(ValueError, match=(
+            r'^model\.connectors\.feat_adapt\.in_channels: expected 16, the '
+            r"channels of student tap 'feat' \(module 'decode_head\."
+            r"bottleneck', shape \(2, 16, 8, 8\)\) that model\.distill_losses"
+            r'\.hint passes through this connector, found 24\. Set '
+            r'in_channels=16\.$')):
+        model(**batch(model), mode='loss')
+
+
+def test_connector_arguments_are_named_by_their_key(cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.connectors.feat_adapt.in_channels = None
+    with pytest.raises(ValueError, match=(
+            r'^model\.connectors\.feat_adapt\.in_channels: expected an int '
+            r'>= 1, found None\. Give the channels of the student tap')):
+        build(model_cfg)
+    model_cfg.connectors.feat_adapt.in_channels = 16
+    model_cfg.connectors.feat_adapt.kernel_size = 2
+    with pytest.raises(ValueError, match=(
+            r'^model\.connectors\.feat_adapt\.kernel_size: expected an odd '
+            r'int \(the spatial size is kept\), found 2\.')):
+        build(model_cfg)
+
+
+@pytest.mark.parametrize('side', ['student', 'teacher'])
+def test_loss_without_a_tap(cfg, side):
+    """A loss without teacher= failed at the first step with "forward()
+    missing ..."."""
+    model_cfg = copy.deepcopy(cfg.model)
+    del model_cfg.distill_losses.hint[side]
+    with pytest.raises(ValueError, match=(
+            rf'^model\.distill_losses\.hint\.{side}: expected the name of a '
+            rf"{side} tap, one of \['feat'\] \(model\.{side}_taps\), found "
+            r'nothing\. Every distillation loss compares a student tap with '
+            rf'a teacher tap: set {side}=<tap name>\.$')):
+        build(model_cfg)
+
+
+def test_routing_keys_of_the_wrong_type(cfg):
+    with pytest.raises(ValueError, match=(
+            r'^model\.distill_losses\.hint\.student: expected the name of a '
+            r"student tap, .* found \['feat'\] \(list\)\.")):
+        build(with_hint(cfg, student=['feat']))
+    with pytest.raises(ValueError, match=(
+            r'^model\.distill_losses\.hint\.extra_inputs: expected a dict')):
+        build(with_hint(cfg, extra_inputs='inputs'))
+
+
+def test_extra_inputs_the_loss_does_not_take(cfg):
+    with pytest.raises(ValueError, match=(
+            r'^model\.distill_losses\.hint\.extra_inputs\.weight: expected an '
+            r'argument of FeatureMSELoss\.forward\(student.*\) besides the '
+            r"student and teacher inputs \['student', 'teacher'\], found "
+            r"'weight'\.")):
+        build(with_hint(cfg, extra_inputs=dict(weight='inputs')))
+    # the teacher input comes from teacher=, not from extra_inputs
+    with pytest.raises(ValueError, match=(
+            r'^model\.distill_losses\.hint\.extra_inputs\.teacher: ')):
+        build(with_hint(cfg, extra_inputs=dict(teacher='teacher.feat')))
+
+
+def test_loss_input_that_nothing_routes(cfg):
+    with pytest.raises(ValueError, match=(
+            r'^model\.distill_losses\.hint\.extra_inputs: expected a source '
+            r'for every input of ImitationLoss\.forward\(.*\) besides the '
+            r"student and teacher taps, found nothing for \['masks'\]\. Add "
+            r'extra_inputs=dict\(masks=<source>\), a source being one of '
+            r"\['data_samples', 'inputs'\]")):
+        build(with_hint(cfg, type='mmkd.ImitationLoss'))
+
+
+def test_module_that_takes_no_student_and_teacher(cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.distill_losses.hint = dict(
+        type='mmkd.ConvConnector', in_channels=32, out_channels=32,
+        student='feat', connector='feat_adapt', teacher='feat')
+    with pytest.raises(ValueError, match=(
+            r'^model\.distill_losses\.hint\.type: expected a loss whose '
+            r'forward takes the student tap and the teacher tap, found '
+            r'ConvConnector\.forward\(x.*\), which takes 1 positional')):
+        build(model_cfg)
+
+
+@pytest.mark.parametrize('loss_type, cls', [
+    ('mmseg.CrossEntropyLoss', r'mmseg\.models\..*\.CrossEntropyLoss'),
+    ('mmdet.L1Loss', r'mmdet\.models\..*\.L1Loss')])
+def test_task_loss_is_refused(cfg, loss_type, cls):
+    """mmseg.CrossEntropyLoss took the teacher's features as labels without
+    a word."""
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.distill_losses.hint = dict(
+        type=loss_type, student='feat', connector='feat_adapt',
+        teacher='feat')
+    with pytest.raises(ValueError, match=(
+            r"^model\.distill_losses\.hint\.type: expected one of mmkd's "
+            r"distillation losses \['ChannelWiseLoss', .*'PixelWiseLoss'\], "
+            rf"found '{loss_type}' \(str\), a {cls}\. A task loss .* set "
+            r'model\.distill_losses\.hint\.foreign_loss=True\.$')):
+        build(model_cfg)
+
+
+def test_foreign_loss_with_explicit_opt_in(cfg):
+    """mmdet's MSELoss as a feature hint, declared with foreign_loss=True:
+    the same value as FeatureMSELoss, and its loss_weight checked too."""
+    model_cfg = copy.deepcopy(cfg.model)
+    hint = dict(type='mmdet.MSELoss', loss_weight=2.0, student='feat',
+                connector='feat_adapt', teacher='feat', foreign_loss=True)
+    model_cfg.distill_losses.hint = hint
+    torch.manual_seed(0)
+    model = build(model_cfg).train()
+    data = batch(model)
+    losses = model(**data, mode='loss')
+    with torch.no_grad():
+        t_feat = model.teacher.decode_head._forward_feature(
+            model.teacher.extract_feat(data['inputs']))
+        s_feat = model.student.decode_head._forward_feature(
+            model.student.extract_feat(data['inputs']))
+        expected = 2.0 * F.mse_loss(model.connectors.feat_adapt(s_feat),
+                                    t_feat)
+    torch.testing.assert_close(losses['distill.hint'].detach(), expected)
+    model_cfg.distill_losses.hint = dict(hint, loss_weight=-2.0)
+    with pytest.raises(ValueError, match=(
+            r'^model\.distill_losses\.hint\.loss_weight: expected a finite '
+            r'number >= 0, found -2\.0\.')):
+        build(model_cfg)
+    model_cfg.distill_losses.hint = dict(hint, foreign_loss='yes')
+    with pytest.raises(ValueError, match=(
+            r'^model\.distill_losses\.hint\.foreign_loss: expected True or '
+            r"False, found 'yes' \(str\)\.$")):
+        build(model_cfg)
+
+
+def test_holistic_term_needs_the_segmentation_distiller(cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.student_taps = dict(logits='decode_head.conv_seg')
+    model_cfg.teacher_taps = dict(logits='decode_head.conv_seg')
+    model_cfg.connectors = {}
+    model_cfg.distill_losses = dict(holistic=dict(
+        type='mmkd.HolisticLoss', student='logits', teacher='logits'))
+    with pytest.raises(ValueError, match=(
+            r"^model\.distill_losses\.holistic\.type: 'mmkd\.HolisticLoss' "
+            r'trains a discriminator, which SingleTeacherDistiller has not: '
+            r"use type='mmkd\.SegmentationDistiller'")):
+        build(model_cfg)

@@ -209,10 +209,10 @@ def test_channel_mismatch_asks_for_a_connector():
 
 
 def test_bad_arguments_are_explained():
-    with pytest.raises(ValueError, match='tau must be > 0.*found 0'):
-        ChannelWiseLoss(tau=0)
-    with pytest.raises(ValueError, match='tau must be > 0.*found -1'):
-        ChannelWiseLoss(tau=-1.0)
+    for tau in (0, -1.0, float('inf'), float('nan'), None, '2'):
+        with pytest.raises(ValueError, match='^ChannelWiseLoss tau: expected '
+                           f'a finite number > 0, found {tau!r}'):
+            ChannelWiseLoss(tau=tau)
     with pytest.raises(ValueError, match=r'4-D tensor, found shape \(2, 3\)'):
         ChannelWiseLoss()(torch.zeros(2, 3), torch.zeros(2, 3))
     with pytest.raises(ValueError, match='batch has 2 samples.*batch 1'):

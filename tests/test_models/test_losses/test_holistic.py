@@ -295,6 +295,19 @@ def test_errors_are_explained():
         loss.generator_loss(critic, student, torch.ones(2, 3, 2, 2))
 
 
+@pytest.mark.parametrize('arg, value, expected', [
+    ('gp_weight', math.nan, 'a finite number >= 0'),
+    ('gp_weight', -1.0, 'a finite number >= 0'),
+    ('d_loss_weight', None, 'a finite number >= 0'),
+    ('d_loss_weight', math.inf, 'a finite number >= 0'),
+    ('grad_norm_eps', 0.0, 'a finite number > 0')])
+def test_weights_that_are_no_weights(arg, value, expected):
+    """NaN weights were accepted (and gave NaN discriminator losses)."""
+    with pytest.raises(ValueError, match=(
+            rf'^HolisticLoss {arg}: expected {expected}, found {value!r}\.')):
+        HolisticLoss(**{arg: value})
+
+
 def test_registered():
     loss = MODELS.build(dict(type='HolisticLoss', condition='none'))
     assert isinstance(loss, HolisticLoss)

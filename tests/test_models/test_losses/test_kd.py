@@ -125,10 +125,18 @@ def test_built_from_registry():
     assert isinstance(ROOT_MODELS.build(dict(type='mmkd.KDLoss')), KDLoss)
 
 
-@pytest.mark.parametrize('tau', [0.0, -1.0])
-def test_error_tau_not_positive(tau):
-    with pytest.raises(ValueError, match='tau must be > 0'):
+@pytest.mark.parametrize('tau', [0.0, -1.0, math.inf, math.nan, None, '2'])
+def test_error_tau_no_temperature(tau):
+    with pytest.raises(ValueError, match='^KDLoss tau: expected a finite '
+                       f'number > 0, found {tau!r}'):
         KDLoss(tau=tau)
+
+
+@pytest.mark.parametrize('num_classes', [0, 2.5, '3', True])
+def test_error_num_classes_not_a_positive_int(num_classes):
+    with pytest.raises(ValueError, match='^KDLoss num_classes: expected an '
+                       'int >= 1, found'):
+        KDLoss(num_classes=num_classes)
 
 
 def test_error_shape_mismatch_names_both_shapes():

@@ -140,10 +140,10 @@ def test_class_count_mismatch_is_explained():
 
 
 def test_bad_arguments_are_explained():
-    with pytest.raises(ValueError, match='tau must be > 0.*found 0'):
-        PixelWiseLoss(tau=0)
-    with pytest.raises(ValueError, match='tau must be > 0.*found -1'):
-        PixelWiseLoss(tau=-1.0)
+    for tau in (0, -1.0, float('inf'), float('nan'), None, '2'):
+        with pytest.raises(ValueError, match='^PixelWiseLoss tau: expected a '
+                           f'finite number > 0, found {tau!r}'):
+            PixelWiseLoss(tau=tau)
     with pytest.raises(ValueError, match="'mean' or 'official'.*'sum'"):
         PixelWiseLoss(reduction='sum')
     with pytest.raises(ValueError, match=r'4-D tensor, found shape \(2, 3\)'):

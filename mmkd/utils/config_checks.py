@@ -1,0 +1,124 @@
+"""Checks of config values that fail with one clear message: the config key,
+what was expected, what was found and what to do.
+
+A class built from a config (a loss, a connector, a task module) does not
+know the key it was built under, so its checks name the argument
+(``ChannelWiseLoss tau: ...``); the distiller that built it re-raises the
+error under the full key (``model.distill_losses.cwd.tau: ...``) with
+:meth:`ConfigValueError.under`.
+"""
+import math
+import numbers
+from typing import Any, Optional
+
+
+def describe(value: Any) -> str:
+    """``repr(value)``, with the type for anything but a plain number (so
+    that ``'1.0'`` reads as a string and ``[1.0]`` as a list)."""
+    if value is None or (isinstance(value, (int, float))
+                         and not isinstance(value, bool)):
+        return repr(value)
+    return f'{value!r} ({type(value).__name__})'
+
+
+class ConfigValueError(ValueError, TypeError):
+    """A config value of the wrong type or out of range.
+
+    Both a ``ValueError`` and a ``TypeError``: to the user a string where a
+    number belongs and a negative number are the same mistake.
+
+    Args:
+        key (str): The argument (``'tau'``) or the full config key
+            (``'model.distill_losses.cwd.tau'``).
+        expected (str): What a valid value is.
+        found (str): What was given, as :func:`describe` writes it.
+        todo (str): What to do about it.
+        owner (str, optional): The class whose argument ``key`` is; named in
+            the message until :meth:`under` places the error under a key.
+    """
+
+    def __init__(self,
+                 key: str,
+                 expected: str,
+                 found: str,
+                 todo: str = '',
+                 owner: Optional[str] = None) -> None:
+        self.key, self.expected, self.found = key, expected, found
+        self.todo, self.owner = todo, owner
+        where = f'{owner} {key}' if owner else key
+        message = f'{where}: expected {expected}, found {found}.'
+        super().__init__(f'{message} {todo}' if todo else message)
+
+    def under(self, prefix: str) -> 'ConfigValueError':
+        """The same error, named by its full config key
+        ``<prefix>.<key>``."""
+        return ConfigValueError(f'{prefix}.{self.key}', self.expected,
+                                self.found, self.todo)
+
+    def __reduce__(self):
+        return (type(self), (self.key, self.expected, self.found, self.todo,
+                             self.owner))
+
+
+def check_number(value: Any,
+                 key: str,
+                 *,
+                 low: Optional[float] = None,
+                 high: Optional[float] = None,
+                 low_open: bool = False,
+                 owner: Optional[str] = None,
+                 todo: str = '') -> float:
+    """Check that ``value`` is a finite real number (not a bool) within
+    ``[low, high]`` (``(low, high]`` with ``low_open``).
+
+    Args:
+        value: The config value.
+        key (str): Its argument name or config key, for the message.
+        low (float, optional): Lower bound. Defaults to None (none).
+        high (float, optional): Upper bound (inclusive). Defaults to None.
+        low_open (bool): Exclude ``low`` itself. Defaults to False.
+        owner (str, optional): See :class:`ConfigValueError`.
+        todo (str): What to do, for the message.
+
+    Returns:
+        float: ``value`` as a float.
+    """
+    if low is not None and high is not None:
+        expected = (f'a number in {"(" if low_open else "["}{low:g}, '
+                    f'{high:g}]')
+    elif low is not None:
+        expected = f'a finite number {">" if low_open else ">="} {low:g}'
+    elif high is not None:
+        expected = f'a finite number <= {high:g}'
+    else:
+        expected = 'a finite number'
+    ok = (isinstance(value, numbers.Real) and not isinstance(value, bool)
+          and math.isfinite(value)
+          and (low is None or value > low or (value == low and not low_open))
+          and (high is None or value <= high))
+    if not ok:
+        raise ConfigValueError(key, expected, describe(value), todo, owner)
+    return float(value)
+
+
+def check_positive_int(value: Any,
+                       key: str,
+                       *,
+                       owner: Optional[str] = None,
+                       todo: str = '') -> int:
+    """Check that ``value`` is an int >= 1 (not a bool, not a float).
+
+    Args:
+        value: The config value.
+        key (str): Its argument name or config key, for the message.
+        owner (str, optional): See :class:`ConfigValueError`.
+        todo (str): What to do, for the message.
+
+    Returns:
+        int: ``value`` as an int.
+    """
+    if not (isinstance(value, numbers.Integral)
+            and not isinstance(value, bool) and value >= 1):
+        raise ConfigValueError(key, 'an int >= 1', describe(value), todo,
+                               owner)
+    return int(value)

@@ -1,0 +1,53 @@
+"""config_checks: one error format for bad config values (key, expected,
+found, what to do), re-raised under the full config key by whoever built
+the object."""
+import math
+import pickle
+
+import numpy as np
+import pytest
+
+from mmkd.utils.config_checks import (ConfigValueError, check_number,
+                                      check_positive_int, describe)
+
+
+def test_message_names_owner_then_full_key():
+    error = ConfigValueError('tau', 'a finite number > 0', describe(math.inf),
+                             'Use 1.', owner='KDLoss')
+    assert str(error) == \
+        'KDLoss tau: expected a finite number > 0, found inf. Use 1.'
+    placed = error.under('model.distill_losses.kd')
+    assert str(placed) == ('model.distill_losses.kd.tau: expected a finite '
+                           'number > 0, found inf. Use 1.')
+    # a wrong type and a wrong value are the same mistake to the user
+    assert isinstance(placed, ValueError) and isinstance(placed, TypeError)
+    assert str(pickle.loads(pickle.dumps(placed))) == str(placed)
+
+
+@pytest.mark.parametrize('value, found', [
+    (None, 'None'), ('1', "'1' (str)"), ([1.0], '[1.0] (list)'),
+    (True, 'True (bool)'), (math.nan, 'nan'), (-math.inf, '-inf'),
+    (-0.5, '-0.5')])
+def test_check_number_refuses(value, found):
+    with pytest.raises(ConfigValueError) as error:
+        check_number(value, 'w', low=0, todo='Give a weight.')
+    assert str(error.value) == \
+        f'w: expected a finite number >= 0, found {found}. Give a weight.'
+
+
+def test_check_number_bounds():
+    assert check_number(np.float32(0.25), 'x', low=0, high=1) == 0.25
+    assert check_number(0, 'x', low=0) == 0.0  # closed bound
+    with pytest.raises(ConfigValueError, match=r'^x: expected a number in '
+                       r'\(0, 1\], found 0\.$'):
+        check_number(0, 'x', low=0, high=1, low_open=True)
+    with pytest.raises(ConfigValueError, match=r'in \[0, 1\], found 1\.5'):
+        check_number(1.5, 'x', low=0, high=1)
+
+
+def test_check_positive_int():
+    assert check_positive_int(np.int64(3), 'n') == 3
+    for value in (0, -1, 2.0, '2', True, None):
+        with pytest.raises(ConfigValueError,
+                           match='^n: expected an int >= 1, found'):
+            check_positive_int(value, 'n')
