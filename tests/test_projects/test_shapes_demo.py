@@ -1,5 +1,6 @@
 """The end-to-end demo in --quick mode: every stage leaves its checkpoint,
-students load in plain mmseg/mmdet, the report is complete."""
+students load in plain mmseg/mmdet, the report is complete; the selection
+command chooses on val and lands in the report."""
 import glob
 import json
 import os.path as osp
@@ -12,6 +13,7 @@ from PIL import Image
 from conftest import REPO
 
 DEMO = osp.join(REPO, 'projects', 'shapes_demo', 'run_demo.py')
+SELECT = osp.join(REPO, 'projects', 'shapes_demo', 'select_settings.py')
 
 
 def test_quick_demo_end_to_end(tmp_path):
@@ -31,6 +33,8 @@ def test_quick_demo_end_to_end(tmp_path):
                                           'cwd')} | {
         ('det', m) for m in ('teacher', 'student', 'imitation', 'full', 'gt')}
     for run in runs:
+        assert run['split'] == 'test' and run['seed'] == 0, run
+        assert len(run['parts']) == 4, run
         assert osp.isfile(run['checkpoint']), run
         # each stage logs its own scalars (the curves chart reads them)
         work_dir = osp.dirname(run['checkpoint'])
@@ -74,22 +78,63 @@ def test_quick_demo_end_to_end(tmp_path):
     assert len(list((work / 'report' / 'logs').glob('*.log'))) == len(runs)
 
 
-def test_quick_demo_in_one_process_with_seeds(tmp_path):
-    """``--jobs 1`` runs the tasks in this process; ``--seeds 2`` repeats
-    the students (the teacher trains once) and the table counts the runs."""
+def test_quick_selection_then_report_with_seed_base(tmp_path):
+    """``select_settings.py`` trains the baseline's lr grid and a variant's
+    weight grid with the selection seeds on val and writes the selection;
+    ``run_demo.py --jobs 1 --seeds 2 --seed-base 7`` in the same work dir
+    reuses the teacher, repeats the students with seeds 7 and 8 on test
+    and puts the selection in its report."""
     work = tmp_path / 'demo'
     proc = subprocess.run(
+        [sys.executable, SELECT, '--quick', '--tasks', 'seg', '--jobs', '1',
+         '--variants', 'pixel', '--work-dir', str(work)],
+        cwd=REPO, capture_output=True, text=True, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert proc.stdout.count('[shapes demo') == 1 + 1 + 3 + 3
+    selection = json.loads((work / 'report' / 'selection.json').read_text())
+    runs = {(r['role'], r['candidate'], r['seed'], r['split'])
+            for r in selection['runs'] if r['role'] != 'teacher'}
+    assert runs == {(role, c, 1000, 'val') for role in ('student', 'pixel')
+                    for c in range(3)}
+    lrs = [r['setting']['lr'] for r in selection['runs']
+           if r['role'] == 'student']
+    assert lrs == [0.05, 0.1, 0.2]
+    # the variant trains at the chosen lr, with each weight of its grid
+    chosen_lr = selection['rows'][0]['settings'][
+        selection['rows'][0]['chosen']]['lr']
+    assert [(r['setting']['lr'], r['setting']['pixel'])
+            for r in selection['runs'] if r['role'] == 'pixel'] == [
+        (chosen_lr, w) for w in (1.0, 3.0, 10.0)]
+    with Image.open(work / 'report' / 'weight_selection.png') as image:
+        image.verify()
+
+    proc = subprocess.run(
         [sys.executable, DEMO, '--quick', '--tasks', 'seg', '--jobs', '1',
-         '--seeds', '2', '--work-dir', str(work)],
+         '--seeds', '2', '--seed-base', '7', '--work-dir', str(work)],
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert proc.stdout.count('[shapes demo') == 1 + 1 + 6 * 2
+    assert 'seg teacher: mIoU' in proc.stdout and 'reused' in proc.stdout
     results = json.loads((work / 'report' / 'results.json').read_text())
     runs = {(r['role'], r['seed']) for r in results['runs']}
     assert runs == {('teacher', 0)} | {
-        (role, seed) for seed in (0, 1)
+        (role, seed) for seed in (7, 8)
         for role in ('student', 'pixel', 'pair', 'holistic', 'all', 'cwd')}
-    assert [(r['model'], r['runs']) for r in results['rows']] == [
-        ('teacher', 1), ('student', 2), ('pixel', 2), ('pair', 2),
-        ('holistic', 2), ('all', 2), ('cwd', 2)]
-    assert (work / 'seg_pixel_seed1' / 'iter_12_student.pth').is_file()
+    rows = results['rows']
+    assert [(r['model'], r['seeds']) for r in rows] == [
+        ('teacher', [0])] + [(m, [7, 8]) for m in (
+            'student', 'pixel', 'pair', 'holistic', 'all', 'cwd')]
+    for row in rows[2:]:
+        assert row['diff_seeds'] == [7, 8] and len(row['diffs']) == 2
+    assert (work / 'seg_pixel_seed8' / 'iter_12_student.pth').is_file()
+    report = (work / 'report' / 'results.md').read_text()
+    assert '## How the settings were chosen' in report
+    assert '(weight_selection.png)' in report
+
+
+def test_report_seeds_exclude_selection_seeds():
+    proc = subprocess.run(
+        [sys.executable, DEMO, '--quick', '--seed-base', '999', '--seeds',
+         '2'], cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 2
+    assert 'never reported' in proc.stderr

@@ -1,40 +1,181 @@
-"""The demo's results table: mean ± sample std over seeds, gain over the
-baseline student's mean (hand-computed values)."""
+"""The demo's protocol: seeds, grids, the paired table (hand-computed
+values) and the generated splits."""
 import os.path as osp
 import sys
 
 import pytest
+from mmengine.config import Config
 
 from conftest import REPO
 
 sys.path.insert(0, osp.join(REPO, 'projects', 'shapes_demo'))
-from shapes_demo.report import _not_better, _summary, _table  # noqa: E402
-from shapes_demo.stages import TASKS, StageResult  # noqa: E402
+from shapes_demo.generate import generate  # noqa: E402
+from shapes_demo.protocol import (best_candidate, paired_rows,  # noqa: E402
+                                  paired_table, paper_scale, part_noise,
+                                  report_seeds, selection_rows,
+                                  selection_table, verdict, weight_grid)
+from shapes_demo.report import _not_better  # noqa: E402
+from shapes_demo.stages import CONFIGS, TASKS, StageResult  # noqa: E402
+
+SEG = next(t for t in TASKS if t.name == 'seg')
 
 
-def _runs(role, values):
-    return [StageResult('seg', role, seed, value, 1.0, '', '')
+def _runs(role, values, parts=None, setting=None, candidate=None,
+          split='test'):
+    return [StageResult('seg', role, seed, value, split,
+                        parts[seed] if parts else [value] * 4,
+                        setting or dict(lr=0.2), 1.0, '', '',
+                        candidate=candidate)
             for seed, value in enumerate(values)]
 
 
-def test_summary_over_seeds():
-    seg = next(t for t in TASKS if t.name == 'seg')
-    results = (_runs('teacher', [30.0]) + _runs('student', [20, 22, 24]) +
-               _runs('pixel', [25, 25, 28]) + _runs('pair', [21, 21, 21]))
-    rows = {r['model']: r for r in _summary(results, [seg])}
+def test_paired_rows_and_table():
+    results = (
+        _runs('teacher', [30.0]) +
+        _runs('student', [20, 22, 24],
+              parts=[[20, 20, 20, 20], [22] * 4, [24] * 4]) +
+        _runs('pixel', [25, 25, 28],
+              parts=[[24, 26, 24, 26], [24, 26, 24, 26], [27, 29, 27, 29]],
+              setting=dict(lr=0.2, pixel=3.0)) +
+        _runs('pair', [21, 21, 21], setting=dict(lr=0.2, pair=0.1)) +
+        _runs('cwd', [18, 20, 22], setting=dict(lr=0.2, cwd=5.0)))
+    rows = {r['model']: r for r in paired_rows(results, [SEG])}
     # variants without runs are left out, the order is the task's
-    assert list(rows) == ['teacher', 'student', 'pixel', 'pair']
-    assert rows['teacher']['std'] == 0.0 and rows['teacher']['gain'] is None
+    assert list(rows) == ['teacher', 'student', 'pixel', 'pair', 'cwd']
+    assert rows['teacher']['std'] is None and 'diffs' not in rows['teacher']
     assert rows['student']['mean'] == 22.0
     assert rows['student']['std'] == pytest.approx(2.0)  # ddof=1
-    assert rows['pixel']['mean'] == 26.0
-    assert rows['pixel']['std'] == pytest.approx(3**0.5)
-    assert rows['pixel']['gain'] == pytest.approx(4.0)
-    assert rows['pair']['gain'] == pytest.approx(-1.0)
-    table = _table(list(rows.values()))
-    assert '| seg | pixel | mIoU | 26.00 ± 1.73 | 3 | +4.00 |' in table
-    assert '| seg | pair | mIoU | 21.00 ± 0.00 | 3 | -1.00 |' in table
-    # the report names the variants that do not beat the baseline
+    assert rows['student']['noise'] == 0.0
+    pixel = rows['pixel']
+    assert pixel['diffs'] == [5, 3, 4]
+    assert pixel['diff_mean'] == pytest.approx(4.0)
+    assert pixel['diff_std'] == pytest.approx(1.0)
+    # parts differ by [4, 6, 4, 6] in every seed: std 2/sqrt(3), / sqrt(4)
+    assert pixel['diff_noise'] == pytest.approx(3**-0.5)
+    assert pixel['noise'] == pytest.approx(3**-0.5)
+    assert pixel['verdict'] == 'better'
+    # diffs 1, -1, -3: mean -1 within its std 2
+    assert rows['pair']['diff_std'] == pytest.approx(2.0)
+    assert rows['pair']['verdict'] == 'within noise'
+    assert rows['cwd']['diffs'] == [-2, -2, -2]
+    assert rows['cwd']['verdict'] == 'worse'
+    table = paired_table(list(rows.values()))
+    assert ('| seg | pixel | pixel 3 | mIoU | 26.00 ± 1.73 | +4.00 ± 1.00 | '
+            '± 0.58 | better |') in table
+    assert '| seg | student | lr 0.2 | mIoU | 22.00 ± 2.00 |  |  |  |' in table
+    assert '| seg | teacher |  | mIoU | 30.00 |' in table
     assert _not_better(list(rows.values())).startswith(
-        'Not better than the baseline student: seg pair (-1.00).')
-    assert _not_better([rows['pixel']]) == ''
+        'Not better than the baseline student by more than the std of the '
+        'paired differences: seg pair (within noise, -1.00), seg cwd '
+        '(worse, -2.00).')
+    assert _not_better([rows['student'], pixel]) == ''
+
+
+def test_pairs_only_same_seeds():
+    results = (_runs('student', [20, 22]) +
+               [StageResult('seg', 'pixel', 1, 25.0, 'test', [25.0] * 4,
+                            dict(lr=0.2, pixel=1.0), 1.0, '', '')])
+    pixel = paired_rows(results, [SEG])[-1]
+    assert pixel['diff_seeds'] == [1] and pixel['diffs'] == [3.0]
+    assert pixel['diff_std'] is None and pixel['verdict'] == 'one seed'
+
+
+def test_verdict_and_noise():
+    assert verdict(1.0, 0.5) == 'better'
+    assert verdict(0.5, 0.5) == 'within noise'
+    assert verdict(-0.6, 0.5) == 'worse'
+    assert verdict(2.0, None) == 'one seed'
+    assert part_noise([1, 3, 1, 3]) == pytest.approx(
+        (4 / 3)**0.5 / 2)
+
+
+def test_report_seeds():
+    assert report_seeds(0, 3) == [0, 1, 2]
+    assert report_seeds(500, 2) == [500, 501]
+    with pytest.raises(ValueError, match='never reported'):
+        report_seeds(998, 3)
+    with pytest.raises(ValueError, match='0..999'):
+        report_seeds(-1, 1)
+
+
+def _variant(**kwargs):
+    cfg = dict(lr_grid=[0.05, 0.1, 0.2],
+               model=dict(distill_losses=dict(
+                   pixel=dict(loss_weight=10.0),
+                   pair=dict(loss_weight=1.0))),
+               weight_grid=dict(pixel=[1.0, 3.0, 10.0],
+                                pair=[0.1, 0.3, 1.0]),
+               paper_loss_weights=dict(pixel=10.0, pair=1.0))
+    cfg.update(kwargs)
+    return Config(cfg)
+
+
+def test_weight_grid():
+    grid = weight_grid(_variant(), 'v.py')
+    assert grid[1] == {'model.distill_losses.pixel.loss_weight': 3.0,
+                       'model.distill_losses.pair.loss_weight': 0.3}
+    assert len(grid) == 3
+    assert paper_scale(dict(lr=0.2, pixel=3.0, pair=0.3),
+                       dict(pixel=10.0, pair=1.0)) == pytest.approx(0.3)
+    with pytest.raises(ValueError, match='same budget'):
+        weight_grid(_variant(weight_grid=dict(pixel=[1.0, 10.0],
+                                              pair=[0.1, 1.0])), 'v.py')
+    with pytest.raises(ValueError, match='published weight'):
+        weight_grid(_variant(weight_grid=dict(pixel=[1.0, 3.0, 5.0],
+                                              pair=[0.1, 0.3, 1.0])), 'v.py')
+    with pytest.raises(ValueError, match='one list of weights per'):
+        weight_grid(_variant(weight_grid=dict(pixel=[1.0, 3.0, 10.0])),
+                    'v.py')
+    with pytest.raises(ValueError, match='not one multiple'):
+        paper_scale(dict(pixel=3.0, pair=1.0), dict(pixel=10.0, pair=1.0))
+
+
+def test_demo_configs_hold_valid_grids():
+    """Every variant's grid holds the published weight and has as many
+    candidates as its task's learning-rate grid; each config's weights are
+    one of its candidates."""
+    for task in TASKS:
+        for name in task.variants.values():
+            cfg = Config.fromfile(osp.join(CONFIGS, name))
+            grid = weight_grid(cfg, name)
+            assert len(grid) == len(cfg.lr_grid) == 3
+            held = {f'model.distill_losses.{k}.loss_weight': v.loss_weight
+                    for k, v in cfg.model.distill_losses.items()}
+            assert held in grid, name
+
+
+def test_selection_summary():
+    results = (
+        _runs('student', [20, 22], setting=dict(lr=0.1), candidate=0,
+              split='val') +
+        _runs('student', [23, 23], setting=dict(lr=0.2), candidate=1,
+              split='val') +
+        _runs('pixel', [24, 22], setting=dict(lr=0.2, pixel=1.0),
+              candidate=0, split='val') +
+        _runs('pixel', [23, 23], setting=dict(lr=0.2, pixel=10.0),
+              candidate=1, split='val'))
+    # a tie goes to the first candidate
+    assert best_candidate([r for r in results if r.role == 'pixel']) == 0
+    rows = selection_rows(results, [SEG])
+    assert [(r['model'], r['means'], r['chosen']) for r in rows] == [
+        ('student', [21.0, 23.0], 1), ('pixel', [23.0, 23.0], 0)]
+    table = selection_table(rows)
+    assert ('| seg | student | lr 0.1: 21.00; **lr 0.2: 23.00** | lr 0.2 |'
+            in table)
+    assert '| seg | pixel | **pixel 1: 23.00**; pixel 10: 23.00 | pixel 1 |' \
+        in table
+
+
+def test_generated_splits_do_not_depend_on_each_other(tmp_path):
+    small = generate(str(tmp_path / 'a'), 2, 2, 3, size=(32, 32))
+    large = generate(str(tmp_path / 'b'), 4, 2, 3, size=(32, 32))
+    for split, count in (('train', 2), ('val', 2), ('test', 3)):
+        for i in range(count):
+            name = osp.join('img_dir', split, f'{i:05d}.png')
+            with open(osp.join(small['seg'], name), 'rb') as f, \
+                    open(osp.join(large['seg'], name), 'rb') as g:
+                assert f.read() == g.read(), name
+    # regenerated smaller: no scene left from the larger split
+    generate(str(tmp_path / 'b'), 2, 2, 3, size=(32, 32))
+    assert len(list((tmp_path / 'b' / 'seg' / 'img_dir' /
+                     'train').iterdir())) == 2

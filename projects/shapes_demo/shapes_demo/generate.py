@@ -12,16 +12,21 @@ Object colours and shading are drawn independently of the class, so a model
 must recognise shapes, and separate them from the striped clutter. Written in the formats the stock datasets
 read:
 
-- segmentation: ``seg/img_dir/{train,val}/*.png`` and
-  ``seg/ann_dir/{train,val}/*.png`` (0 background, 1..4 the classes), for
+- segmentation: ``seg/img_dir/<split>/*.png`` and
+  ``seg/ann_dir/<split>/*.png`` (0 background, 1..4 the classes), for
   mmseg's ``BaseSegDataset``;
-- detection: ``det/{train,val}/*.png`` and ``det/{train,val}.json`` (COCO),
-  for mmdet's ``CocoDataset``; objects less than 40% visible after occlusion
+- detection: ``det/<split>/*.png`` and ``det/<split>.json`` (COCO), for
+  mmdet's ``CocoDataset``; objects less than 40% visible after occlusion
   are not annotated.
+
+Three splits: ``train``, ``val`` (for choosing settings) and ``test`` (for
+reporting). Each split draws from its own random stream, so a split's scenes
+do not change when another split's size does.
 """
 import json
 import os
 import os.path as osp
+import shutil
 from typing import Dict, List, Tuple
 
 import numpy as np
@@ -122,25 +127,52 @@ def draw_scene(rng: np.random.Generator, size: Tuple[int, int],
     return np.clip(image, 0, 255).astype(np.uint8), label, boxes
 
 
+SPLITS = ('train', 'val', 'test')
+
+
 def generate(root: str,
              num_train: int = 300,
-             num_val: int = 60,
+             num_val: int = 200,
+             num_test: int = 1000,
              size: Tuple[int, int] = (96, 96),
              seed: int = 0) -> Dict[str, str]:
     """Write the segmentation and detection datasets under ``root``.
 
-    The same scenes serve both tasks. Re-running with the same arguments
-    rewrites identical files.
+    The same scenes serve both tasks. Split ``k`` of :data:`SPLITS` is drawn
+    from ``numpy.random.default_rng([seed, k])``: re-running with the same
+    arguments rewrites identical files, and the val and test scenes stay the
+    same whatever ``num_train`` is. A folder already generated with the
+    same arguments (its ``generated.json``) is kept as it is.
+
+    Args:
+        root: Output folder.
+        num_train: Training scenes.
+        num_val: Validation scenes (choosing settings).
+        num_test: Test scenes (the reported metrics).
+        size: Scene height and width.
+        seed: Generator seed.
 
     Returns:
         dict: ``seg`` and ``det`` dataset roots.
     """
-    rng = np.random.default_rng(seed)
     seg_root, det_root = osp.join(root, 'seg'), osp.join(root, 'det')
-    for split, count in (('train', num_train), ('val', num_val)):
-        for sub in ('img_dir', 'ann_dir'):
-            os.makedirs(osp.join(seg_root, sub, split), exist_ok=True)
-        os.makedirs(osp.join(det_root, split), exist_ok=True)
+    counts = dict(train=num_train, val=num_val, test=num_test)
+    stamp = dict(counts, size=list(size), seed=seed)
+    stamp_file = osp.join(root, 'generated.json')
+    if osp.exists(stamp_file):
+        with open(stamp_file) as f:
+            if json.load(f) == stamp:
+                return dict(seg=seg_root, det=det_root)
+        os.remove(stamp_file)
+    for k, split in enumerate(SPLITS):
+        count = counts[split]
+        rng = np.random.default_rng([seed, k])
+        # no scene left from an earlier, larger split
+        for folder in (osp.join(seg_root, 'img_dir', split),
+                       osp.join(seg_root, 'ann_dir', split),
+                       osp.join(det_root, split)):
+            shutil.rmtree(folder, ignore_errors=True)
+            os.makedirs(folder)
         images: List[dict] = []
         annotations: List[dict] = []
         for i in range(count):
@@ -162,4 +194,6 @@ def generate(root: str,
             json.dump(dict(images=images, annotations=annotations,
                            categories=[dict(id=i, name=n)
                                        for i, n in enumerate(CLASSES)]), f)
+    with open(stamp_file, 'w') as f:
+        json.dump(stamp, f)
     return dict(seg=seg_root, det=det_root)

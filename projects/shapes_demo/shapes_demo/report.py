@@ -5,7 +5,7 @@ import json
 import os
 import os.path as osp
 import shutil
-from collections import defaultdict
+from dataclasses import asdict
 from typing import Callable, Dict, List, Sequence
 
 import matplotlib
@@ -18,66 +18,99 @@ from PIL import Image  # noqa: E402
 from .generate import CLASSES, SEG_PALETTE  # noqa: E402
 
 
-def _summary(results: List, tasks: Sequence) -> List[dict]:
-    rows = []
-    for task in tasks:
-        by_role = defaultdict(list)
-        for r in results:
-            if r.task == task.name:
-                by_role[r.role].append(r.metric)
-        base = np.mean(by_role['student']) if by_role['student'] else None
-        for role in ['teacher', 'student'] + list(task.variants):
-            values = by_role.get(role)
-            if not values:
-                continue
-            mean = float(np.mean(values))
-            # the sample standard deviation over seeds (0 for one run)
-            std = float(np.std(values, ddof=1)) if len(values) > 1 else 0.0
-            rows.append(dict(
-                task=task.name, model=role, metric=task.metric,
-                mean=mean, std=std, runs=len(values), values=values,
-                gain=None if role in ('teacher', 'student') or base is None
-                else mean - float(base)))
-    return rows
-
-
-def _table(rows: List[dict]) -> str:
-    lines = ['| task | model | metric | mean ± std | runs | gain over student |',
-             '|---|---|---|---|---|---|']
-    for r in rows:
-        gain = '' if r['gain'] is None else f"{r['gain']:+.2f}"
-        lines.append(f"| {r['task']} | {r['model']} | {r['metric']} | "
-                     f"{r['mean']:.2f} ± {r['std']:.2f} | {r['runs']} | "
-                     f'{gain} |')
-    return '\n'.join(lines)
-
-
 def _not_better(rows: List[dict]) -> str:
-    """A paragraph naming the distilled variants whose mean does not beat
-    the baseline student's (empty when all do)."""
-    worse = [f"{r['task']} {r['model']} ({r['gain']:+.2f})" for r in rows
-             if r['gain'] is not None and r['gain'] <= 0]
+    """A paragraph naming the distilled variants that do not beat the
+    baseline student by more than the std of the paired differences
+    (empty when all do)."""
+    worse = [f"{r['task']} {r['model']} ({r['verdict']}, "
+             f"{r['diff_mean']:+.2f})" for r in rows
+             if r.get('verdict') not in (None, 'better')]
     if not worse:
         return ''
-    return ('Not better than the baseline student: ' + ', '.join(worse) +
-            '. The README of mmkd ("Read it honestly") says what was '
-            'measured about why.\n\n')
+    return ('Not better than the baseline student by more than the std of '
+            'the paired differences: ' + ', '.join(worse) + '. The README '
+            'of mmkd says what was measured about why.\n\n')
 
 
 def _metric_chart(rows: List[dict], path: str) -> None:
+    """Per task: the test metric of every model (mean ± std over seeds)
+    and the paired difference of every variant to the baseline."""
     tasks = sorted({r['task'] for r in rows}, key=['seg', 'det'].index)
-    fig, axes = plt.subplots(1, len(tasks), figsize=(6 * len(tasks), 4),
+    fig, axes = plt.subplots(2, len(tasks), figsize=(6 * len(tasks), 7),
                              squeeze=False)
-    for ax, task in zip(axes[0], tasks):
+    for col, task in enumerate(tasks):
         sub = [r for r in rows if r['task'] == task]
+        ax = axes[0, col]
         colors = ['#555555' if r['model'] == 'teacher' else
                   '#999999' if r['model'] == 'student' else '#1f77b4'
                   for r in sub]
         ax.bar([r['model'] for r in sub], [r['mean'] for r in sub],
-               yerr=[r['std'] for r in sub], color=colors, capsize=4)
-        ax.set_title(f"{task}: {sub[0]['metric']} on the validation split")
-        ax.set_ylabel(sub[0]['metric'])
+               yerr=[r['std'] or 0 for r in sub], color=colors, capsize=4)
+        ax.set_title(f"{task}: test {sub[0]['metric']} "
+                     f"({len(sub[-1]['seeds'])} seeds)")
         ax.tick_params(axis='x', rotation=30)
+        ax = axes[1, col]
+        variants = [r for r in sub if 'diffs' in r]
+        ax.bar([r['model'] for r in variants],
+               [r['diff_mean'] for r in variants],
+               yerr=[r['diff_std'] or 0 for r in variants], capsize=4,
+               color=['#2ca02c' if r['verdict'] == 'better' else
+                      '#d62728' if r['verdict'] == 'worse' else '#1f77b4'
+                      for r in variants])
+        ax.axhline(0, color='k', lw=0.8)
+        ax.set_title(f'{task}: paired difference to the student '
+                     '(same seed)')
+        ax.tick_params(axis='x', rotation=30)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+
+
+def selection_chart(rows: List[dict], papers: Dict[str, Dict[str, float]],
+                    path: str) -> None:
+    """Val metric against the loss weight (relative to the published
+    weights, log scale) for every variant, and against the learning rate
+    for the baseline; one column per task.
+
+    Args:
+        rows: :func:`protocol.selection_rows`.
+        papers: ``'<task>/<variant>'`` -> published loss weights.
+        path: The PNG to write.
+    """
+    from .protocol import paper_scale
+    tasks = sorted({r['task'] for r in rows}, key=['seg', 'det'].index)
+    fig, axes = plt.subplots(2, len(tasks), figsize=(6 * len(tasks), 7),
+                             squeeze=False)
+    for col, task in enumerate(tasks):
+        sub = [r for r in rows if r['task'] == task]
+        ax = axes[0, col]
+        base = next((r for r in sub if r['model'] == 'student'), None)
+        for r in sub:
+            if r['model'] == 'student':
+                continue
+            paper = papers[f"{task}/{r['model']}"]
+            xs = [paper_scale(s, paper) for s in r['settings']]
+            ax.plot(xs, r['means'], marker='o', label=r['model'])
+            ax.plot(xs[r['chosen']], r['means'][r['chosen']], marker='*',
+                    ms=14, color=ax.lines[-1].get_color())
+        if base is not None:
+            ax.axhline(base['means'][base['chosen']], color='#555555',
+                       ls='--', label='student (chosen lr)')
+        ax.set_xscale('log')
+        ax.set_xlabel('loss weight / published weight')
+        ax.set_ylabel(f"val {sub[0]['metric']}")
+        ax.set_title(f'{task}: loss-weight selection (star: chosen)')
+        ax.legend(fontsize=7)
+        ax = axes[1, col]
+        if base is not None:
+            lrs = [s['lr'] for s in base['settings']]
+            ax.plot(lrs, base['means'], marker='o', color='#555555')
+            ax.plot(lrs[base['chosen']], base['means'][base['chosen']],
+                    marker='*', ms=14, color='#555555')
+            ax.set_xscale('log')
+        ax.set_xlabel('learning rate')
+        ax.set_ylabel(f"val {sub[0]['metric']}")
+        ax.set_title(f'{task}: baseline student, learning-rate selection')
     fig.tight_layout()
     fig.savefig(path, dpi=90)
     plt.close(fig)
@@ -93,8 +126,9 @@ def _scalars(work_dir: str) -> List[dict]:
 
 
 def _curves_chart(results: List, path: str) -> None:
+    first = min(r.seed for r in results if r.role != 'teacher')
     runs = [r for r in results
-            if r.role not in ('teacher', 'student') and r.seed == 0]
+            if r.role not in ('teacher', 'student') and r.seed == first]
     fig, axes = plt.subplots(1, max(len(runs), 1),
                              figsize=(3.2 * max(len(runs), 1), 3),
                              squeeze=False)
@@ -116,19 +150,20 @@ def _curves_chart(results: List, path: str) -> None:
 
 
 def _best_variant(rows: List[dict], task: str) -> str:
-    variants = [r for r in rows if r['task'] == task and r['gain'] is not None]
+    variants = [r for r in rows if r['task'] == task and 'diffs' in r]
     return max(variants, key=lambda r: r['mean'])['model']
 
 
 def _run_dir(results: List, task: str, role: str):
-    return next(r for r in results
-                if r.task == task and r.role == role and r.seed == 0)
+    """The run of ``role`` with the lowest seed."""
+    return min((r for r in results if r.task == task and r.role == role),
+               key=lambda r: r.seed)
 
 
 def _side_by_side_models(results: List, rows: List[dict], task: str,
                          init: Callable[[str, str], object]) -> dict:
     """The teacher, the baseline student and the best distilled student of
-    ``task`` (seed 0), built on the CPU by ``init(config, checkpoint)``.
+    ``task`` (lowest seed), built on the CPU by ``init(config, checkpoint)``.
 
     Returns:
         dict: Column title -> model, in that order.
@@ -153,7 +188,7 @@ def _seg_predictions(results: List, rows: List[dict], data: Dict[str, str],
         results, rows, 'seg',
         lambda config, checkpoint: init_model(config, checkpoint, 'cpu'))
     palette = np.array(SEG_PALETTE, np.uint8)
-    images = sorted(glob.glob(osp.join(data['seg'], 'img_dir', 'val',
+    images = sorted(glob.glob(osp.join(data['seg'], 'img_dir', 'test',
                                        '*.png')))[:num]
     cols = ['image', 'ground truth'] + list(models)
     fig, axes = plt.subplots(len(images), len(cols),
@@ -188,7 +223,7 @@ def _det_predictions(results: List, rows: List[dict], data: Dict[str, str],
     models = _side_by_side_models(
         results, rows, 'det', lambda config, checkpoint: init_detector(
             config, checkpoint, device='cpu'))
-    with open(osp.join(data['det'], 'val.json')) as f:
+    with open(osp.join(data['det'], 'test.json')) as f:
         coco = json.load(f)
     images = coco['images'][:num]
     cols = ['ground truth'] + list(models)
@@ -197,7 +232,7 @@ def _det_predictions(results: List, rows: List[dict], data: Dict[str, str],
                              squeeze=False)
     colors = ['#dc143c', '#0082c8', '#ffb400', '#3cb44b']
     for i, info in enumerate(images):
-        file = osp.join(data['det'], 'val', info['file_name'])
+        file = osp.join(data['det'], 'test', info['file_name'])
         img = np.array(Image.open(file))
         gt = [(a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2],
                a['bbox'][1] + a['bbox'][3], a['category_id'], 1.0)
@@ -227,7 +262,7 @@ def _det_predictions(results: List, rows: List[dict], data: Dict[str, str],
 def _mask_figure(results: List, data: Dict[str, str], path: str,
                  num: int = 3) -> None:
     """The imitation masks (psi 0.5, best IoU over all levels) of a few
-    validation scenes, from the demo student's own RPN anchors, drawn by
+    test scenes, from the demo student's own RPN anchors, drawn by
     :func:`mmkd.visualization.draw_imitation_masks`."""
     import torch
     from mmdet.registry import TASK_UTILS as MMDET_TASK_UTILS
@@ -239,11 +274,11 @@ def _mask_figure(results: List, data: Dict[str, str], path: str,
     prior = MMDET_TASK_UTILS.build(cfg.model.rpn_head.anchor_generator)
     generator = TASK_UTILS.build(
         dict(type='mmkd.ImitationMaskGenerator', psi=0.5))
-    with open(osp.join(data['det'], 'val.json')) as f:
+    with open(osp.join(data['det'], 'test.json')) as f:
         coco = json.load(f)
     panels = []
     for info in coco['images'][:num]:
-        img = np.array(Image.open(osp.join(data['det'], 'val',
+        img = np.array(Image.open(osp.join(data['det'], 'test',
                                            info['file_name'])))
         h, w = img.shape[:2]
         sizes = [(int(np.ceil(h / s[1])), int(np.ceil(w / s[0])))
@@ -264,14 +299,17 @@ def _mask_figure(results: List, data: Dict[str, str], path: str,
 
 def write_report(results: List, tasks: Sequence, out_dir: str,
                  data: Dict[str, str], quick: bool = False) -> dict:
-    """Write ``results.md``, ``results.json``, ``logs/`` and the charts.
+    """Write ``results.md``, ``results.json``, ``logs/`` and the charts; a
+    selection written earlier into ``out_dir`` (``selection.md``, by
+    ``select_settings.py``) is included.
 
     Returns:
-        dict: ``table`` (markdown), ``dir`` and ``rows``.
+        dict: ``table`` (markdown), ``dir``, ``rows`` and ``charts``.
     """
+    from .protocol import paired_rows, paired_table
     os.makedirs(osp.join(out_dir, 'logs'), exist_ok=True)
-    rows = _summary(results, tasks)
-    table = _table(rows)
+    rows = paired_rows(results, tasks)
+    table = paired_table(rows)
     for r in results:
         for log in glob.glob(osp.join(r.work_dir, '*', '*.log')):
             shutil.copyfile(log, osp.join(
@@ -292,15 +330,25 @@ def write_report(results: List, tasks: Sequence, out_dir: str,
         charts['masks'] = 'imitation_masks.png'
         _mask_figure(results, data, osp.join(out_dir, charts['masks']))
     with open(osp.join(out_dir, 'results.json'), 'w') as f:
-        json.dump(dict(rows=rows, quick=quick, runs=[
-            dict(task=r.task, role=r.role, seed=r.seed, metric=r.metric,
-                 seconds=r.seconds, checkpoint=r.checkpoint,
-                 student_checkpoint=r.student_checkpoint)
-            for r in results]), f, indent=1)
+        json.dump(dict(rows=rows, quick=quick,
+                       runs=[asdict(r) for r in results]), f, indent=1)
     note = ('Quick mode: a smoke test of the pipeline, too short for the '
             'numbers to mean anything.\n\n' if quick else '')
+    seeds = sorted({r.seed for r in results if r.role != 'teacher'})
+    intro = (f'Test split, students trained with seeds {seeds}; the paired '
+             'difference is each variant minus the baseline student '
+             'trained with the same seed (mean ± sample std over seeds); '
+             'the evaluation noise is the standard error of one such '
+             'difference, from the test split\'s four disjoint quarters. '
+             '"better" / "worse": the mean difference exceeds its std over '
+             'seeds.\n\n')
+    selection = ''
+    if osp.exists(osp.join(out_dir, 'selection.md')):
+        with open(osp.join(out_dir, 'selection.md')) as f:
+            selection = '\n' + f.read()
     with open(osp.join(out_dir, 'results.md'), 'w') as f:
-        f.write('# mmkd shapes demo\n\n' + note + table + '\n\n' +
+        f.write('# mmkd shapes demo\n\n' + note + intro + table + '\n\n' +
                 _not_better(rows) + '\n'.join(
-                    f'![{k}]({v})' for k, v in charts.items()) + '\n')
+                    f'![{k}]({v})' for k, v in charts.items()) + '\n' +
+                selection)
     return dict(table=table, dir=out_dir, rows=rows, charts=charts)

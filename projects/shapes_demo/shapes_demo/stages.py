@@ -2,13 +2,16 @@
 import contextlib
 import json
 import logging
+import multiprocessing
 import os
 import os.path as osp
 import shutil
+import sys
 import time
 from dataclasses import asdict, dataclass
 from typing import Callable, Dict, List, Optional
 
+import numpy as np
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -62,12 +65,14 @@ class Budget:
         teacher_iters: Teacher iterations per task name.
         student_iters: Iterations of every student and distilled student.
         num_train: Generated training scenes.
-        num_val: Generated validation scenes.
+        num_val: Generated validation scenes (choosing settings).
+        num_test: Generated test scenes (the reported metrics).
     """
     teacher_iters: Dict[str, int]
     student_iters: int
     num_train: int
     num_val: int
+    num_test: int
 
 
 # The segmentation teacher trains 2000 iterations: at 1200 it reached 37.6
@@ -75,22 +80,52 @@ class Budget:
 # detection branch (about 13 minutes) sets the demo's wall time either way.
 BUDGETS = {
     'default': Budget(teacher_iters=dict(seg=2000, det=1200),
-                      student_iters=400, num_train=300, num_val=60),
+                      student_iters=400, num_train=300, num_val=200,
+                      num_test=1000),
     'quick': Budget(teacher_iters=dict(seg=24, det=24), student_iters=12,
-                    num_train=32, num_val=8),
+                    num_train=32, num_val=8, num_test=8),
 }
 
 
 @dataclass
 class StageResult:
+    """What one trained stage scored.
+
+    Args:
+        task: Task name.
+        role: ``'teacher'``, ``'student'`` or the variant name.
+        seed: Training seed.
+        metric: The task's metric on ``split`` (percent).
+        split: ``'val'`` or ``'test'``.
+        parts: The metric on :data:`EVAL_PARTS` disjoint, equal parts of
+            the split (the evaluation noise).
+        setting: What the stage was trained with: ``lr`` and each distill
+            loss's ``loss_weight`` (by loss name).
+        seconds: Training and evaluation time.
+        work_dir: The stage's work directory.
+        checkpoint: The last checkpoint.
+        student_checkpoint: The student-only checkpoint of a distilled
+            student.
+        candidate: Index of the grid candidate (selection runs only).
+    """
     task: str
-    role: str  # 'teacher', 'student' or the variant name
+    role: str
     seed: int
     metric: float
+    split: str
+    parts: List[float]
+    setting: Dict[str, float]
     seconds: float
     work_dir: str
     checkpoint: str
     student_checkpoint: Optional[str] = None
+    candidate: Optional[int] = None
+
+
+# The evaluation noise is measured on this many disjoint parts of the
+# evaluated split: the standard error of the whole split's metric is about
+# std(parts) / sqrt(EVAL_PARTS).
+EVAL_PARTS = 4
 
 
 def _schedule(cfg: Config, iters: int) -> None:
@@ -125,17 +160,112 @@ class QuietRunner(Runner):
         return logger
 
 
+def optimizer_lrs(cfg: Config) -> Dict[str, float]:
+    """The config's learning rates: ``lr`` (the student's) and, for the
+    holistic variants, ``critic_lr``."""
+    wrapper = cfg.optim_wrapper
+    if 'student' in wrapper:
+        return dict(lr=wrapper.student.optimizer.lr,
+                    critic_lr=wrapper.discriminator.optimizer.lr)
+    return dict(lr=wrapper.optimizer.lr)
+
+
+def set_lr(cfg: Config, lr: float) -> None:
+    """Set the student's learning rate to ``lr``; a holistic critic keeps
+    its ratio to the student's (the official 0.04)."""
+    wrapper = cfg.optim_wrapper
+    if 'student' in wrapper:
+        ratio = (wrapper.discriminator.optimizer.lr /
+                 wrapper.student.optimizer.lr)
+        wrapper.student.optimizer.lr = lr
+        wrapper.discriminator.optimizer.lr = ratio * lr
+    else:
+        wrapper.optimizer.lr = lr
+
+
+def stage_setting(cfg: Config) -> Dict[str, float]:
+    """``lr`` and every distill loss's weight (by loss name) of a config."""
+    setting = dict(lr=optimizer_lrs(cfg)['lr'])
+    for name, loss in cfg.model.get('distill_losses', {}).items():
+        setting[name] = loss.loss_weight
+    return setting
+
+
+@contextlib.contextmanager
+def _captured_results(task: Task):
+    """Keep what the task's evaluator computes its metric from (one entry
+    per evaluated scene, in dataset order), as ``(metric, results)``."""
+    if task.name == 'seg':
+        from mmseg.evaluation.metrics import IoUMetric as metric_cls
+    else:
+        from mmdet.evaluation.metrics import CocoMetric as metric_cls
+    captured = []
+    original = metric_cls.compute_metrics
+
+    def compute_metrics(self, results):
+        captured.append((self, list(results)))
+        return original(self, results)
+
+    metric_cls.compute_metrics = compute_metrics
+    try:
+        yield captured, original
+    finally:
+        metric_cls.compute_metrics = original
+
+
+def _part_metrics(task: Task, metric, results: list, compute,
+                  parts: int) -> List[float]:
+    """The task's metric on ``parts`` disjoint, equal parts of ``results``
+    (percent), computed by the evaluator's own ``compute`` function."""
+    key = task.metric.split('/')[-1]
+    bounds = np.linspace(0, len(results), parts + 1).astype(int)
+    values = []
+    for lo, hi in zip(bounds[:-1], bounds[1:]):
+        sub = results[lo:hi]
+        if hasattr(metric, 'img_ids'):  # COCO: only this part's images
+            metric.img_ids = [gt['img_id'] for gt, _ in sub]
+        value = float(compute(metric, sub)[key])
+        values.append(value * 100 if task.metric == 'coco/bbox_mAP'
+                      else value)
+    return values
+
+
 def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
-              work_dir: str, teacher_checkpoint: Optional[str] = None
-              ) -> StageResult:
-    """Train one config in this process and read its validation metric.
+              work_dir: str, teacher_checkpoint: Optional[str] = None,
+              split: str = 'test', overrides: Optional[dict] = None,
+              lr: Optional[float] = None,
+              candidate: Optional[int] = None) -> StageResult:
+    """Train one config in this process and evaluate it on ``split``.
 
     What the stage would print (warnings, pycocotools' tables) goes to
     ``<work_dir>/console.log``; mmengine's log file keeps the rest.
+
+    Args:
+        task: The task.
+        role: ``'teacher'``, ``'student'`` or a variant name.
+        config: The config, relative to ``configs/``.
+        iters: Training iterations.
+        seed: Training seed.
+        work_dir: The stage's work directory.
+        teacher_checkpoint: The trained teacher (distilled students).
+        split: ``'val'`` (choosing settings) or ``'test'`` (reporting).
+        overrides: Dotted config keys -> values (a grid candidate).
+        lr: The student's learning rate, when not the config's.
+        candidate: Index of the grid candidate, recorded in the result.
     """
     from mmkd.utils.runner_config import prepare_config
+    if split not in ('val', 'test'):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
     cfg = Config.fromfile(osp.join(CONFIGS, config))
+    if overrides:
+        cfg.merge_from_dict(overrides)
+    if lr is not None:
+        set_lr(cfg, lr)
     _schedule(cfg, iters)
+    if split == 'test':
+        # the end-of-training evaluation runs on the test split
+        cfg.val_dataloader = cfg.test_dataloader
+        cfg.val_evaluator = cfg.test_evaluator
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=seed)
     cfg.experiment_name = f'{task.name}_{role}_seed{seed}_{time.time_ns()}'
@@ -145,23 +275,29 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
     cfg.visualizer.name = cfg.experiment_name
     if teacher_checkpoint is not None:
         cfg.model.teacher_checkpoint = teacher_checkpoint
+    setting = stage_setting(cfg)
     prepare_config(cfg)
     start = time.time()
     os.makedirs(work_dir, exist_ok=True)
     with open(osp.join(work_dir, 'console.log'), 'w') as console, \
             contextlib.redirect_stdout(console), \
-            contextlib.redirect_stderr(console):
+            contextlib.redirect_stderr(console), \
+            _captured_results(task) as (captured, compute):
         runner = QuietRunner.from_cfg(cfg)
         runner.train()
+        metric_obj, results = captured[-1]
+        parts = _part_metrics(task, metric_obj, results, compute,
+                              EVAL_PARTS)
     hub = runner.message_hub
     metric = float(hub.get_scalar(f'val/{task.metric}').current())
     if task.metric == 'coco/bbox_mAP':
         metric *= 100  # mmdet reports mAP in [0, 1]
     checkpoint = osp.join(work_dir, f'iter_{iters}.pth')
     student = osp.join(work_dir, f'iter_{iters}_student.pth')
-    result = StageResult(task.name, role, seed, metric, time.time() - start,
-                         work_dir, checkpoint,
-                         student if osp.exists(student) else None)
+    result = StageResult(task.name, role, seed, metric, split, parts,
+                         setting, time.time() - start, work_dir, checkpoint,
+                         student if osp.exists(student) else None,
+                         candidate)
     if role == 'teacher':
         # the path the distillation configs default to
         shutil.copyfile(checkpoint, osp.join(work_dir, 'teacher.pth'))
@@ -170,6 +306,8 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
     for handler in list(runner.logger.handlers):
         handler.close()
         runner.logger.removeHandler(handler)
+    with open(osp.join(work_dir, 'result.json'), 'w') as f:
+        json.dump(asdict(result), f)
     return result
 
 
@@ -195,32 +333,58 @@ class Progress:
                   f'{time.time() - self.start:6.0f}s] {text}', flush=True)
 
 
-def run_task(task: Task, budget: Budget, seeds: int, work: str,
+def train_teacher(task: Task, budget: Budget, work: str, data_root: str,
+                  progress: Callable[[str], None]) -> StageResult:
+    """Train the task's teacher (seed 0) and evaluate it on the test split,
+    or reuse the one in ``<work>/<task>_teacher`` when it was trained from
+    the same config, iterations and generated data (``teacher.json``)."""
+    work_dir = osp.join(work, f'{task.name}_teacher')
+    with open(osp.join(osp.dirname(data_root), 'generated.json')) as f:
+        data = json.load(f)
+    stamp = dict(config=Config.fromfile(osp.join(CONFIGS,
+                                                 task.teacher)).pretty_text,
+                 iters=budget.teacher_iters[task.name], data=data)
+    stamp_file = osp.join(work_dir, 'teacher.json')
+    if osp.exists(stamp_file):
+        with open(stamp_file) as f:
+            cached = json.load(f)
+        if cached['stamp'] == stamp and osp.exists(
+                osp.join(work_dir, 'teacher.pth')):
+            teacher = StageResult(**cached['result'])
+            progress(f'{task.name} teacher: {task.metric} '
+                     f'{teacher.metric:.2f} (trained earlier, reused)')
+            return teacher
+    teacher = run_stage(task, 'teacher', task.teacher,
+                        budget.teacher_iters[task.name], 0, work_dir)
+    with open(stamp_file, 'w') as f:
+        json.dump(dict(stamp=stamp, result=asdict(teacher)), f)
+    progress(f'{task.name} teacher: {task.metric} {teacher.metric:.2f} '
+             f'({teacher.seconds:.0f}s)')
+    return teacher
+
+
+def run_task(task: Task, budget: Budget, seeds: List[int], work: str,
              data_root: str, progress: Callable[[str], None]
              ) -> List[StageResult]:
-    """Train and evaluate a task's teacher (once), then its student and
-    distilled students (once per seed), in this process.
+    """The report: train the task's teacher (once), then its student and
+    distilled students once per seed with the configs' settings, and
+    evaluate them on the test split, in this process.
 
     Args:
         task: The task.
         budget: Iterations of the teacher and of every student.
-        seeds: Students and distilled students run with seeds
-            ``0 .. seeds - 1``.
+        seeds: Seeds of the students and distilled students.
         work: The demo's work directory; stage ``<task>_<role>_seed<k>``
             trains in ``<work>/<task>_<role>_seed<k>``.
         data_root: The task's generated dataset.
         progress: Called with one line of text after every stage.
     """
     os.environ[task.data_env] = data_root
-    teacher = run_stage(task, 'teacher', task.teacher,
-                        budget.teacher_iters[task.name], 0,
-                        osp.join(work, f'{task.name}_teacher'))
-    progress(f'{task.name} teacher: {task.metric} {teacher.metric:.2f} '
-             f'({teacher.seconds:.0f}s)')
+    teacher = train_teacher(task, budget, work, data_root, progress)
     results = [teacher]
     teacher_ckpt = osp.join(teacher.work_dir, 'teacher.pth')
     os.environ[task.teacher_env] = teacher_ckpt
-    for seed in range(seeds):
+    for seed in seeds:
         for role, config in [('student', task.student)] + list(
                 task.variants.items()):
             result = run_stage(
@@ -228,22 +392,84 @@ def run_task(task: Task, budget: Budget, seeds: int, work: str,
                 osp.join(work, f'{task.name}_{role}_seed{seed}'),
                 teacher_checkpoint=None if role == 'student' else
                 teacher_ckpt)
-            progress(f'{task.name} {role} (seed {seed}): {task.metric} '
-                     f'{result.metric:.2f} ({result.seconds:.0f}s)')
+            progress(f'{task.name} {role} (seed {seed}): test '
+                     f'{task.metric} {result.metric:.2f} '
+                     f'({result.seconds:.0f}s)')
             results.append(result)
     return results
 
 
-def run_task_process(task_name: str, budget: Budget, seeds: int, work: str,
-                     data_root: str, progress: Progress, threads: int,
+def select_task(task: Task, budget: Budget, seeds: List[int], work: str,
+                data_root: str, progress: Callable[[str], None]
+                ) -> List[StageResult]:
+    """The selection: the baseline student's learning rate from its
+    config's ``lr_grid``, then each variant's loss weights from its
+    config's ``weight_grid`` (at the chosen learning rate), every candidate
+    trained once per seed and scored on the val split, in this process.
+
+    Args:
+        task: The task.
+        budget: Iterations of the teacher and of every student.
+        seeds: Selection seeds (never reported).
+        work: The demo's work directory; candidate ``i`` trains in
+            ``<work>/select/<task>_<role>_c<i>_seed<k>``.
+        data_root: The task's generated dataset.
+        progress: Called with one line of text after every stage.
+
+    Returns:
+        list[StageResult]: The teacher, then every candidate's runs.
+    """
+    from .protocol import best_candidate, lr_grid, weight_grid
+    os.environ[task.data_env] = data_root
+    teacher = train_teacher(task, budget, work, data_root, progress)
+    teacher_ckpt = osp.join(teacher.work_dir, 'teacher.pth')
+    os.environ[task.teacher_env] = teacher_ckpt
+    results = [teacher]
+
+    def grid_runs(role, config, candidates, lr=None):
+        for i, (overrides, lr_i) in enumerate(candidates):
+            for seed in seeds:
+                result = run_stage(
+                    task, role, config, budget.student_iters, seed,
+                    osp.join(work, 'select',
+                             f'{task.name}_{role}_c{i}_seed{seed}'),
+                    teacher_checkpoint=None if role == 'student' else
+                    teacher_ckpt, split='val', overrides=overrides,
+                    lr=lr_i if lr is None else lr, candidate=i)
+                progress(f'{task.name} {role} {_setting_text(result)} '
+                         f'(seed {seed}): val {task.metric} '
+                         f'{result.metric:.2f} ({result.seconds:.0f}s)')
+                results.append(result)
+
+    student_cfg = Config.fromfile(osp.join(CONFIGS, task.student))
+    grid_runs('student', task.student,
+              [(None, lr) for lr in lr_grid(student_cfg, task.student)])
+    lr = lr_grid(student_cfg, task.student)[best_candidate(
+        [r for r in results if r.role == 'student'])]
+    for role, config in task.variants.items():
+        cfg = Config.fromfile(osp.join(CONFIGS, config))
+        grid_runs(role, config,
+                  [(overrides, None)
+                   for overrides in weight_grid(cfg, config)], lr=lr)
+    return results
+
+
+def _setting_text(result: StageResult) -> str:
+    return ', '.join(f'{k} {v:g}' for k, v in result.setting.items())
+
+
+def run_task_process(mode: str, task: Task, budget: Budget,
+                     seeds: List[int], work: str, data_root: str,
+                     progress: Progress, threads: int,
                      out_file: str) -> None:
-    """:func:`run_task` as the target of a (spawned) process: ``threads``
+    """:func:`run_task` (``mode='report'``) or :func:`select_task`
+    (``mode='select'``) as the target of a (spawned) process: ``threads``
     torch threads, the results written to ``out_file`` as JSON."""
     import torch
     torch.set_num_threads(threads)
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
-    task = next(t for t in TASKS if t.name == task_name)
-    results = run_task(task, budget, seeds, work, data_root, progress)
+    run = dict(report=run_task, select=select_task)[mode]
+    results = run(task, budget, seeds, work, data_root, progress)
     with open(out_file, 'w') as f:
         json.dump([asdict(r) for r in results], f)
 
@@ -252,3 +478,60 @@ def load_results(path: str) -> List[StageResult]:
     """The results :func:`run_task_process` wrote."""
     with open(path) as f:
         return [StageResult(**r) for r in json.load(f)]
+
+
+def run_tasks(mode: str, tasks: List[Task], budget: Budget,
+              seeds: List[int], work: str, data: Dict[str, str],
+              progress: Progress, jobs: int) -> List[StageResult]:
+    """Run each task's report or selection (see :func:`run_task_process`):
+    in this process when ``jobs`` is 1, otherwise each task in its own
+    spawned process, ``jobs`` at a time, each with ``cpu_count // jobs``
+    torch threads; stop them all as soon as one fails.
+
+    Args:
+        mode: ``'report'`` or ``'select'``.
+        tasks: The tasks to run.
+        budget: Iterations and data size.
+        seeds: Seeds of the students.
+        work: The demo's work directory.
+        data: Task name -> generated dataset root.
+        progress: The shared progress printer.
+        jobs: Processes at a time.
+
+    Returns:
+        list[StageResult]: Every stage's result, in the order of ``tasks``.
+    """
+    if jobs == 1:
+        run = dict(report=run_task, select=select_task)[mode]
+        results = []
+        for task in tasks:
+            results += run(task, budget, seeds, work, data[task.name],
+                           progress)
+        return results
+    ctx = multiprocessing.get_context('spawn')
+    threads = max(1, (os.cpu_count() or 1) // jobs)
+    pending, running, results = list(tasks), {}, []
+    while pending or running:
+        while pending and len(running) < jobs:
+            task = pending.pop(0)
+            out = osp.join(work, f'{task.name}_{mode}_results.json')
+            proc = ctx.Process(
+                target=run_task_process, name=f'shapes-demo-{task.name}',
+                args=(mode, task, budget, seeds, work, data[task.name],
+                      progress, threads, out))
+            proc.start()
+            running[task.name] = (proc, out)
+        time.sleep(1)
+        for name, (proc, out) in list(running.items()):
+            if proc.exitcode is None:
+                continue
+            del running[name]
+            if proc.exitcode != 0:
+                for other, _ in running.values():
+                    other.terminate()
+                sys.exit(f'shapes demo: the {name} task failed (exit code '
+                         f'{proc.exitcode}); its traceback is above and its '
+                         f'stage logs are under {work}/')
+            results += load_results(out)
+    order = [t.name for t in tasks]
+    return sorted(results, key=lambda r: order.index(r.task))

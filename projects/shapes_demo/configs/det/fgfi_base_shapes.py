@@ -1,7 +1,16 @@
 # What every FGFI variant of the demo shares: the student above, the trained
 # teacher, FPN taps, one 3x3 conv + ReLU adaptation per level (official init),
 # the imitation loss (lambda 0.01, official). Variants choose the region.
+# Loss weight chosen on the val split by select_settings.py (selection seeds
+# 1000+, never reported) from a grid fixed before any selection run: the
+# published weight x 0.1 / 0.3 / 1 (the published weights were set for a
+# learning rate of 0.01, the demo's is 10-20x larger, and a term's SGD step
+# is lr x weight: the grid spans the published weight down to about the
+# published step).
 _base_ = './faster_rcnn_r18_fpn_shapes_student.py'
+
+paper_loss_weights = dict(imitation=0.01)
+weight_grid = dict(imitation=[0.001, 0.003, 0.01])
 
 model = dict(
     _delete_=True,

@@ -1,0 +1,144 @@
+"""Choose the demo's settings on the val split, as the configs record them:
+the baseline student's learning rate from its config's ``lr_grid``, then
+each distilled variant's loss weights from its config's ``weight_grid`` (at
+the chosen learning rate). Every candidate trains with the selection seeds
+(1000 and up), which the report never uses.
+
+    python projects/shapes_demo/select_settings.py [--seeds 1] [--quick]
+        [--jobs N] [--work-dir work_dirs/shapes_demo] [--tasks seg det]
+        [--variants pixel ...]
+
+Writes ``<work-dir>/report/selection.{md,json}`` and
+``weight_selection.png`` (val metric against the loss weight for every
+variant, against the learning rate for the baseline); ``run_demo.py`` with
+the same work dir puts them in its report and reuses the teachers. It says
+which configs hold a setting other than the chosen one.
+"""
+import argparse
+import dataclasses
+import json
+import multiprocessing
+import os
+import os.path as osp
+import sys
+import time
+from dataclasses import asdict
+from typing import List
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+from shapes_demo.generate import generate  # noqa: E402
+from shapes_demo.protocol import (grid_size, selection_rows,  # noqa: E402
+                                  selection_seeds, selection_table,
+                                  setting_text)
+from shapes_demo.stages import (BUDGETS, CONFIGS, TASKS,  # noqa: E402
+                                Progress, run_tasks, stage_setting)
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--quick', action='store_true',
+                        help='the quick budget (a smoke test)')
+    parser.add_argument('--seeds', type=int, default=1,
+                        help='selection seeds per candidate (1000 and up)')
+    parser.add_argument('--work-dir', default='work_dirs/shapes_demo')
+    parser.add_argument('--tasks', nargs='+', default=['seg', 'det'],
+                        choices=['seg', 'det'])
+    parser.add_argument('--variants', nargs='+', default=None,
+                        help='only these variants (by name, e.g. pixel '
+                        'imitation); the baseline always runs')
+    parser.add_argument('--jobs', type=int, default=None,
+                        help='tasks run at the same time (as run_demo.py)')
+    args = parser.parse_args()
+    known = {v for t in TASKS for v in t.variants}
+    if args.variants and not set(args.variants) <= known:
+        parser.error(f'--variants: unknown '
+                     f'{sorted(set(args.variants) - known)}; the variants '
+                     f'are {sorted(known)}')
+    if args.seeds < 1:
+        parser.error(f'--seeds must be at least 1, got {args.seeds}')
+    if args.jobs is not None and args.jobs < 1:
+        parser.error(f'--jobs must be at least 1, got {args.jobs}')
+    return args
+
+
+def config_mismatches(rows: List[dict], tasks) -> List[str]:
+    """The configs whose setting differs from the chosen one."""
+    from mmengine.config import Config
+    lines = []
+    for row in rows:
+        task = next(t for t in tasks if t.name == row['task'])
+        name = (task.student if row['model'] == 'student' else
+                task.variants[row['model']])
+        held = stage_setting(Config.fromfile(osp.join(CONFIGS, name)))
+        chosen = row['settings'][row['chosen']]
+        keys = ['lr'] if row['model'] == 'student' else [
+            k for k in chosen if k != 'lr']
+        if any(abs(held[k] - chosen[k]) > 1e-12 for k in keys):
+            lines.append(
+                f"configs/{name} holds {setting_text(held, row['model'])}; "
+                f"the selection chose {setting_text(chosen, row['model'])}")
+    return lines
+
+
+def main() -> None:
+    args = parse_args()
+    import mmkd  # noqa: F401  (registries, safe checkpoint loading)
+    from mmengine.config import Config
+    from shapes_demo.report import selection_chart
+    budget = BUDGETS['quick' if args.quick else 'default']
+    work = osp.abspath(args.work_dir)
+    tasks = [dataclasses.replace(t, variants={
+        v: c for v, c in t.variants.items()
+        if args.variants is None or v in args.variants})
+        for t in TASKS if t.name in args.tasks]
+    jobs = args.jobs or min(len(tasks), os.cpu_count() or 1)
+    seeds = selection_seeds(args.seeds)
+    stages = 1 + sum(
+        1 + (1 + len(t.variants)) * args.seeds *
+        grid_size(Config.fromfile(osp.join(CONFIGS, t.student)), t.student)
+        for t in tasks)
+    start = time.time()
+    progress = Progress(stages, start,
+                        multiprocessing.get_context('spawn').Value('i', 0))
+    data = generate(osp.join(work, 'data'), budget.num_train, budget.num_val,
+                    budget.num_test)
+    progress(f'data: {budget.num_train} train / {budget.num_val} val / '
+             f'{budget.num_test} test scenes in {osp.join(work, "data")}')
+    results = run_tasks('select', tasks, budget, seeds, work, data, progress,
+                        jobs)
+    out = osp.join(work, 'report')
+    os.makedirs(out, exist_ok=True)
+    rows = selection_rows(results, tasks)
+    papers = {f'{t.name}/{v}': dict(Config.fromfile(
+        osp.join(CONFIGS, c)).paper_loss_weights)
+        for t in tasks for v, c in t.variants.items()}
+    selection_chart(rows, papers, osp.join(out, 'weight_selection.png'))
+    mismatches = config_mismatches(rows, tasks)
+    minutes = (time.time() - start) / 60
+    with open(osp.join(out, 'selection.json'), 'w') as f:
+        json.dump(dict(rows=rows, seeds=seeds, quick=args.quick,
+                       minutes=minutes,
+                       runs=[asdict(r) for r in results]), f, indent=1)
+    table = selection_table(rows)
+    with open(osp.join(out, 'selection.md'), 'w') as f:
+        f.write(
+            '## How the settings were chosen\n\n'
+            f'`select_settings.py --seeds {args.seeds}` '
+            f'({minutes:.0f} min): every candidate of each config\'s grid '
+            f'trained with the selection seeds {seeds} and scored on the '
+            'val split; the baseline\'s learning rate first, then each '
+            'variant\'s loss weights at that rate.\n\n' + table + '\n\n' +
+            ('Configs that hold another setting than the chosen one: ' +
+             '; '.join(mismatches) + '.\n\n' if mismatches else
+             'Every config holds the chosen setting.\n\n') +
+            '![weight selection](weight_selection.png)\n')
+    print()
+    print(table)
+    for line in mismatches:
+        print('config differs from the selection:', line)
+    print(f'\nselection: {out}/selection.md (total {minutes:.1f} min)')
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,271 @@
+"""The demo's protocol: seeds, the grids settings are chosen from, and the
+paired comparison with the baseline that the report tables give.
+
+- Settings are chosen on the val split with the selection seeds
+  (:data:`SELECTION_SEED_BASE` and up), never reported; the report trains
+  with seeds below it and evaluates on the test split.
+- The baseline student's learning rate comes from its config's ``lr_grid``,
+  each variant's loss weights from its config's ``weight_grid`` (one list per
+  distill loss, candidate ``i`` takes the ``i``-th weight of every list);
+  every grid has :func:`grid_size` candidates and holds the published weights
+  (``paper_loss_weights``).
+- A variant is compared with the baseline trained with the same seed: the
+  table gives the mean ± sample std of the per-seed differences.
+"""
+from collections import defaultdict
+from typing import Dict, List, Optional, Sequence
+
+import numpy as np
+from mmengine.config import Config
+
+SELECTION_SEED_BASE = 1000
+
+
+def report_seeds(seed_base: int, seeds: int) -> List[int]:
+    """The report's seeds ``seed_base .. seed_base + seeds - 1``.
+
+    Raises:
+        ValueError: When one of them is a selection seed.
+    """
+    chosen = list(range(seed_base, seed_base + seeds))
+    if seed_base < 0 or chosen[-1] >= SELECTION_SEED_BASE:
+        raise ValueError(
+            f'--seed-base {seed_base} with --seeds {seeds} gives the seeds '
+            f'{chosen[0]}..{chosen[-1]}; report seeds must lie in '
+            f'0..{SELECTION_SEED_BASE - 1}: seeds from {SELECTION_SEED_BASE} '
+            'up chose the settings and are never reported. Pick a smaller '
+            '--seed-base.')
+    return chosen
+
+
+def selection_seeds(seeds: int) -> List[int]:
+    """The selection's seeds ``SELECTION_SEED_BASE ..``."""
+    return list(range(SELECTION_SEED_BASE, SELECTION_SEED_BASE + seeds))
+
+
+def lr_grid(cfg: Config, name: str) -> List[float]:
+    """The baseline's learning-rate candidates (``lr_grid`` of its config).
+
+    Raises:
+        KeyError: When the config has none.
+    """
+    if 'lr_grid' not in cfg:
+        raise KeyError(f'{name}: the baseline config needs `lr_grid`, the '
+                       'learning rates the selection tries; found none')
+    return [float(lr) for lr in cfg.lr_grid]
+
+
+def weight_grid(cfg: Config, name: str) -> List[Dict[str, float]]:
+    """A variant's loss-weight candidates as config overrides.
+
+    Args:
+        cfg: The variant's config, with ``weight_grid`` (distill loss name
+            -> list of weights, all lists as long as the ``lr_grid``) and
+            ``paper_loss_weights`` (distill loss name -> published weight).
+        name: The config's name, for errors.
+
+    Returns:
+        list[dict]: Candidate ``i`` as ``{'model.distill_losses.<loss>.
+        loss_weight': weight}``.
+
+    Raises:
+        ValueError: When a grid names a loss the config lacks, differs in
+            length from the lr grid, or misses the published weight.
+    """
+    grid = cfg.get('weight_grid')
+    losses = cfg.model.get('distill_losses', {})
+    if not grid or set(grid) != set(losses):
+        raise ValueError(
+            f'{name}: `weight_grid` must give one list of weights per '
+            f'distill loss {sorted(losses)}, found '
+            f'{sorted(grid) if grid else None}')
+    size = grid_size(cfg, name)
+    paper = cfg.get('paper_loss_weights', {})
+    for loss, weights in grid.items():
+        if len(weights) != size:
+            raise ValueError(
+                f'{name}: weight_grid.{loss} has {len(weights)} candidates, '
+                f'the lr_grid {size}: every variant gets the same budget')
+        if loss not in paper or paper[loss] not in weights:
+            raise ValueError(
+                f'{name}: weight_grid.{loss} = {list(weights)} must hold the '
+                f'published weight paper_loss_weights.{loss} = '
+                f'{paper.get(loss)}')
+    return [{f'model.distill_losses.{loss}.loss_weight': float(weights[i])
+             for loss, weights in grid.items()} for i in range(size)]
+
+
+def grid_size(cfg: Config, name: str) -> int:
+    """Candidates per grid: the length of the (inherited) ``lr_grid``."""
+    return len(lr_grid(cfg, name))
+
+
+def paper_scale(setting: Dict[str, float],
+                paper: Dict[str, float]) -> float:
+    """A variant's loss weights relative to the published ones (the same
+    ratio for every loss of a candidate)."""
+    ratios = {round(setting[k] / w, 6) for k, w in paper.items()}
+    if len(ratios) != 1:
+        raise ValueError(f'weights {setting} are not one multiple of the '
+                         f'published {paper}')
+    return ratios.pop()
+
+
+def best_candidate(results: Sequence) -> int:
+    """The candidate with the highest mean metric over seeds (the first on
+    a tie)."""
+    scores = defaultdict(list)
+    for r in results:
+        scores[r.candidate].append(r.metric)
+    means = {c: float(np.mean(v)) for c, v in scores.items()}
+    return max(sorted(means), key=lambda c: means[c])
+
+
+def _std(values: Sequence[float]) -> Optional[float]:
+    """Sample std (ddof=1); None for fewer than two values."""
+    return float(np.std(values, ddof=1)) if len(values) > 1 else None
+
+
+def part_noise(parts: Sequence[float]) -> float:
+    """The standard error of a metric measured on a whole split, estimated
+    from its values on equal disjoint parts: std(parts) / sqrt(#parts)."""
+    return float(np.std(parts, ddof=1) / np.sqrt(len(parts)))
+
+
+def paired_rows(results: Sequence, tasks: Sequence) -> List[dict]:
+    """The report's rows: per task the teacher, the baseline student and
+    each variant, with test metrics over seeds and the paired differences.
+
+    Args:
+        results: :class:`StageResult` of the report runs.
+        tasks: The tasks, in table order.
+
+    Returns:
+        list[dict]: ``task``, ``model``, ``metric``, ``setting``, ``seeds``,
+        ``values`` (per seed), ``mean``, ``std`` (sample std over seeds;
+        None for one seed), ``noise`` (evaluation noise of one run's
+        metric, RMS over seeds), and for variants ``diffs`` (per seed,
+        variant minus baseline of the same seed), ``diff_mean``,
+        ``diff_std``, ``diff_noise`` (the evaluation noise of one paired
+        difference, from the test split's parts) and ``verdict``.
+    """
+    rows = []
+    for task in tasks:
+        by_role = defaultdict(dict)
+        for r in results:
+            if r.task == task.name:
+                by_role[r.role][r.seed] = r
+        base = by_role.get('student', {})
+        for role in ['teacher', 'student'] + list(task.variants):
+            runs = by_role.get(role)
+            if not runs:
+                continue
+            seeds = sorted(runs)
+            values = [runs[s].metric for s in seeds]
+            row = dict(
+                task=task.name, model=role, metric=task.metric,
+                setting=runs[seeds[0]].setting, seeds=seeds, values=values,
+                mean=float(np.mean(values)), std=_std(values),
+                noise=float(np.sqrt(np.mean(
+                    [part_noise(runs[s].parts) ** 2 for s in seeds]))))
+            if role not in ('teacher', 'student'):
+                paired = [s for s in seeds if s in base]
+                diffs = [runs[s].metric - base[s].metric for s in paired]
+                row.update(diffs=diffs, diff_seeds=paired)
+                row['diff_mean'] = float(np.mean(diffs)) if diffs else None
+                row['diff_std'] = _std(diffs)
+                row['diff_noise'] = float(np.sqrt(np.mean([part_noise(
+                    np.subtract(runs[s].parts, base[s].parts)) ** 2
+                    for s in paired]))) if paired else None
+                row['verdict'] = verdict(row['diff_mean'], row['diff_std'])
+            rows.append(row)
+    return rows
+
+
+def verdict(diff_mean: Optional[float], diff_std: Optional[float]) -> str:
+    """``'better'`` / ``'worse'`` when the mean paired difference exceeds
+    its std over seeds, ``'within noise'`` otherwise, ``'one seed'`` when
+    there is no std."""
+    if diff_mean is None or diff_std is None:
+        return 'one seed'
+    if diff_mean > diff_std:
+        return 'better'
+    if diff_mean < -diff_std:
+        return 'worse'
+    return 'within noise'
+
+
+def _pm(mean: Optional[float], std: Optional[float], sign: bool = False
+        ) -> str:
+    if mean is None:
+        return ''
+    text = f'{mean:+.2f}' if sign else f'{mean:.2f}'
+    return text if std is None else f'{text} ± {std:.2f}'
+
+
+def setting_text(setting: Dict[str, float], model: str) -> str:
+    """``lr 0.2`` for the baseline, ``pixel 1`` (loss weights) for a
+    variant, empty for the teacher."""
+    if model == 'teacher':
+        return ''
+    if model == 'student':
+        return f"lr {setting['lr']:g}"
+    return ', '.join(f'{k} {v:g}' for k, v in setting.items() if k != 'lr')
+
+
+def paired_table(rows: Sequence[dict]) -> str:
+    """The report's markdown table."""
+    lines = [
+        '| task | model | setting | test metric | mean ± std over seeds | '
+        'paired difference to the student | eval noise of the difference |'
+        ' verdict |', '|---|---|---|---|---|---|---|---|']
+    for r in rows:
+        noise = '' if r.get('diff_noise') is None else \
+            f"± {r['diff_noise']:.2f}"
+        lines.append(
+            f"| {r['task']} | {r['model']} | "
+            f"{setting_text(r['setting'], r['model'])} | {r['metric']} | "
+            f"{_pm(r['mean'], r['std'])} | "
+            f"{_pm(r.get('diff_mean'), r.get('diff_std'), sign=True)} | "
+            f"{noise} | {r.get('verdict', '')} |")
+    return '\n'.join(lines)
+
+
+def selection_rows(results: Sequence, tasks: Sequence) -> List[dict]:
+    """The selection's summary: per task and role (baseline first), each
+    candidate's setting and mean val metric over the selection seeds, and
+    the chosen candidate."""
+    rows = []
+    for task in tasks:
+        for role in ['student'] + list(task.variants):
+            runs = [r for r in results
+                    if r.task == task.name and r.role == role]
+            if not runs:
+                continue
+            candidates = sorted({r.candidate for r in runs})
+            means = [float(np.mean([r.metric for r in runs
+                                    if r.candidate == c]))
+                     for c in candidates]
+            settings = [next(r.setting for r in runs if r.candidate == c)
+                        for c in candidates]
+            rows.append(dict(task=task.name, model=role, metric=task.metric,
+                             settings=settings, means=means,
+                             seeds=sorted({r.seed for r in runs}),
+                             chosen=best_candidate(runs)))
+    return rows
+
+
+def selection_table(rows: Sequence[dict]) -> str:
+    """The selection's markdown table: val metric per candidate, the chosen
+    one in bold."""
+    lines = ['| task | model | candidates (val metric, mean over the '
+             'selection seeds) | chosen |', '|---|---|---|---|']
+    for r in rows:
+        cells = []
+        for i, (setting, mean) in enumerate(zip(r['settings'], r['means'])):
+            text = f"{setting_text(setting, r['model'])}: {mean:.2f}"
+            cells.append(f'**{text}**' if i == r['chosen'] else text)
+        lines.append(f"| {r['task']} | {r['model']} | {'; '.join(cells)} | "
+                     f"{setting_text(r['settings'][r['chosen']], r['model'])}"
+                     ' |')
+    return '\n'.join(lines)
