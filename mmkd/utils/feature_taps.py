@@ -157,10 +157,7 @@ class FeatureTaps:
         self.paths = dict(taps)
         self.model = model
         self.modes: Dict[str, str] = {name: PROBE for name in taps}
-        self._records: Dict[str, List[TapRecord]] = {
-            name: []
-            for name in taps
-        }
+        self._records: Dict[str, List[TapRecord]] = {name: [] for name in taps}
         self._recording = False
         self._handles = []
         for name, path in self.paths.items():
