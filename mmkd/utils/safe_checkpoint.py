@@ -93,11 +93,22 @@ def _history_buffer_getattr(obj: Any, name: str) -> Any:
         'checkpoint (only HistoryBuffer statistics methods are).')
 
 
+def _empty_bytes(*args: Any) -> bytes:
+    """The only ``bytes(...)`` call a checkpoint may make: ``bytes()``, how
+    pickle protocol 2 stores ``b''`` (e.g. the data of an empty array)."""
+    if args:
+        raise pickle.UnpicklingError(
+            f'bytes{args!r:.60} is not allowed while loading a checkpoint '
+            '(only bytes() is).')
+    return b''
+
+
 def safe_globals() -> List[Any]:
     """The allow-list passed to ``torch.serialization.safe_globals``."""
     return numpy_stub_globals() + [
         HistoryBuffer,
         (_history_buffer_getattr, 'builtins.getattr'),
+        (_empty_bytes, 'builtins.bytes'),
     ]
 
 

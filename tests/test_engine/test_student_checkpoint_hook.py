@@ -1,0 +1,149 @@
+"""StudentCheckpointHook: every saved checkpoint, best ones included, gets a
+student checkpoint with its own weights; the hook writes atomically, only
+beside the checkpoint it was given, and never deletes a file it did not
+write."""
+import os
+import uuid
+
+import pytest
+import torch
+
+from conftest import tiny_config
+
+SEG_HINT = 'hint_pspnet_r50_r18_tiny_shapes'
+
+
+def train(work_dir, max_iters, save_best=False, max_keep_ckpts=-1,
+          resume_from=None, edit=None, interval=1):
+    """Train the tiny hint config in this process, a checkpoint every
+    ``interval`` iterations and at the end (and validation every iteration
+    with ``save_best``)."""
+    from mmengine.runner import Runner
+
+    from mmkd.utils.runner_config import prepare_config
+    cfg = tiny_config(SEG_HINT)
+    cfg.work_dir = str(work_dir)
+    cfg.experiment_name = f'hook_test_{uuid.uuid4().hex[:8]}'
+    cfg.train_cfg.max_iters = max_iters
+    cfg.param_scheduler[0].end = max_iters
+    cfg.default_hooks.checkpoint.update(interval=interval,
+                                        max_keep_ckpts=max_keep_ckpts)
+    if save_best:
+        cfg.default_hooks.checkpoint.save_best = 'mIoU'
+        cfg.train_cfg.val_interval = 1
+    if resume_from is not None:
+        cfg.resume, cfg.load_from = True, str(resume_from)
+    if edit is not None:
+        edit(cfg)
+    prepare_config(cfg)
+    Runner.from_cfg(cfg).train()
+
+
+def plain_load(path):
+    return torch.load(str(path), map_location='cpu', weights_only=True)
+
+
+def full_load(path):
+    from mmkd.utils.safe_checkpoint import safe_torch_load
+    return safe_torch_load(str(path))
+
+
+def snapshot(folder):
+    return {p.name: (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in folder.iterdir()}
+
+
+@pytest.fixture(scope='module')
+def best_run(tiny_data, tmp_path_factory):
+    """Three iterations with validation and save_best after each."""
+    work = tmp_path_factory.mktemp('best_run')
+    train(work, max_iters=3, save_best=True)
+    return work
+
+
+def test_every_checkpoint_best_included_gets_its_own_student(best_run):
+    fulls = sorted(p for p in best_run.glob('*.pth')
+                   if not p.name.endswith('_student.pth'))
+    assert any(p.name.startswith('best_mIoU_iter_') for p in fulls)
+    assert {'iter_1.pth', 'iter_2.pth', 'iter_3.pth'} <= {p.name
+                                                          for p in fulls}
+    for full in fulls:
+        student = full.with_name(full.stem + '_student.pth')
+        assert student.is_file(), student.name
+        ckpt, stud = full_load(full), plain_load(student)
+        assert stud['meta']['source_checkpoint'] == full.name
+        assert stud['meta']['iter'] == ckpt['meta']['iter'], full.name
+        weights = {k[len('student.'):]: v
+                   for k, v in ckpt['state_dict'].items()
+                   if k.startswith('student.')}
+        assert weights.keys() == stud['state_dict'].keys()
+        for key, value in weights.items():
+            assert torch.equal(value, stud['state_dict'][key]), (full, key)
+
+
+def test_resume_into_a_new_work_dir_leaves_the_old_one_alone(
+        best_run, tmp_path):
+    """The resumed message hub names the old run's last checkpoint; a best
+    checkpoint saved before any regular one must still go to the new folder.
+    """
+    before = snapshot(best_run)
+    new = tmp_path / 'resumed'
+    train(new, max_iters=4, save_best=True, interval=100,
+          resume_from=best_run / 'iter_2.pth')
+    assert snapshot(best_run) == before
+    assert (new / 'iter_4_student.pth').is_file()
+    assert list(new.glob('best_mIoU_iter_*_student.pth'))
+    assert (new / 'student_config.py').is_file()
+
+
+def test_never_deletes_files_it_did_not_write(tiny_data, tmp_path):
+    work = tmp_path / 'work'
+    work.mkdir()
+    mine = {'pretrained_student.pth': b'user weights',
+            'notes_student.pth': b'unrelated'}
+    for name, data in mine.items():
+        (work / name).write_bytes(data)
+    train(work, max_iters=3, max_keep_ckpts=1)
+    for name, data in mine.items():
+        assert (work / name).read_bytes() == data
+    assert (work / 'iter_3.pth').is_file()
+    assert (work / 'iter_3_student.pth').is_file()
+    # the student checkpoints of removed checkpoints go with them
+    assert not (work / 'iter_1_student.pth').exists()
+    assert not (work / 'iter_2_student.pth').exists()
+
+
+def test_student_config_is_written_afresh_each_run(tiny_data, tmp_path):
+    from mmengine.config import Config
+    from mmengine.registry import MODELS, init_default_scope
+    work = tmp_path / 'work'
+    train(work, max_iters=1)
+    first = Config.fromfile(str(work / 'student_config.py'))
+    assert first.model.auxiliary_head.channels == 8
+
+    def wider_aux(cfg):
+        cfg.model.student.auxiliary_head.channels = 12
+
+    train(work, max_iters=1, edit=wider_aux)
+    second = Config.fromfile(str(work / 'student_config.py'))
+    assert second.model.auxiliary_head.channels == 12
+    init_default_scope(second.default_scope)
+    plain = MODELS.build(second.model)
+    plain.load_state_dict(plain_load(work / 'iter_1_student.pth')
+                          ['state_dict'], strict=True)
+
+
+def test_an_interrupted_save_leaves_no_partial_file(tmp_path, monkeypatch):
+    import mmkd.utils.student_export as export
+
+    def killed_midway(obj, path):
+        with open(path, 'wb') as f:
+            f.write(b'PK\x03\x04 partial')
+        raise KeyboardInterrupt  # the process is stopped during the write
+
+    monkeypatch.setattr(export.torch, 'save', killed_midway)
+    target = tmp_path / 'iter_3_student.pth'
+    with pytest.raises(KeyboardInterrupt):
+        export.save_student_checkpoint(
+            {'student.w': torch.zeros(1)}, str(target))
+    assert os.listdir(tmp_path) == []
