@@ -74,7 +74,7 @@ class DetectionDistiller(SingleTeacherDistiller):
         if region == 'imitation':
             try:
                 self.mask_generator = TASK_UTILS.build(dict(
-                    mask_generator or dict(type='ImitationMaskGenerator')))
+                    mask_generator or dict(type='mmkd.ImitationMaskGenerator')))
             except ConfigValueError as e:
                 raise e.under('model.mask_generator') from None
             except (ValueError, TypeError) as e:

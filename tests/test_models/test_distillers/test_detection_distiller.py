@@ -7,7 +7,7 @@ import copy
 import pytest
 import torch
 from mmengine.logging import MessageHub
-from mmengine.registry import init_default_scope
+from mmengine.registry import DefaultScope, init_default_scope
 
 from conftest import tiny_config
 
@@ -343,6 +343,17 @@ def test_psi_not_a_number_in_0_1(cfg, psi, found):
             rf'found {found}\. psi scales the best IoU')):
         build(cfg.model, mask_generator=dict(
             type='mmkd.ImitationMaskGenerator', psi=psi))
+
+
+def test_default_mask_generator_in_an_mmdet_scoped_config(cfg):
+    """Without model.mask_generator, the default generator was looked up in
+    mmdet's registry under default_scope='mmdet' and not found."""
+    model_cfg = dict(copy.deepcopy(cfg.model))
+    model_cfg.pop('mask_generator')
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = build(model_cfg)
+    assert type(model.mask_generator).__name__ == 'ImitationMaskGenerator'
+    assert model.mask_generator.psi == 0.5
 
 
 def test_unknown_region_and_mask_tap(cfg):
