@@ -40,3 +40,39 @@ def tiny_config(name: str):
     """Load ``configs/tiny/<name>.py``."""
     from mmengine.config import Config
     return Config.fromfile(osp.join(TINY, name + '.py'))
+
+
+@pytest.fixture(scope='session')
+def train_tiny_hint(tiny_data):
+    """A function that trains the tiny seg hint-distillation config in this
+    process, as ``tools/train.py`` prepares it (student checkpoint hook):
+    ``train(work_dir, max_iters, interval=1, save_best=False,
+    max_keep_ckpts=-1, resume_from=None, edit=None)``; a checkpoint every
+    ``interval`` iterations and at the end, validation every iteration with
+    ``save_best``; ``edit(cfg)`` changes the config last."""
+    import uuid
+
+    def train(work_dir, max_iters, interval=1, save_best=False,
+              max_keep_ckpts=-1, resume_from=None, edit=None):
+        from mmengine.runner import Runner
+
+        from mmkd.utils.runner_config import prepare_config
+        cfg = tiny_config('hint_pspnet_r50_r18_tiny_shapes')
+        cfg.work_dir = str(work_dir)
+        # one message hub per runner: a shared name would share the hub
+        cfg.experiment_name = f'tiny_hint_{uuid.uuid4().hex[:8]}'
+        cfg.train_cfg.max_iters = max_iters
+        cfg.param_scheduler[0].end = max_iters
+        cfg.default_hooks.checkpoint.update(
+            interval=interval, max_keep_ckpts=max_keep_ckpts)
+        if save_best:
+            cfg.default_hooks.checkpoint.save_best = 'mIoU'
+            cfg.train_cfg.val_interval = 1
+        if resume_from is not None:
+            cfg.resume, cfg.load_from = True, str(resume_from)
+        if edit is not None:
+            edit(cfg)
+        prepare_config(cfg)
+        Runner.from_cfg(cfg).train()
+
+    return train

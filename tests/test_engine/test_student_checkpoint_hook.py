@@ -3,41 +3,9 @@ student checkpoint with its own weights; the hook writes atomically, only
 beside the checkpoint it was given, and never deletes a file it did not
 write."""
 import os
-import uuid
 
 import pytest
 import torch
-
-from conftest import tiny_config
-
-SEG_HINT = 'hint_pspnet_r50_r18_tiny_shapes'
-
-
-def train(work_dir, max_iters, save_best=False, max_keep_ckpts=-1,
-          resume_from=None, edit=None, interval=1):
-    """Train the tiny hint config in this process, a checkpoint every
-    ``interval`` iterations and at the end (and validation every iteration
-    with ``save_best``)."""
-    from mmengine.runner import Runner
-
-    from mmkd.utils.runner_config import prepare_config
-    cfg = tiny_config(SEG_HINT)
-    cfg.work_dir = str(work_dir)
-    cfg.experiment_name = f'hook_test_{uuid.uuid4().hex[:8]}'
-    cfg.train_cfg.max_iters = max_iters
-    cfg.param_scheduler[0].end = max_iters
-    cfg.default_hooks.checkpoint.update(interval=interval,
-                                        max_keep_ckpts=max_keep_ckpts)
-    if save_best:
-        cfg.default_hooks.checkpoint.save_best = 'mIoU'
-        cfg.train_cfg.val_interval = 1
-    if resume_from is not None:
-        cfg.resume, cfg.load_from = True, str(resume_from)
-    if edit is not None:
-        edit(cfg)
-    prepare_config(cfg)
-    Runner.from_cfg(cfg).train()
-
 
 def plain_load(path):
     return torch.load(str(path), map_location='cpu', weights_only=True)
@@ -54,10 +22,10 @@ def snapshot(folder):
 
 
 @pytest.fixture(scope='module')
-def best_run(tiny_data, tmp_path_factory):
+def best_run(train_tiny_hint, tmp_path_factory):
     """Three iterations with validation and save_best after each."""
     work = tmp_path_factory.mktemp('best_run')
-    train(work, max_iters=3, save_best=True)
+    train_tiny_hint(work, max_iters=3, save_best=True)
     return work
 
 
@@ -82,13 +50,13 @@ def test_every_checkpoint_best_included_gets_its_own_student(best_run):
 
 
 def test_resume_into_a_new_work_dir_leaves_the_old_one_alone(
-        best_run, tmp_path):
+        best_run, train_tiny_hint, tmp_path):
     """The resumed message hub names the old run's last checkpoint; a best
     checkpoint saved before any regular one must still go to the new folder.
     """
     before = snapshot(best_run)
     new = tmp_path / 'resumed'
-    train(new, max_iters=4, save_best=True, interval=100,
+    train_tiny_hint(new, max_iters=4, save_best=True, interval=100,
           resume_from=best_run / 'iter_2.pth')
     assert snapshot(best_run) == before
     assert (new / 'iter_4_student.pth').is_file()
@@ -96,14 +64,14 @@ def test_resume_into_a_new_work_dir_leaves_the_old_one_alone(
     assert (new / 'student_config.py').is_file()
 
 
-def test_never_deletes_files_it_did_not_write(tiny_data, tmp_path):
+def test_never_deletes_files_it_did_not_write(train_tiny_hint, tmp_path):
     work = tmp_path / 'work'
     work.mkdir()
     mine = {'pretrained_student.pth': b'user weights',
             'notes_student.pth': b'unrelated'}
     for name, data in mine.items():
         (work / name).write_bytes(data)
-    train(work, max_iters=3, max_keep_ckpts=1)
+    train_tiny_hint(work, max_iters=3, max_keep_ckpts=1)
     for name, data in mine.items():
         assert (work / name).read_bytes() == data
     assert (work / 'iter_3.pth').is_file()
@@ -113,18 +81,19 @@ def test_never_deletes_files_it_did_not_write(tiny_data, tmp_path):
     assert not (work / 'iter_2_student.pth').exists()
 
 
-def test_student_config_is_written_afresh_each_run(tiny_data, tmp_path):
+def test_student_config_is_written_afresh_each_run(train_tiny_hint,
+                                                   tmp_path):
     from mmengine.config import Config
     from mmengine.registry import MODELS, init_default_scope
     work = tmp_path / 'work'
-    train(work, max_iters=1)
+    train_tiny_hint(work, max_iters=1)
     first = Config.fromfile(str(work / 'student_config.py'))
     assert first.model.auxiliary_head.channels == 8
 
     def wider_aux(cfg):
         cfg.model.student.auxiliary_head.channels = 12
 
-    train(work, max_iters=1, edit=wider_aux)
+    train_tiny_hint(work, max_iters=1, edit=wider_aux)
     second = Config.fromfile(str(work / 'student_config.py'))
     assert second.model.auxiliary_head.channels == 12
     init_default_scope(second.default_scope)
