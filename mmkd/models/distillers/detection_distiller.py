@@ -66,7 +66,8 @@ class DetectionDistiller(SingleTeacherDistiller):
         if not isinstance(mask_tap, str) or mask_tap not in self.student_taps:
             raise KeyError(
                 f'model.mask_tap: no student tap named {mask_tap!r}; '
-                f'model.student_taps defines {sorted(self.student_taps.paths)}.')
+                'model.student_taps defines '
+                f'{sorted(self.student_taps.paths)}.')
         self.mask_tap = mask_tap
         self.region = region
         self.prior_generator = self._find_prior_generator(anchor_generator)
@@ -74,7 +75,8 @@ class DetectionDistiller(SingleTeacherDistiller):
         if region == 'imitation':
             try:
                 self.mask_generator = TASK_UTILS.build(dict(
-                    mask_generator or dict(type='mmkd.ImitationMaskGenerator')))
+                    mask_generator
+                    or dict(type='mmkd.ImitationMaskGenerator')))
             except ConfigValueError as e:
                 raise e.under('model.mask_generator') from None
             except (ValueError, TypeError) as e:

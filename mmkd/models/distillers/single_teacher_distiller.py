@@ -274,31 +274,27 @@ class SingleTeacherDistiller(BaseModel):
     def _check_route(self, key: str, route: Dict[str, Any]) -> None:
         """Check the routing keys of one loss against the taps and
         connectors (``extra_inputs`` becomes a dict)."""
-        for side, taps in (('student', self.student_taps),
-                           ('teacher', self.teacher_taps)):
-            tap, names = route[side], sorted(taps.paths)
-            if not isinstance(tap, str):
+        for field, what, names, where in (
+                ('student', 'student tap', self.student_taps.paths,
+                 'model.student_taps'),
+                ('teacher', 'teacher tap', self.teacher_taps.paths,
+                 'model.teacher_taps'),
+                ('connector', 'connector', self.connectors,
+                 'model.connectors')):
+            value, names = route[field], sorted(names)
+            if field == 'connector' and value is None:
+                continue  # the one optional route
+            if not isinstance(value, str):
                 raise ConfigValueError(
-                    f'{key}.{side}',
-                    f'the name of a {side} tap, one of {names} '
-                    f'(model.{side}_taps)',
-                    'nothing' if tap is None else describe(tap),
+                    f'{key}.{field}',
+                    f'the name of a {what}, one of {names} ({where})',
+                    'nothing' if value is None else describe(value),
                     'Every distillation loss compares a student tap with a '
-                    f'teacher tap: set {side}=<tap name>.')
-            if tap not in taps:
-                raise KeyError(
-                    f"{key}.{side}: no {side} tap named '{tap}'; "
-                    f'model.{side}_taps defines {names}.')
-        connector = route['connector']
-        if connector is not None and not isinstance(connector, str):
-            raise ConfigValueError(
-                f'{key}.connector',
-                f'the name of a connector, one of {sorted(self.connectors)} '
-                '(model.connectors), or None', describe(connector))
-        if connector is not None and connector not in self.connectors:
-            raise KeyError(
-                f"{key}.connector: no connector named '{connector}'"
-                f'; model.connectors defines {sorted(self.connectors)}.')
+                    f'teacher tap: set {field}=<tap name>.'
+                    if field != 'connector' else '')
+            if value not in names:
+                raise KeyError(f"{key}.{field}: no {what} named '{value}'; "
+                               f'{where} defines {names}.')
         extra = route['extra_inputs']
         if extra is not None and not isinstance(extra, Mapping):
             raise ConfigValueError(

@@ -53,8 +53,8 @@ class ChannelWiseLoss(nn.Module):
     64×128 map with N = 2.
 
     Args:
-        tau (float): Temperature, finite and > 0. The paper and MMRazor's Cityscapes
-            reproduction use 1 on the logits. Defaults to 1.0.
+        tau (float): Temperature, finite and > 0. The paper and MMRazor's
+            Cityscapes reproduction use 1 on the logits. Defaults to 1.0.
         loss_weight (float): Multiplier of the loss (MMRazor's Cityscapes
             PSPNet reproduction: 5). Defaults to 1.0.
     """
