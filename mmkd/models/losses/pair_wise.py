@@ -8,6 +8,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import check_number, check_positive_int
 from .utils import fp32_math, resize_to
 
 #: Added to each node's L2 norm before dividing, as in the official code.
@@ -146,15 +147,17 @@ class PairWiseLoss(nn.Module):
                 'patch side, the paper) and pool_scale (the node side as a '
                 'fraction of the map, the official code), found '
                 f'node_size={node_size}, pool_scale={pool_scale}.')
-        if node_size is not None and (int(node_size) != node_size
-                                      or node_size < 1):
-            raise ValueError(
-                f'PairWiseLoss node_size must be a positive int, found '
-                f'{node_size}.')
-        if pool_scale is not None and not 0 < pool_scale <= 1:
-            raise ValueError(
-                f'PairWiseLoss pool_scale must be in (0, 1], found '
-                f'{pool_scale}.')
+        if node_size is not None:
+            node_size = check_positive_int(
+                node_size, 'node_size', owner='PairWiseLoss',
+                todo='It is the side of a node patch in feature locations, '
+                'e.g. node_size=2 for 2x2 nodes (TPAMI).')
+        if pool_scale is not None:
+            pool_scale = check_number(
+                pool_scale, 'pool_scale', low=0, high=1, low_open=True,
+                owner='PairWiseLoss',
+                todo='It is the node side as a fraction of the map, e.g. '
+                'pool_scale=0.5 (the official code).')
         if method not in ('auto', 'gram', 'affinity'):
             raise ValueError(
                 f"PairWiseLoss method must be 'auto', 'gram' or 'affinity', "
@@ -168,7 +171,7 @@ class PairWiseLoss(nn.Module):
                 'norm) or None (the official normalisation, no floor), found '
                 f'{norm_floor!r}.')
         self.pool = pool
-        self.node_size = None if node_size is None else int(node_size)
+        self.node_size = node_size
         self.pool_scale = pool_scale
         self.loss_weight = loss_weight
         self.method = method

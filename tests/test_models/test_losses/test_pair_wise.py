@@ -301,10 +301,16 @@ def test_errors_are_explained():
         PairWiseLoss(node_size=2, pool_scale=0.5)
     with pytest.raises(ValueError, match='node_size=None, pool_scale=None'):
         PairWiseLoss()
-    with pytest.raises(ValueError, match='positive int, found 0'):
-        PairWiseLoss(node_size=0)
-    with pytest.raises(ValueError, match=r'\(0, 1\], found 1.5'):
-        PairWiseLoss(pool_scale=1.5)
+    for bad in (0, 'a', 2.0, True):
+        with pytest.raises(ValueError,
+                           match=f'node_size: expected an int >= 1, found '
+                           f'{bad!r}'):
+            PairWiseLoss(node_size=bad)
+    for bad in (1.5, 0, True, '0.5', float('nan')):
+        with pytest.raises(ValueError,
+                           match=r'pool_scale: expected a number in \(0, 1\]'
+                           f', found {bad!r}'):
+            PairWiseLoss(pool_scale=bad)
     with pytest.raises(ValueError, match="'max' or 'avg', found 'sum'"):
         PairWiseLoss(pool='sum', node_size=1)
     with pytest.raises(ValueError, match="'gram' or 'affinity'.*'fast'"):
