@@ -260,7 +260,7 @@ def test_tap_inside_an_mmseg_resnet_block_with_cp():
 
 
 def test_distiller_tap_on_a_bottleneck_norm_holds_pre_activation_values():
-    """The case of the issue: decode_head.bottleneck.bn of an mmseg PSPNet,
+    """A pre-activation tap: decode_head.bottleneck.bn of an mmseg PSPNet,
     whose ConvModule applies ReLU(inplace=True) to the norm's output."""
     from mmkd.registry import MODELS
     from test_models.test_distillers.test_single_teacher_distiller import \

@@ -85,8 +85,8 @@ class SegDiscriminator(nn.Module):
         last:   Conv2d(512 -> 1, 4×4, stride 1, no padding, no spectral norm)
         score:  mean of the last map per sample -> (N,)
 
-    METHODS.md describes "five 4×4 stride-2 spectral-norm convolutions". In
-    the official code the fifth is a plain 4×4 convolution with stride 1;
+    Summaries of the method often describe "five 4×4 stride-2 spectral-norm
+    convolutions". In the official code the fifth is a plain 4×4 convolution with stride 1;
     this class follows the code.
 
     The official discriminator also normalises its input first (BatchNorm2d
