@@ -76,8 +76,10 @@ def parse_boxes(specs: Sequence[str]) -> np.ndarray:
 
 
 class MaskFromConfig:
-    """The imitation-mask inputs of a config, without building its models:
-    the anchor generator, the mask generator and the data preprocessor.
+    """The imitation region of a config's distiller, without building its
+    models: an :class:`mmkd.task_modules.ImitationRegion` with the
+    student's anchor generator (or ``model.anchor_generator``) and the
+    distiller's mask generator, and the data preprocessor.
 
     Args:
         cfg (Config): A distillation config (``model.student``) or a plain
@@ -88,12 +90,9 @@ class MaskFromConfig:
 
     def __init__(self, cfg: Config, psi: Optional[float] = None,
                  max_iou_scope: Optional[str] = None) -> None:
-        from mmdet.models.task_modules.prior_generators import \
-            AnchorGenerator
-        from mmdet.registry import TASK_UTILS as MMDET_TASK_UTILS
         from mmengine.registry import MODELS
 
-        from mmkd.registry import TASK_UTILS
+        from mmkd.task_modules import ImitationRegion
 
         model = cfg.model
         student = model.get('student', model)
@@ -104,51 +103,46 @@ class MaskFromConfig:
             (student[h]['anchor_generator'] for h in ('rpn_head', 'bbox_head')
              if isinstance(student.get(h), dict)
              and 'anchor_generator' in student[h]), None)
-        generator = (MMDET_TASK_UTILS.build(copy.deepcopy(anchor_cfg))
-                     if anchor_cfg is not None else None)
-        if not isinstance(generator, AnchorGenerator):
+        if anchor_cfg is None:
             raise SystemExit(
                 f'{cfg.filename}: the student has no anchor generator '
                 '(rpn_head/bbox_head.anchor_generator) and the config sets no '
                 'model.anchor_generator: the imitation mask needs anchors.')
-        self.anchor_generator = generator
         mask_cfg = dict(model.get('mask_generator') or
                         dict(type='ImitationMaskGenerator'))
         if psi is not None:
             mask_cfg['psi'] = psi
         if max_iou_scope is not None:
             mask_cfg['max_iou_scope'] = max_iou_scope
-        self.mask_generator = TASK_UTILS.build(mask_cfg)
+        self.region = ImitationRegion('imitation', mask_cfg,
+                                      copy.deepcopy(anchor_cfg))
         self.data_preprocessor = MODELS.build(
             copy.deepcopy(model.get('data_preprocessor')
                           or student['data_preprocessor']))
 
     @property
     def strides(self) -> List[Tuple[int, int]]:
-        return [tuple(s) for s in self.anchor_generator.strides]
+        return [tuple(s) for s in self.region.anchor_generator.strides]
 
     def __call__(self, inputs: torch.Tensor, data_sample) -> Dict:
         """The masks of one packed image (``PackDetInputs`` output).
+
+        A level of stride ``s`` is taken to have ``ceil(H_pad / s) x
+        ceil(W_pad / s)`` locations (:meth:`ImitationRegion.featmap_sizes`).
 
         Returns:
             dict: ``masks`` (one ``(H_l, W_l)`` bool tensor per level),
             ``boxes`` ``(G, 4)``, ``image`` ``(H, W, 3)`` uint8 RGB (the
             unpadded network input), ``strides``.
         """
-        from mmkd.task_modules import valid_location_masks
+        from mmdet.structures.bbox import get_box_tensor
         data = self.data_preprocessor(
             dict(inputs=[inputs], data_samples=[data_sample]), False)
         sample = data['data_samples'][0]
-        pad_h, pad_w = data['inputs'].shape[-2:]
-        sizes = [(int(math.ceil(pad_h / sh)), int(math.ceil(pad_w / sw)))
-                 for sw, sh in self.strides]
-        anchors = self.anchor_generator.grid_priors(sizes, device='cpu')
-        boxes = sample.gt_instances.bboxes
-        boxes = getattr(boxes, 'tensor', boxes).float()
-        valid = valid_location_masks([sample.metainfo['img_shape']], sizes,
-                                     self.strides)
-        masks = self.mask_generator.generate_batch([boxes], anchors, sizes,
-                                                   valid)
+        input_size = data['inputs'].shape[-2:]
+        boxes = get_box_tensor(sample.gt_instances.bboxes).float()
+        masks = self.region([boxes], self.region.featmap_sizes(input_size),
+                            [sample.metainfo['img_shape']], input_size)
         # PackDetInputs keeps the loading order: BGR for LoadImageFromFile
         image = inputs.permute(1, 2, 0).numpy()[..., ::-1].copy()
         return dict(masks=[m[0] for m in masks], boxes=boxes, image=image,

@@ -222,8 +222,8 @@ class ImitationMaskGenerator:
     @staticmethod
     def _check_boxes(gt_bboxes: Tensor) -> Tensor:
         """Validate ``(G, 4)`` xyxy boxes and return them as a tensor."""
-        if hasattr(gt_bboxes, 'tensor') and not isinstance(gt_bboxes, Tensor):
-            gt_bboxes = gt_bboxes.tensor  # mmdet's HorizontalBoxes
+        from mmdet.structures.bbox import get_box_tensor
+        gt_bboxes = get_box_tensor(gt_bboxes)  # mmdet's HorizontalBoxes
         if not isinstance(gt_bboxes, Tensor):
             raise TypeError(
                 'ImitationMaskGenerator gt_bboxes: expected a (G, 4) Tensor, '

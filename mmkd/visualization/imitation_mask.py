@@ -105,8 +105,9 @@ def draw_imitation_masks(image: np.ndarray,
     if scale < 1:
         raise ValueError(f'draw_imitation_masks: scale must be >= 1, found '
                          f'{scale}.')
+    from mmdet.structures.bbox import get_box_tensor
     boxes = (np.zeros((0, 4)) if boxes is None else
-             _as_numpy(getattr(boxes, 'tensor', boxes)).reshape(-1, 4))
+             _as_numpy(get_box_tensor(boxes)).reshape(-1, 4))
     h, w = image.shape[:2]
     ncols = min(len(masks), 3) if ncols is None else int(ncols)
     nrows = int(math.ceil(len(masks) / ncols))

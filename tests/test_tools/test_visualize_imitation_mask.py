@@ -118,30 +118,6 @@ def test_tool_on_an_image(tiny_data, tmp_path):
     assert ((panel0 == blend(GRAY)).all(-1) == (expected & ~box)).all()
 
 
-def test_tool_masks_equal_the_distillers(tiny_data):
-    """No model built: the tool's feature sizes and masks are the ones the
-    distiller computes from its student's FPN outputs."""
-    tool = load_tool()
-    from mmengine.config import Config
-    from mmengine.registry import init_default_scope
-
-    from mmkd.registry import MODELS
-    cfg = Config.fromfile(FGFI)
-    init_default_scope('mmdet')
-    item = next(tool.dataset_items(cfg, 'val', 1, keep_size=False))[1]
-    result = tool.MaskFromConfig(cfg)(item['inputs'], item['data_samples'])
-    model = MODELS.build(cfg.model)
-    data = model.data_preprocessor(
-        dict(inputs=[item['inputs']], data_samples=[item['data_samples']]),
-        False)
-    with torch.no_grad(), model.student_taps.recording():
-        model.student.extract_feat(data['inputs'])
-        masks = model.imitation_masks(data['inputs'], data['data_samples'])
-    assert len(masks) == len(result['masks']) == 5
-    for ours, theirs in zip(result['masks'], masks):
-        assert torch.equal(ours, theirs[0])
-
-
 def test_tool_on_a_dataset_split(tiny_data, tmp_path):
     tool = load_tool()
     written = tool.main([FGFI, '--dataset-split', 'val', '--num', '2',

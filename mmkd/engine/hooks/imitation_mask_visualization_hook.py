@@ -76,7 +76,8 @@ class ImitationMaskVisualizationHook(Hook):
 
     @staticmethod
     def first_image_masks(model, data_batch: dict):
-        """The first image of ``data_batch`` and its masks per level.
+        """The first image of ``data_batch`` and its masks per level
+        (the distiller's :class:`~mmkd.task_modules.ImitationRegion`).
 
         Returns:
             tuple: ``image`` ``(H, W, 3)`` uint8 RGB (unpadded), ``masks``
@@ -84,6 +85,7 @@ class ImitationMaskVisualizationHook(Hook):
             4)``, ``strides`` (per level, or None when the distiller has no
             anchor generator: then derived from the sizes).
         """
+        from mmdet.structures.bbox import get_box_tensor
         first = dict(inputs=list(data_batch['inputs'][:1]),
                      data_samples=list(data_batch['data_samples'][:1]))
         data = model.data_preprocessor(first, False)
@@ -98,8 +100,7 @@ class ImitationMaskVisualizationHook(Hook):
         finally:
             student.train(was_training)
         masks = [masks] if isinstance(masks, torch.Tensor) else list(masks)
-        boxes = samples[0].gt_instances.bboxes
-        boxes = getattr(boxes, 'tensor', boxes)
+        boxes = get_box_tensor(samples[0].gt_instances.bboxes)
         # the packed image is in loading order (BGR for LoadImageFromFile)
         image = first['inputs'][0].permute(1, 2, 0).cpu().numpy()
         image = image[..., ::-1].copy()
