@@ -54,6 +54,33 @@ class SingleTeacherDistiller(BaseModel):
     distillation loss compares a student tap with a teacher tap. The result
     is the student's loss dict plus ``distill.<name>`` (weighted) entries.
 
+    The loss protocol: every distillation loss is called
+    ``loss(student_tap, teacher_tap, **extra_inputs)``, the student tap
+    (after its connector, if any) and the teacher tap positionally, in this
+    order, and each ``extra_inputs`` entry as a keyword argument. This is
+    checked against the loss's ``forward`` signature when the distiller is
+    built (:meth:`_check_loss_inputs`), and a loss that does not follow it
+    is refused there with the distiller to use instead (e.g.
+    ``mmkd.HolisticLoss``, which trains a discriminator, needs
+    :class:`SegmentationDistiller`).
+
+    Extension points a subclass overrides (as mmengine's ``BaseModel``
+    lists its own), each called from :meth:`loss` or :meth:`train_step`:
+
+    - :meth:`extra_sources`: the names of the non-tap inputs a loss may ask
+      for in ``extra_inputs`` (checked at build time);
+    - :meth:`collect_sources`: their values for one batch (e.g.
+      :class:`DetectionDistiller` adds ``'imitation_masks'``);
+    - :meth:`compute_loss`: how one loss is called with its routed inputs
+      (e.g. :class:`SegmentationDistiller` calls the holistic term with its
+      discriminator);
+    - :meth:`_check_loss_inputs`: the build-time check of a loss's inputs,
+      for a subclass that routes some loss itself;
+    - :meth:`run_teacher`: how far the teacher runs to fill its taps;
+    - :meth:`train_step` and :meth:`parse_losses` (mmengine's): the
+      optimizer step(s) and the logged values, e.g. the discriminator's
+      steps with an ``OptimWrapperDict``.
+
     The teacher is not a registered submodule: it is not in ``parameters()``
     (so not in the optimizer or DDP), not in ``state_dict()`` (so not in any
     checkpoint), and ``train()`` never reaches it. It follows the distiller's
