@@ -3,6 +3,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 STUDENT_HOOK = 'mmkd.StudentCheckpointHook'
+SEPARATE_DDP = 'MMSeparateDistributedDataParallel'
 
 
 def is_distillation_config(cfg: Config) -> bool:
@@ -16,6 +17,10 @@ def prepare_config(cfg: Config, amp: bool = False) -> Config:
     - a :class:`~mmkd.engine.hooks.StudentCheckpointHook` for distillation
       configs (unless the config lists one), so that student-only
       checkpoints are written beside every checkpoint;
+    - for a distiller with a critic (``model.discriminator``), which runs
+      its own ``train_step`` with two optimizers: mmengine's
+      ``MMSeparateDistributedDataParallel`` as the distributed wrapper
+      (unless the config names it already; another wrapper is an error);
     - mixed precision when ``amp``: ``AmpOptimWrapper`` for a single
       optimizer, or for each optimizer of an ``OptimWrapperDict``.
 
@@ -32,6 +37,8 @@ def prepare_config(cfg: Config, amp: bool = False) -> Config:
                    for h in hooks):
             hooks.append(dict(type=STUDENT_HOOK))
             cfg.custom_hooks = hooks
+        if cfg.model.get('discriminator') is not None:
+            _separate_ddp(cfg)
     if amp:
         wrapper = cfg.optim_wrapper
         wrappers = ([wrapper[k] for k in wrapper if isinstance(
@@ -48,6 +55,25 @@ def prepare_config(cfg: Config, amp: bool = False) -> Config:
             w.setdefault('loss_scale', 'dynamic')
         print_log('Automatic mixed precision is on.', logger='current')
     return cfg
+
+
+def _separate_ddp(cfg: Config) -> None:
+    """Wrap a distiller with a critic in ``MMSeparateDistributedDataParallel``
+    for distributed runs: mmengine's default wrapper calls its own training
+    step, which would skip the critic's optimizer step."""
+    wrapper = cfg.get('model_wrapper_cfg')
+    if wrapper is None:
+        cfg.model_wrapper_cfg = dict(
+            type=SEPARATE_DDP, broadcast_buffers=False,
+            find_unused_parameters=cfg.get('find_unused_parameters', False))
+        return
+    if wrapper.get('type') not in (SEPARATE_DDP, f'mmengine.{SEPARATE_DDP}'):
+        raise ValueError(
+            f"model_wrapper_cfg.type: expected '{SEPARATE_DDP}' for a "
+            'distiller with model.discriminator (it runs its own train_step '
+            'with a student and a critic optimizer), found '
+            f"{wrapper.get('type')!r}. Remove model_wrapper_cfg (tools/"
+            f'train.py then sets it) or set type={SEPARATE_DDP!r}.')
 
 
 def setup_cpu_distributed(cfg: Config) -> None:

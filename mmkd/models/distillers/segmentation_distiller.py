@@ -3,7 +3,9 @@
 from typing import Any, Dict, Mapping, Optional
 
 import torch
+import torch.distributed as dist
 import torch.nn as nn
+from mmengine.dist import get_dist_info
 from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor
@@ -13,6 +15,24 @@ from mmkd.registry import MODELS
 from mmkd.utils.config_checks import (ConfigValueError, check_positive_int,
                                       describe)
 from .single_teacher_distiller import SingleTeacherDistiller
+
+
+def _refuse_sync_bn(discriminator: nn.Module) -> None:
+    """Raise if the critic (possibly DDP-wrapped) has a SyncBatchNorm."""
+    module = getattr(discriminator, 'module', discriminator)
+    found = [name for name, m in module.named_modules()
+             if isinstance(m, nn.SyncBatchNorm) or
+             'SyncBatchNorm' in type(m).__name__]
+    if found:
+        raise ConfigValueError(
+            'model.discriminator',
+            'a critic without SyncBatchNorm: the gradient penalty '
+            'differentiates the critic twice, and torch has no double '
+            'backward for SyncBatchNorm',
+            f'SyncBatchNorm in {found}',
+            "Use norm_cfg=dict(type='GN', ...) or LayerNorm in the critic, "
+            'or none (mmkd.SegDiscriminator has none); with sync_bn set, '
+            'keep BatchNorm out of the critic.')
 
 
 @MODELS.register_module()
@@ -52,9 +72,33 @@ class SegmentationDistiller(SingleTeacherDistiller):
             student=dict(optimizer=dict(type='SGD', lr=0.01, ...)),
             discriminator=dict(optimizer=dict(type='SGD', lr=4e-4, ...)))
 
-    For distributed training it needs ``model_wrapper_cfg=dict(
-    type='MMSeparateDistributedDataParallel')`` (mmengine's wrapper for
-    models that run their own optimizer steps).
+    Distributed training (``--launcher pytorch``): this step is the
+    model's own ``train_step``, which mmengine's default DDP wrapper
+    bypasses. A holistic distiller therefore runs under
+    ``model_wrapper_cfg=dict(type='MMSeparateDistributedDataParallel')``
+    (mmengine's wrapper for models with several optimizers, which wraps the
+    student, the connectors and the critic each in its own DDP);
+    :func:`mmkd.utils.runner_config.prepare_config` (``tools/train.py``)
+    sets it for every config with a discriminator, and a step through the
+    default wrapper raises a clear error. Both optimizers see gradients
+    averaged over the ranks. The gradient penalty's
+    ``autograd.grad(create_graph=True)`` runs on each rank's own batch;
+    DDP averages the critic's gradients at the backward of its loss. The
+    interpolation weights ``alpha`` are drawn for the global batch (the
+    samples of all ranks, interleaved as the distributed samplers deal
+    them) and each rank takes its own, so ``r`` ranks with batch ``b``
+    draw what one process with batch ``r·b`` draws.
+
+    The critic must not contain ``SyncBatchNorm``: torch has no double
+    backward for it, and the gradient penalty needs one (a clear error at
+    build time, and at the first step if ``sync_bn`` converted it).
+
+    Mixed precision (``--amp``): each optimizer is an ``AmpOptimWrapper``
+    with its own loss scaler; the student step runs under autocast. The
+    holistic losses compute in fp32 with autocast off, and the gradient
+    penalty differentiates the critic's unscaled score (the scaler only
+    multiplies the finished critic loss for its backward), so the penalty
+    is the same with or without a loss scaler.
     """
 
     def __init__(self,
@@ -80,7 +124,10 @@ class SegmentationDistiller(SingleTeacherDistiller):
             '1).')
         self.discriminator = (MODELS.build(discriminator)
                               if discriminator is not None else None)
+        if self.discriminator is not None:
+            _refuse_sync_bn(self.discriminator)
         self._critic_inputs = None
+        self._in_train_step = False
 
     def _check_loss_inputs(self, key: str, loss: nn.Module,
                            route: Mapping[str, Any]) -> None:
@@ -121,11 +168,16 @@ class SegmentationDistiller(SingleTeacherDistiller):
         if self.holistic_name is None:
             return super().train_step(data, optim_wrapper)
         student_wrapper, disc_wrapper = self._split_wrappers(optim_wrapper)
+        _refuse_sync_bn(self.discriminator)  # e.g. converted by sync_bn
         # 1-3: the student step (teacher, student, distillation losses)
         with student_wrapper.optim_context(self):
             data = self.data_preprocessor(data, True)
             losses = self._run_forward(data, mode='loss')
-        parsed, log_vars = self.parse_losses(losses)
+        self._in_train_step = True
+        try:
+            parsed, log_vars = self.parse_losses(losses)
+        finally:
+            self._in_train_step = False
         student_wrapper.update_params(parsed)
         # 4: the discriminator step(s) on detached predictions
         student_logits, teacher_logits, image = self._critic_inputs
@@ -145,15 +197,37 @@ class SegmentationDistiller(SingleTeacherDistiller):
         })
         return log_vars
 
+    def parse_losses(self, losses: Dict[str, Any]):
+        """As :meth:`SingleTeacherDistiller.parse_losses`; refuses a
+        distributed step that bypassed :meth:`train_step` (mmengine's default
+        DDP wrapper), which would leave the critic untrained."""
+        if (self.holistic_name is not None and not self._in_train_step
+                and f'distill.{self.holistic_name}' in losses
+                and dist.is_available() and dist.is_initialized()):
+            raise RuntimeError(
+                f'model.distill_losses.{self.holistic_name}: the holistic '
+                "term trains a critic in the distiller's own train_step, "
+                'which the model wrapper bypassed. Set model_wrapper_cfg='
+                "dict(type='MMSeparateDistributedDataParallel') (tools/"
+                'train.py sets it for configs with model.discriminator).')
+        return super().parse_losses(losses)
+
     @staticmethod
     def _alpha(num: int, critic_step: int, device) -> Tensor:
-        """Per-sample interpolation weights of the gradient penalty, drawn
-        from a generator seeded by the iteration: a resumed run draws the
-        same ones as an uninterrupted run."""
+        """Per-sample interpolation weights of the gradient penalty.
+
+        Drawn from a generator seeded by the iteration (a resumed run draws
+        the same ones as an uninterrupted run), for the global batch of
+        ``num · world_size`` samples; rank ``r`` takes the samples
+        ``r, r + world_size, ...`` (how mmengine's distributed samplers deal
+        samples), so the weights do not depend on the number of ranks.
+        """
         iteration = MessageHub.get_current_instance().get_info('iter') or 0
         generator = torch.Generator().manual_seed(
             1_000_003 * int(iteration) + critic_step)
-        return torch.rand(num, generator=generator).to(device)
+        rank, world_size = get_dist_info()
+        alpha = torch.rand(num * world_size, generator=generator)
+        return alpha.view(num, world_size)[:, rank].to(device)
 
     def _split_wrappers(self, optim_wrapper: Any):
         if not isinstance(optim_wrapper, OptimWrapperDict) or \

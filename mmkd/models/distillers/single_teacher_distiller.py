@@ -1,8 +1,10 @@
 """The single-teacher distiller: a student, a frozen teacher, taps, connectors
 and distillation losses, as one mmengine model."""
+import contextlib
 import inspect
 import types
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Union
+from typing import (Any, ContextManager, Dict, List, Mapping, Optional,
+                    Sequence, Union)
 
 import torch
 import torch.nn as nn
@@ -11,6 +13,7 @@ from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor
 
+from mmkd.models.connectors.connector_dict import ConnectorDict
 from mmkd.models.losses.holistic import HolisticLoss
 from mmkd.registry import MODELS
 from mmkd.utils.config_checks import ConfigValueError, check_number, describe
@@ -19,6 +22,9 @@ from mmkd.utils.model_loading import load_model_config, load_weights
 from .weight_schedule import LossWeightSchedule
 
 ROUTING_KEYS = ('student', 'teacher', 'connector', 'extra_inputs')
+#: ``teacher_precision`` -> autocast dtype (None: the step's own context)
+TEACHER_PRECISIONS = {'auto': None, 'fp32': torch.float32,
+                      'bf16': torch.bfloat16, 'fp16': torch.float16}
 
 
 def _freeze(model: nn.Module) -> None:
@@ -123,6 +129,12 @@ class SingleTeacherDistiller(BaseModel):
         teacher_forward (str): How the teacher runs: ``'tensor'`` (its
             ``_forward``: backbone to head outputs) or ``'extract_feat'``
             (backbone and neck only, cheaper when only those are tapped).
+        teacher_precision (str): The teacher's forward precision: ``'auto'``
+            (as the step runs: in the autocast of ``--amp``, fp32 without),
+            ``'fp32'`` (autocast off, also under ``--amp``), ``'bf16'`` or
+            ``'fp16'`` (autocast of that dtype, also without ``--amp``; the
+            teacher needs no gradients, so no loss scaler is involved). Its
+            taps are then bf16/fp16; the distillation losses compute in fp32.
         min_key_match (float): Refuse a teacher/student checkpoint in which
             fewer than this fraction (in [0, 1]) of the model's entries are
             found.
@@ -145,6 +157,7 @@ class SingleTeacherDistiller(BaseModel):
                  distill_losses: Optional[Mapping[str, Mapping]] = None,
                  loss_schedules: Optional[Mapping[str, Mapping]] = None,
                  teacher_forward: str = 'tensor',
+                 teacher_precision: str = 'auto',
                  min_key_match: float = 0.9,
                  data_preprocessor: Optional[Mapping] = None,
                  init_cfg: Optional[Mapping] = None) -> None:
@@ -178,11 +191,19 @@ class SingleTeacherDistiller(BaseModel):
                 "model.teacher_forward: expected 'tensor' or 'extract_feat', "
                 f'found {teacher_forward!r}.')
         self.teacher_forward = teacher_forward
+        if teacher_precision not in TEACHER_PRECISIONS:
+            raise ConfigValueError(
+                'model.teacher_precision',
+                f'one of {list(TEACHER_PRECISIONS)}',
+                describe(teacher_precision),
+                "'bf16' or 'fp16' run the teacher under autocast, 'fp32' "
+                "without, 'auto' as the training step runs.")
+        self.teacher_precision = teacher_precision
         self.student_taps = FeatureTaps(self.student, student_taps or {},
                                         'model.student_taps')
         self.teacher_taps = FeatureTaps(self.teacher, teacher_taps or {},
                                         'model.teacher_taps')
-        self.connectors = nn.ModuleDict({
+        self.connectors = ConnectorDict({
             name: self._build_part(cfg, f'model.connectors.{name}')
             for name, cfg in (connectors or {}).items()
         })
@@ -463,7 +484,7 @@ class SingleTeacherDistiller(BaseModel):
         """Teacher forward (no grad) -> student task losses -> connectors
         -> distillation losses."""
         with self.teacher_taps.recording(), self.student_taps.recording():
-            with torch.no_grad():
+            with torch.no_grad(), self.teacher_autocast(inputs):
                 self.run_teacher(inputs, data_samples)
             # through __call__, so that a DDP-wrapped student syncs gradients
             losses = self.student(inputs, data_samples, mode='loss')
@@ -480,6 +501,15 @@ class SingleTeacherDistiller(BaseModel):
             (k[len('loss:'):] if k.startswith('loss:distill.') else k, v)
             for k, v in log_vars.items())
         return total, log_vars
+
+    def teacher_autocast(self, inputs: Tensor) -> ContextManager:
+        """The autocast context of the teacher's forward
+        (``teacher_precision``) on the device of ``inputs``."""
+        if self.teacher_precision == 'auto':
+            return contextlib.nullcontext()
+        dtype = TEACHER_PRECISIONS[self.teacher_precision]
+        return torch.autocast(device_type=inputs.device.type, dtype=dtype,
+                              enabled=dtype is not torch.float32)
 
     def run_teacher(self, inputs: Tensor, data_samples: list) -> Any:
         """Run the frozen teacher far enough to fill its taps."""
@@ -568,7 +598,8 @@ class SingleTeacherDistiller(BaseModel):
         teacher = self.teacher_taps[route['teacher']]
         if route['connector'] is not None:
             self._check_connector_input(name, route, student)
-            student = self.connectors[route['connector']](student)
+            # through __call__ (DDP-wrapped connectors sync gradients)
+            student = self.connectors(route['connector'], student)
             self._check_connector_output(name, route, student, teacher)
         kwargs = {k: self.resolve(v, sources)
                   for k, v in route['extra_inputs'].items()}
@@ -582,7 +613,8 @@ class SingleTeacherDistiller(BaseModel):
         """Refuse a student tap whose channels are not the connector's
         ``in_channels`` (instead of torch's error from inside the layer)."""
         connector = route['connector']
-        expected = getattr(self.connectors[connector], 'in_channels', None)
+        connectors = getattr(self.connectors, 'module', self.connectors)
+        expected = getattr(connectors[connector], 'in_channels', None)
         found = _channels(tap)
         levels = set(found) if isinstance(found, tuple) else {found}
         if not isinstance(expected, int) or levels == {expected}:

@@ -266,3 +266,68 @@ def test_resume_is_exact(runs):
             torch.testing.assert_close(state_a[key]['momentum_buffer'],
                                        state_b[key]['momentum_buffer'],
                                        rtol=0, atol=0, msg=f'{name} {key}')
+
+
+# ------------------------------------------------- distributed safeguards
+class SyncBNCritic(torch.nn.Module):
+    """A critic with a SyncBatchNorm (which has no double backward)."""
+
+    def __init__(self, in_channels: int) -> None:
+        super().__init__()
+        self.conv = torch.nn.Conv2d(in_channels, 4, 3)
+        self.norm = torch.nn.SyncBatchNorm(4)
+
+    def forward(self, x):
+        return self.norm(self.conv(x)).mean((1, 2, 3))
+
+
+def test_critic_with_sync_bn_is_refused_at_build(cfg):
+    from mmkd.registry import MODELS as MMKD_MODELS
+    MMKD_MODELS.register_module('SyncBNCritic', module=SyncBNCritic,
+                                force=True)
+    with pytest.raises(ValueError, match=r'model\.discriminator.*'
+                       r'SyncBatchNorm in \[\'norm\'\]'):
+        with DefaultScope.overwrite_default_scope(cfg.default_scope):
+            MODELS.build(dict(copy.deepcopy(cfg.model), discriminator=dict(
+                type='mmkd.SyncBNCritic', in_channels=6)))
+
+
+def test_critic_converted_to_sync_bn_is_refused_at_the_step(cfg):
+    """As mmengine's ``sync_bn`` option would convert it."""
+    model, optim_wrapper = build(cfg)
+    model.discriminator.layers[0].add_module('norm',
+                                             torch.nn.SyncBatchNorm(16))
+    with pytest.raises(ValueError, match='no double backward'):
+        model.train_step(batch(), optim_wrapper)
+
+
+def test_a_distributed_step_that_bypasses_train_step_is_refused(
+        cfg, monkeypatch):
+    """mmengine's default DDP wrapper computes the losses and calls
+    ``parse_losses`` itself: the critic would never train."""
+    from types import SimpleNamespace
+
+    from mmkd.models.distillers import segmentation_distiller
+    model, _ = build(cfg)
+    data = model.data_preprocessor(batch(), True)
+    losses = model(**data, mode='loss')
+    monkeypatch.setattr(segmentation_distiller, 'dist', SimpleNamespace(
+        is_available=lambda: True, is_initialized=lambda: True))
+    with pytest.raises(RuntimeError,
+                       match='MMSeparateDistributedDataParallel'):
+        model.parse_losses(losses)
+
+
+def test_alpha_of_each_rank_is_its_share_of_the_global_batch(monkeypatch):
+    """Rank r of w takes samples r, r + w, ... of the weights one process
+    draws for the whole batch (mmengine's samplers deal samples so)."""
+    from mmkd.models.distillers import segmentation_distiller
+    from mmkd.models.distillers.segmentation_distiller import \
+        SegmentationDistiller
+    whole = SegmentationDistiller._alpha(6, 0, 'cpu')
+    for rank in range(3):
+        monkeypatch.setattr(segmentation_distiller, 'get_dist_info',
+                            lambda r=rank: (r, 3))
+        torch.testing.assert_close(
+            SegmentationDistiller._alpha(2, 0, 'cpu'), whole[rank::3],
+            rtol=0, atol=0)
