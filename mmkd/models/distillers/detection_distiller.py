@@ -3,6 +3,7 @@
 from typing import Any, Dict, Mapping, Optional, Sequence
 
 import torch
+from mmengine.logging import print_log
 from torch import Tensor
 
 from mmkd.registry import MODELS, TASK_UTILS
@@ -71,6 +72,40 @@ class DetectionDistiller(SingleTeacherDistiller):
                 self._find_prior_generator(anchor_generator, region))
         except ConfigValueError as e:
             raise e.under('model') from None
+        self.teacher_stop = self._teacher_stop()
+
+    # ------------------------------------------------------- the teacher
+    def _teacher_stop(self) -> Optional[str]:
+        """Where a two-stage teacher with ``teacher_forward='tensor'`` can
+        stop: ``'rpn_head'`` when its taps lie in the backbone, neck and RPN
+        head only (e.g. FGFI's D and ID variants), else None (the whole
+        ``_forward``). The RPN's proposals (``predict_by_feat`` with NMS)
+        and the RoI head feed no tap then; skipping them leaves every tap
+        as it is."""
+        teacher = self.teacher
+        if self.teacher_forward != 'tensor' or not all(
+                hasattr(teacher, a) for a in ('rpn_head', 'roi_head',
+                                              'extract_feat')) or \
+                not getattr(teacher, 'with_rpn', False):
+            return None
+        parts = {path.split('.')[0]
+                 for path in self.teacher_taps.paths.values()}
+        if not parts <= {'backbone', 'neck', 'rpn_head'}:
+            return None
+        print_log(
+            "model.teacher_forward='tensor': the teacher's taps lie in its "
+            f'{sorted(parts)}, so it runs up to rpn_head (no proposals, no '
+            'RoI head).', logger='current')
+        return 'rpn_head'
+
+    def run_teacher(self, inputs: Tensor, data_samples: list) -> Any:
+        """Run the frozen teacher far enough to fill its taps: a two-stage
+        teacher whose taps end at its RPN head stops after
+        ``rpn_head.forward`` (see :meth:`_teacher_stop`)."""
+        if self.teacher_stop is None:
+            return super().run_teacher(inputs, data_samples)
+        feats = self.teacher.extract_feat(self.teacher_inputs(inputs))
+        return self.teacher.rpn_head(feats)
 
     @property
     def mask_generator(self):
