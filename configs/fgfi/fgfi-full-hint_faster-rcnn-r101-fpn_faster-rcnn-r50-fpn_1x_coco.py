@@ -19,8 +19,8 @@
 #
 # Cost: student P4 50x84 -> teacher P5 25x42, kernel 26x43, so
 # 256 * 256 * 26 * 43 = 73.3M weights (the R50-FPN Faster R-CNN student has
-# 41.5M), each with a fan-in of 256 * 26 * 43 = 286k (the 3x3 adaptation layer
-# of the other FGFI configs: 2.3k).
+# 41.8M), with a fan-in of 256 * 26 * 43 = 286k per output (the 3x3 adaptation
+# layer of the other FGFI configs: 2.3k).
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
 # the one training input size, (width, height)
