@@ -7,6 +7,10 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import (ConfigValueError, check_number,
+                                      check_positive_int, describe)
+
+OWNER = 'HintRegressor'
 
 Size = Tuple[int, int]
 SizeArg = Union[int, Sequence[int], Sequence[Sequence[int]]]
@@ -25,9 +29,6 @@ def _parse_sizes(value: SizeArg, key: str,
         tuple: the sizes (one per level) and whether a per-level list was
         given.
     """
-    what = ('an int, an (H, W) pair or a list of (H, W) pairs (one per level)'
-            if allow_int else
-            'an (H, W) pair or a list of (H, W) pairs (one per level)')
 
     def pair(v: Any) -> Optional[Size]:
         if isinstance(v, (list, tuple)) and len(v) == 2 and all(
@@ -44,9 +45,11 @@ def _parse_sizes(value: SizeArg, key: str,
         levels = [pair(v) for v in value]
         if all(level is not None for level in levels):
             return levels, True
-    raise ValueError(
-        f'HintRegressor {key}: expected {what} of positive ints, found '
-        f'{value!r}.')
+    raise ConfigValueError(
+        key, ('an int, an (H, W) pair or a list of (H, W) pairs (one per '
+              'level) of positive ints' if allow_int else
+              'an (H, W) pair or a list of (H, W) pairs (one per level) of '
+              'positive ints'), describe(value), owner=OWNER)
 
 
 def _hw(size: Size) -> str:
@@ -71,8 +74,8 @@ class HintRegressor(nn.Module):
     Equal sizes give a 1x1 kernel (a channel projection). The kernel grows
     with the size *difference*: a student tapped one stride earlier than the
     teacher (``H_s = 2 H_t``) needs a kernel of about half its map, i.e.
-    ``C_s * C_t * (H_t + 1) * (W_t + 1)`` weights, and each weight sees as
-    many inputs (a very large fan-in).
+    ``C_s * C_t * (H_t + 1) * (W_t + 1)`` weights, and each output sums
+    ``C_s * k_h * k_w`` inputs (a very large fan-in).
 
     A fixed kernel serves one pair of sizes. Built from ``student_size`` and
     ``teacher_size``, the regressor refuses any other student map size (a
@@ -114,21 +117,32 @@ class HintRegressor(nn.Module):
                  act: bool = False,
                  init_std: Optional[float] = None) -> None:
         super().__init__()
-        self.in_channels = in_channels
-        self.out_channels = out_channels
-        sizes_given = (student_size is not None, teacher_size is not None)
-        if kernel_size is not None and any(sizes_given):
-            raise ValueError(
-                'HintRegressor: give either kernel_size or student_size and '
-                f'teacher_size, not both (found kernel_size={kernel_size!r}, '
-                f'student_size={student_size!r}, teacher_size='
-                f'{teacher_size!r}); the sizes determine the kernel.')
-        if kernel_size is None and not all(sizes_given):
-            raise ValueError(
-                'HintRegressor: give student_size and teacher_size, each '
-                '(H, W) (the kernel is (H_s - H_t + 1, W_s - W_t + 1)), or an '
-                f'explicit kernel_size; found student_size={student_size!r}, '
-                f'teacher_size={teacher_size!r}.')
+        self.in_channels = check_positive_int(
+            in_channels, 'in_channels', owner=OWNER,
+            todo='Give the channels of the student tap it regresses.')
+        self.out_channels = check_positive_int(
+            out_channels, 'out_channels', owner=OWNER,
+            todo='Give the channels of the teacher tap.')
+        if init_std is not None:
+            check_number(init_std, 'init_std', low=0, low_open=True,
+                         owner=OWNER, todo="Or None for PyTorch's default "
+                         'init.')
+        if kernel_size is not None and (student_size is not None
+                                        or teacher_size is not None):
+            raise ConfigValueError(
+                'kernel_size', 'None when student_size and teacher_size are '
+                'given (they determine the kernel)', describe(kernel_size),
+                'Give either kernel_size or the two map sizes, not both.',
+                owner=OWNER)
+        if kernel_size is None:
+            for key, value in (('student_size', student_size),
+                               ('teacher_size', teacher_size)):
+                if value is None:
+                    raise ConfigValueError(
+                        key, '(H, W) of the map, with the other map size (the '
+                        'kernel is (H_s - H_t + 1, W_s - W_t + 1)), or an '
+                        'explicit kernel_size instead of both sizes',
+                        describe(value), owner=OWNER)
 
         if kernel_size is not None:
             kernels, self.per_level = _parse_sizes(kernel_size, 'kernel_size',
@@ -142,21 +156,23 @@ class HintRegressor(nn.Module):
             teachers, t_levels = _parse_sizes(teacher_size, 'teacher_size',
                                               allow_int=False)
             if s_levels != t_levels or len(students) != len(teachers):
-                raise ValueError(
-                    'HintRegressor: student_size and teacher_size must both '
-                    'be one (H, W) or both lists of the same length (one per '
-                    f'level); found student_size={student_size!r}, '
-                    f'teacher_size={teacher_size!r}.')
+                raise ConfigValueError(
+                    'teacher_size',
+                    (f'a list of {len(students)} (H, W) pairs, one per level '
+                     'of student_size' if s_levels else
+                     'one (H, W) pair, as student_size is'),
+                    describe(teacher_size), owner=OWNER)
             for level, (s, t) in enumerate(zip(students, teachers)):
                 if s[0] < t[0] or s[1] < t[1]:
-                    where = f' (level {level})' if s_levels else ''
-                    raise ValueError(
-                        f'HintRegressor: the student map {_hw(s)} is smaller '
-                        f'than the teacher map {_hw(t)}{where} (student_size, '
-                        'teacher_size). A convolution without padding only '
-                        'shrinks a map: tap a student layer at least as large '
-                        'as the teacher\'s (an earlier stage), or upsample '
-                        'the student first.')
+                    where = f' at level {level}' if s_levels else ''
+                    raise ConfigValueError(
+                        'student_size',
+                        f'a map at least as large as the teacher map '
+                        f'{_hw(t)}{where} in both dimensions', _hw(s),
+                        'A convolution without padding only shrinks a map: '
+                        "tap a student layer at least as large as the "
+                        "teacher's (an earlier stage), or upsample the "
+                        'student first.', owner=OWNER)
             kernels = [(s[0] - t[0] + 1, s[1] - t[1] + 1)
                        for s, t in zip(students, teachers)]
             self.per_level = s_levels
@@ -164,7 +180,8 @@ class HintRegressor(nn.Module):
         self.kernel_sizes = kernels
 
         self.convs = nn.ModuleList([
-            nn.Conv2d(in_channels, out_channels, k, stride=1, padding=0)
+            nn.Conv2d(self.in_channels, self.out_channels, k, stride=1,
+                      padding=0)
             for k in kernels
         ])
         if init_std is not None:
@@ -175,8 +192,16 @@ class HintRegressor(nn.Module):
 
     def forward(self, x: Union[Tensor, Sequence[Tensor]]
                 ) -> Union[Tensor, tuple]:
-        """Regress one map ``(N, C_s, H_s, W_s) -> (N, C_t, H_t, W_t)``, or,
-        when built per level, a sequence of them (a tuple comes back)."""
+        """Regress the student tap onto the teacher's map size.
+
+        Args:
+            x (Tensor | Sequence[Tensor]): One map ``(N, C_s, H_s, W_s)``,
+                or, when built per level, one per level.
+
+        Returns:
+            Tensor | tuple[Tensor]: ``(N, C_t, H_t, W_t)``, or a tuple of
+            them (one per level).
+        """
         if isinstance(x, Tensor):
             if self.per_level:
                 raise ValueError(
@@ -202,6 +227,7 @@ class HintRegressor(nn.Module):
             for level, (conv, f) in enumerate(zip(self.convs, x)))
 
     def _check(self, x: Tensor, level: int) -> Tensor:
+        """Refuse a map this level's fixed kernel was not built for."""
         if x.dim() != 4:
             raise ValueError(
                 f'{self._describe()} expects (N, C, H, W) maps, found shape '
@@ -215,9 +241,9 @@ class HintRegressor(nn.Module):
                     f'{self._describe()} was built for student maps of '
                     f'{_hw(expected)} (-> teacher '
                     f'{_hw(self.teacher_sizes[level])}){where}, found '
-                    f'{_hw(size)} (input shape '
-                    f'{tuple(x.shape)}). Its fixed kernel '
-                    f'{_hw(self.kernel_sizes[level])} maps only that size. '
+                    f'{_hw(size)} (input shape {tuple(x.shape)}). Its fixed '
+                    f'kernel {_hw(self.kernel_sizes[level])} maps only that '
+                    'size. '
                     'Detector inputs of varying size (keep_ratio=True, or a '
                     'batch padded to its largest image) change the map sizes: '
                     'fix the input size in the data pipeline (e.g. Resize '

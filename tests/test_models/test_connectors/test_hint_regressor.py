@@ -116,29 +116,58 @@ def test_init_std_and_registry():
 # ------------------------------------------------------------------ errors
 @pytest.mark.parametrize('kwargs, message', [
     (dict(kernel_size=3, student_size=(4, 4), teacher_size=(2, 2)),
-     'not both'),
-    (dict(kernel_size=3, student_size=(4, 4)), 'not both'),
-    (dict(), 'give student_size and teacher_size'),
-    (dict(student_size=(4, 4)), 'give student_size and teacher_size'),
+     r'kernel_size: expected None when student_size and teacher_size are '
+     r'given .* not both'),
+    (dict(kernel_size=3, student_size=(4, 4)), 'kernel_size: .*not both'),
+    (dict(), r'student_size: expected \(H, W\) of the map, .* or an '
+     'explicit kernel_size'),
+    (dict(student_size=(4, 4)), 'teacher_size: .* found None'),
     (dict(student_size=(4, 4), teacher_size=(5, 4)),
-     r'student map 4x4 is smaller than the teacher map 5x4'),
+     r'student_size: expected a map at least as large as the teacher map 5x4'
+     r' in both dimensions, found 4x4'),
     (dict(student_size=(4, 4), teacher_size=(4, 5)),
-     r'student map 4x4 is smaller than the teacher map 4x5'),
+     r'student_size: .* teacher map 4x5 in both dimensions, found 4x4'),
     (dict(student_size=[(8, 8), (2, 2)], teacher_size=[(4, 4), (3, 3)]),
-     r'smaller than the teacher map 3x3 \(level 1\)'),
+     r'student_size: .* teacher map 3x3 at level 1 in both dimensions, '
+     'found 2x2'),
     (dict(student_size=[(8, 8), (4, 4)], teacher_size=[(4, 4)]),
-     'same length'),
-    (dict(student_size=[(8, 8)], teacher_size=(4, 4)), 'same length'),
-    (dict(student_size=(4, 4, 4), teacher_size=(2, 2)), 'student_size'),
-    (dict(student_size=4, teacher_size=2), 'student_size'),
-    (dict(student_size=(0, 4), teacher_size=(0, 2)), 'positive'),
-    (dict(student_size=(True, 4), teacher_size=(1, 2)), 'student_size'),
-    (dict(kernel_size=(2, 2, 2)), 'kernel_size'),
-    (dict(kernel_size=[3, (2, 2)]), 'kernel_size'),
+     r'teacher_size: expected a list of 2 \(H, W\) pairs'),
+    (dict(student_size=(8, 8), teacher_size=[(4, 4)]),
+     r'teacher_size: expected one \(H, W\) pair, as student_size is'),
+    (dict(student_size=(4, 4, 4), teacher_size=(2, 2)),
+     r'student_size: expected an \(H, W\) pair or a list'),
+    (dict(student_size=4, teacher_size=2), 'student_size: expected'),
+    (dict(student_size=(0, 4), teacher_size=(0, 2)),
+     'student_size: .* positive ints'),
+    (dict(student_size=(True, 4), teacher_size=(1, 2)),
+     'student_size: expected'),
+    (dict(kernel_size=(2, 2, 2)), 'kernel_size: expected an int, an'),
+    (dict(kernel_size=[3, (2, 2)]), 'kernel_size: expected'),
+    (dict(kernel_size=2, init_std=0.0), 'init_std: expected a finite number'),
 ])
 def test_bad_arguments_are_clear_errors(kwargs, message):
-    with pytest.raises(ValueError, match=message):
+    with pytest.raises(ValueError, match='^HintRegressor ' + message):
         HintRegressor(2, 2, **kwargs)
+
+
+def test_channels_are_positive_ints():
+    with pytest.raises(ValueError, match='HintRegressor in_channels: '
+                       'expected an int >= 1, found 0'):
+        HintRegressor(0, 2, kernel_size=1)
+    with pytest.raises(ValueError, match='HintRegressor out_channels'):
+        HintRegressor(2, 2.0, kernel_size=1)
+
+
+def test_a_distiller_names_the_config_key_of_a_bad_argument():
+    """Built by a distiller, an argument error carries its full key."""
+    from mmkd.models.distillers.single_teacher_distiller import \
+        SingleTeacherDistiller
+    with pytest.raises(ValueError, match=r'^model\.connectors\.hint\.'
+                       'student_size: expected a map at least as large'):
+        SingleTeacherDistiller._build_part(
+            dict(type='mmkd.HintRegressor', in_channels=2, out_channels=2,
+                 student_size=(2, 2), teacher_size=(3, 3)),
+            'model.connectors.hint')
 
 
 def test_a_map_of_another_size_names_the_regressor_and_both_sizes():
