@@ -1,11 +1,17 @@
-"""Shared fixtures: tiny generated datasets and the tiny configs."""
+"""Shared fixtures: tiny generated datasets, a tiny training run.
+
+Test modules import their helpers from :mod:`mmkd.testing` (random batches,
+the tiny configs of ``tests/data/configs``), never from this file or from
+one another. ``REPO``, ``TINY`` and ``tiny_config`` stay importable here
+for the end-to-end tests that still name them.
+"""
 import os
-import os.path as osp
 
 import pytest
 
-REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-TINY = osp.join(REPO, 'configs', 'tiny')
+from mmkd.testing import REPO_ROOT as REPO  # noqa: F401
+from mmkd.testing import TINY_CONFIGS as TINY  # noqa: F401
+from mmkd.testing import tiny_config
 
 
 @pytest.fixture(autouse=True)
@@ -34,12 +40,6 @@ def tiny_data(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
-
-
-def tiny_config(name: str):
-    """Load ``configs/tiny/<name>.py``."""
-    from mmengine.config import Config
-    return Config.fromfile(osp.join(TINY, name + '.py'))
 
 
 @pytest.fixture(scope='session')

@@ -1,4 +1,16 @@
-"""Helpers that build tiny models' data for tests and smoke runs."""
+"""Helpers for tests, benchmarks and smoke runs: random batches as a
+dataloader gives them, tiny generated datasets, the tiny test configs,
+the tools run as a user runs them."""
+from .demo_inputs import demo_det_inputs, demo_seg_inputs, random_boxes
+from .tiny_configs import (REPO_ROOT, TINY_CONFIGS, tiny_config,
+                           tiny_config_path)
 from .tiny_datasets import make_tiny_det_dataset, make_tiny_seg_dataset
+from .tools import (load_plain_checkpoint, load_training_checkpoint,
+                    run_tool, train_with_tool)
 
-__all__ = ['make_tiny_det_dataset', 'make_tiny_seg_dataset']
+__all__ = [
+    'REPO_ROOT', 'TINY_CONFIGS', 'demo_det_inputs', 'demo_seg_inputs',
+    'load_plain_checkpoint', 'load_training_checkpoint',
+    'make_tiny_det_dataset', 'make_tiny_seg_dataset', 'random_boxes',
+    'run_tool', 'tiny_config', 'tiny_config_path', 'train_with_tool'
+]

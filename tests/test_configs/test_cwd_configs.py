@@ -19,7 +19,7 @@ from mmengine.registry import MODELS, DefaultScope
 
 from step_checks import assert_distillation_step
 
-from conftest import REPO
+from mmkd.testing import REPO_ROOT as REPO
 
 CWD = osp.join(REPO, 'configs', 'cwd')
 CONFIGS = sorted(glob.glob(osp.join(CWD, '*.py')))

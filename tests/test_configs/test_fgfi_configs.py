@@ -18,7 +18,7 @@ from mmengine.registry import MODELS, init_default_scope
 
 from step_checks import assert_distillation_step
 
-from conftest import REPO
+from mmkd.testing import REPO_ROOT as REPO
 
 FGFI = osp.join(REPO, 'configs', 'fgfi')
 CONFIGS = sorted(glob.glob(osp.join(FGFI, '*.py')))

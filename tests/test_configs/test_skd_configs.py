@@ -27,7 +27,7 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapperDict, build_optim_wrapper
 from mmengine.registry import MODELS, PARAM_SCHEDULERS, DefaultScope
 
-from conftest import REPO
+from mmkd.testing import REPO_ROOT as REPO
 
 SKD = osp.join(REPO, 'configs', 'skd')
 CONFIGS = sorted(

@@ -1,44 +1,20 @@
 """End to end through the tools: train a distillation config that inherits a
 stock mmseg/mmdet config, then test its student checkpoint with the stock
 test script (``mim test``), export students, resume exactly."""
-import os
 import os.path as osp
-import subprocess
 import sys
 
 import pytest
 import torch
 
-from conftest import REPO, TINY
+from mmkd.testing import TINY_CONFIGS as TINY
+from mmkd.testing import load_plain_checkpoint as load
+from mmkd.testing import load_training_checkpoint as load_full
+from mmkd.testing import run_tool as run
+from mmkd.testing import train_with_tool as train
 
 SEG_HINT = osp.join(TINY, 'hint_pspnet_r50_r18_tiny_shapes.py')
 DET_HINT = osp.join(TINY, 'hint_faster_rcnn_r50_r18_tiny_shapes.py')
-
-
-def run(args, env=None, timeout=600):
-    env = dict(os.environ, **(env or {}))
-    proc = subprocess.run(args, cwd=REPO, env=env, capture_output=True,
-                          text=True, timeout=timeout)
-    assert proc.returncode == 0, (
-        f'{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n'
-        f'{proc.stderr[-5000:]}')
-    return proc.stdout + proc.stderr
-
-
-def train(config, work_dir, *extra):
-    return run([sys.executable, 'tools/train.py', config, '--work-dir',
-                str(work_dir), *extra])
-
-
-def load(path):
-    """Plain ``weights_only`` loading: what student checkpoints allow."""
-    return torch.load(path, map_location='cpu', weights_only=True)
-
-
-def load_full(path):
-    """A training checkpoint (message hub, numpy): mmkd's allow-list."""
-    from mmkd.utils.safe_checkpoint import safe_torch_load
-    return safe_torch_load(str(path))
 
 
 @pytest.mark.parametrize('config,package,metric', [

@@ -1,18 +1,17 @@
-"""Imitation-mask pictures: the drawing function, the tool (one image, a
-dataset split) and the training hook that sends them to the visualizer."""
-import glob
+"""Imitation-mask pictures: the drawing function and the tool (one image, a
+dataset split)."""
 import importlib.util
 import os.path as osp
 import subprocess
 import sys
-from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO, TINY
+from mmkd.testing import REPO_ROOT as REPO
+from mmkd.testing import TINY_CONFIGS as TINY
 
 FGFI = osp.join(TINY, 'fgfi_faster_rcnn_r50_r18_tiny_shapes.py')
 TOOL = osp.join(REPO, 'tools', 'visualize_imitation_mask.py')
@@ -137,45 +136,3 @@ def test_tool_needs_an_image_or_a_split():
         tool.parse_args([FGFI])
     with pytest.raises(SystemExit, match='expected x1,y1,x2,y2'):
         tool.parse_boxes(['1,2,3'])
-
-
-# ------------------------------------------------------------------ hook
-def test_hook_sends_masks_to_the_visualizer(tiny_data, tmp_path):
-    from mmengine.config import Config
-    from mmengine.runner import Runner
-
-    from mmkd.utils.runner_config import prepare_config
-    cfg = Config.fromfile(FGFI)
-    cfg.work_dir = str(tmp_path / 'work')
-    cfg.custom_hooks = [
-        dict(type='mmkd.ImitationMaskVisualizationHook', interval=1)]
-    # a visualizer of its own (mmengine keeps instances by name)
-    cfg.visualizer.name = f'fgfi_mask_hook_{tmp_path.name}'
-    cfg.val_cfg = cfg.val_dataloader = cfg.val_evaluator = None  # no eval
-    prepare_config(cfg)
-    runner = Runner.from_cfg(cfg)
-    runner.train()
-    # the hook ran the student in eval mode after the last step, and undid it
-    assert runner.model.student.training
-    images = sorted(glob.glob(osp.join(
-        cfg.work_dir, '*', 'vis_data', 'vis_image', 'imitation_mask_*.png')))
-    assert [osp.basename(p) for p in images] == [
-        'imitation_mask_1.png', 'imitation_mask_2.png']
-    for path in images:
-        picture = Image.open(path)
-        picture.verify()
-        # one 64x64 image, 5 panels of 64x64 (+16 title) in 2 rows of 3
-        assert picture.size == (3 * (64 + 4) - 4, 2 * (16 + 64 + 4) - 4)
-
-
-def test_hook_draws_nothing_for_a_model_without_masks():
-    from mmkd.engine.hooks import ImitationMaskVisualizationHook
-    sent = []
-    runner = SimpleNamespace(
-        model=torch.nn.Linear(2, 2), iter=0,
-        visualizer=SimpleNamespace(add_image=lambda *a, **k: sent.append(a)))
-    hook = ImitationMaskVisualizationHook(interval=1)
-    hook.after_train_iter(runner, 0, data_batch=dict(inputs=[]))
-    assert sent == []
-    with pytest.raises(ValueError, match='interval must be a positive int'):
-        ImitationMaskVisualizationHook(interval=0)

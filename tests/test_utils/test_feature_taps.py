@@ -10,7 +10,7 @@ import torch.nn as nn
 import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule
 
-from conftest import tiny_config
+from mmkd.testing import tiny_config
 from mmkd.utils.feature_taps import COPY, REFERENCE, FeatureTaps
 
 
@@ -263,15 +263,14 @@ def test_distiller_tap_on_a_bottleneck_norm_holds_pre_activation_values():
     """A pre-activation tap: decode_head.bottleneck.bn of an mmseg PSPNet,
     whose ConvModule applies ReLU(inplace=True) to the norm's output."""
     from mmkd.registry import MODELS
-    from test_models.test_distillers.test_single_teacher_distiller import \
-        batch
+    from mmkd.testing import demo_seg_inputs
     model_cfg = tiny_config('hint_pspnet_r50_r18_tiny_shapes').model
     taps = dict(pre='decode_head.bottleneck.bn', feat='decode_head.bottleneck',
                 conv='decode_head.bottleneck.conv')
     model_cfg.student_taps = model_cfg.teacher_taps = taps
     model_cfg.distill_losses.hint.update(student='pre', teacher='pre')
     model = MODELS.build(model_cfg).train()
-    data = batch(model)
+    data = model.data_preprocessor(demo_seg_inputs(), True)
     for _ in range(2):
         with model.teacher_taps.recording(), model.student_taps.recording():
             with torch.no_grad():

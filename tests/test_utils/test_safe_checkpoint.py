@@ -9,7 +9,7 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 
-from conftest import tiny_config
+from mmkd.testing import tiny_config
 from mmkd.utils.safe_checkpoint import UnsafeCheckpointError, safe_torch_load
 
 

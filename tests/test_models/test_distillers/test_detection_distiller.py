@@ -9,7 +9,7 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope, init_default_scope
 
-from conftest import tiny_config
+from mmkd.testing import demo_det_inputs, tiny_config
 
 FGFI = 'fgfi_faster_rcnn_r50_r18_tiny_shapes'
 STRIDES = (4, 8, 16, 32, 64)
@@ -49,21 +49,8 @@ def build(model_cfg, **changes):
 
 def batch(model, boxes, sizes=SIZES, seed=0):
     """Preprocessed batch: one image per size, ``boxes[i]`` its gt boxes."""
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
-    g = torch.Generator().manual_seed(seed)
-    inputs, samples = [], []
-    for (h, w), image_boxes in zip(sizes, boxes):
-        inputs.append(torch.randint(0, 256, (3, h, w), generator=g,
-                                    dtype=torch.uint8))
-        sample = DetDataSample(metainfo=dict(
-            img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
-        b = torch.tensor(image_boxes, dtype=torch.float32).reshape(-1, 4)
-        sample.gt_instances = InstanceData(
-            bboxes=b, labels=torch.zeros(len(b), dtype=torch.long))
-        samples.append(sample)
-    return model.data_preprocessor(
-        dict(inputs=inputs, data_samples=samples), True)
+    return model.data_preprocessor(demo_det_inputs(boxes, sizes, seed=seed),
+                                   True)
 
 
 def distiller_masks(model, data):

@@ -2,22 +2,21 @@
 term train with their own optimizers and never touch each other's weights;
 the critic is in the training checkpoint (weights and optimizer state), not
 in the student's; resume is exact. On the tiny config
-configs/tiny/skd_pspnet_r50_r18_tiny_shapes.py (all three terms)."""
+tests/data/configs/skd_pspnet_r50_r18_tiny_shapes.py (all three terms)."""
 import copy
 import os
 import os.path as osp
-import sys
 
 import pytest
 import torch
 from mmengine.optim import OptimWrapperDict, build_optim_wrapper
 from mmengine.registry import MODELS, DefaultScope
 
-from conftest import REPO, TINY, tiny_config
-
-# the foundation's helpers for runs through tools/train.py
-sys.path.insert(0, osp.join(REPO, 'tests', 'test_tools'))
-from test_train_tiny import load, load_full, train  # noqa: E402
+from mmkd.testing import TINY_CONFIGS as TINY
+from mmkd.testing import demo_seg_inputs, tiny_config
+from mmkd.testing import load_plain_checkpoint as load
+from mmkd.testing import load_training_checkpoint as load_full
+from mmkd.testing import train_with_tool as train
 
 SKD = 'skd_pspnet_r50_r18_tiny_shapes'
 TERMS = ('distill.pixel', 'distill.pair', 'distill.holistic', 'disc.loss',
@@ -56,21 +55,7 @@ def build(cfg, **overrides):
 
 
 def batch(n=2, size=64, classes=3, seed=0):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    g = torch.Generator().manual_seed(seed)
-    samples = []
-    for _ in range(n):
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(data=torch.randint(
-            0, classes, (1, size, size), generator=g))
-        sample.set_metainfo(dict(img_shape=(size, size),
-                                 ori_shape=(size, size),
-                                 pad_shape=(size, size)))
-        samples.append(sample)
-    inputs = [torch.randint(0, 256, (3, size, size), generator=g,
-                            dtype=torch.uint8) for _ in range(n)]
-    return dict(inputs=inputs, data_samples=samples)
+    return demo_seg_inputs(n, size, classes, seed)
 
 
 # ------------------------------------------------------ instrumentation

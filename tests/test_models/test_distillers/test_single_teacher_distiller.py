@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from mmengine.optim import build_optim_wrapper
 
-from conftest import TINY, tiny_config
+from mmkd.testing import demo_seg_inputs, tiny_config
 
 HINT = 'hint_pspnet_r50_r18_tiny_shapes'
 
@@ -25,21 +25,8 @@ def build(model_cfg):
 
 
 def batch(model, n=2, size=32, classes=3, seed=0, training=True):
-    from mmseg.structures import SegDataSample
-    from mmengine.structures import PixelData
-    g = torch.Generator().manual_seed(seed)
-    samples = []
-    for _ in range(n):
-        s = SegDataSample()
-        s.gt_sem_seg = PixelData(
-            data=torch.randint(0, classes, (1, size, size), generator=g))
-        s.set_metainfo(dict(img_shape=(size, size), ori_shape=(size, size),
-                            pad_shape=(size, size)))
-        samples.append(s)
-    data = dict(inputs=[torch.randint(0, 255, (3, size, size), generator=g,
-                                      dtype=torch.uint8) for _ in range(n)],
-                data_samples=samples)
-    return model.data_preprocessor(data, training)
+    return model.data_preprocessor(
+        demo_seg_inputs(n, size, classes, seed), training)
 
 
 def test_teacher_is_frozen_and_outside_state(cfg):

@@ -10,8 +10,8 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope
 
-from conftest import tiny_config
 from mmkd.models.distillers.weight_schedule import LossWeightSchedule
+from mmkd.testing import demo_seg_inputs, tiny_config
 
 HINT = 'hint_pspnet_r50_r18_tiny_shapes'
 
@@ -148,22 +148,8 @@ def build(model_cfg, seed=0):
 
 
 def batch(model, n=2, size=32, classes=3, seed=0):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    g = torch.Generator().manual_seed(seed)
-    samples = []
-    for _ in range(n):
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(
-            data=torch.randint(0, classes, (1, size, size), generator=g))
-        sample.set_metainfo(dict(img_shape=(size, size),
-                                 ori_shape=(size, size),
-                                 pad_shape=(size, size)))
-        samples.append(sample)
-    data = dict(inputs=[torch.randint(0, 255, (3, size, size), generator=g,
-                                      dtype=torch.uint8) for _ in range(n)],
-                data_samples=samples)
-    return model.data_preprocessor(data, True)
+    return model.data_preprocessor(
+        demo_seg_inputs(n, size, classes, seed), True)
 
 
 def test_warmup_through_the_distiller(cfg, hub):
