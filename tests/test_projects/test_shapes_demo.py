@@ -7,6 +7,7 @@ import os.path as osp
 import subprocess
 import sys
 
+import pytest
 import torch
 from PIL import Image
 
@@ -16,6 +17,7 @@ DEMO = osp.join(REPO, 'projects', 'shapes_demo', 'run_demo.py')
 SELECT = osp.join(REPO, 'projects', 'shapes_demo', 'select_settings.py')
 
 
+@pytest.mark.end_to_end
 def test_quick_demo_end_to_end(tmp_path):
     work = tmp_path / 'demo'
     proc = subprocess.run(
@@ -78,6 +80,7 @@ def test_quick_demo_end_to_end(tmp_path):
     assert len(list((work / 'report' / 'logs').glob('*.log'))) == len(runs)
 
 
+@pytest.mark.end_to_end
 def test_quick_selection_then_report_with_seed_base(tmp_path):
     """``select_settings.py`` trains the baseline's lr grid and a variant's
     weight grid with the selection seeds on val and writes the selection;

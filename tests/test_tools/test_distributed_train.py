@@ -13,6 +13,9 @@ import torch
 
 from conftest import REPO, TINY
 
+# torchrun with two ranks: long; -m "not end_to_end" leaves it out
+pytestmark = pytest.mark.end_to_end
+
 
 def free_port() -> int:
     with socket.socket() as s:
