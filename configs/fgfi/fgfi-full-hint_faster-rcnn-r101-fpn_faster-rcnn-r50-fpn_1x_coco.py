@@ -3,7 +3,8 @@
 # earlier than the teacher's) goes through a learned regressor onto the
 # teacher's FPN P5 (stride 32, the "hint"), compared at every location.
 # Faster R-CNN R101-FPN teacher -> R50-FPN student, COCO, mmdet's 1x
-# schedule. Not reproduced, not tuned: an example of mmkd.HintRegressor.
+# schedule, as fgfi-full_*.py otherwise. Not reproduced, not tuned: an example
+# of mmkd.HintRegressor.
 #
 # The regressor (mmkd.HintRegressor) is one convolution, stride 1, no
 # padding, kernel (H_s - H_t + 1, W_s - W_t + 1): a fixed kernel maps one pair
@@ -21,7 +22,7 @@
 # 256 * 256 * 26 * 43 = 73.3M weights (the R50-FPN Faster R-CNN student has
 # 41.8M), with a fan-in of 256 * 26 * 43 = 286k per output (the 3x3 adaptation
 # layer of the other FGFI configs: 2.3k).
-_base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
+_base_ = './fgfi-full_faster-rcnn-r101-fpn_faster-rcnn-r50-fpn_1x_coco.py'
 
 # the one training input size, (width, height)
 hint_input_size = (1344, 800)
@@ -36,20 +37,14 @@ train_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 model = dict(
-    _delete_=True,
-    # no imitation region to compute: the hint covers every location
-    type='mmkd.SingleTeacherDistiller',
-    student={{_base_.model}},
-    teacher='mmdet::faster_rcnn/faster-rcnn_r101_fpn_1x_coco.py',
-    # mmdet model zoo, faster-rcnn_r101_fpn_1x_coco (box AP 39.4)
-    teacher_checkpoint='https://download.openmmlab.com/mmdetection/v2.0/'
-    'faster_rcnn/faster_rcnn_r101_fpn_1x_coco/'
-    'faster_rcnn_r101_fpn_1x_coco_20200130-f513f705.pth',
-    teacher_forward='extract_feat',  # only the neck is tapped
-    # P4 and P5 outputs of the FPN (P6 is a max-pool, not a module)
+    # region='full' (inherited) is not computed: no loss asks for it (the
+    # hint covers every location), and the inherited student tap 'fpn' stays
+    # only because mask_tap must name a student tap.
+    # The P4 and P5 outputs of the FPN (P6 is a max-pool, not a module):
     student_taps=dict(guided='neck.fpn_convs.2'),
-    teacher_taps=dict(hint='neck.fpn_convs.3'),
+    teacher_taps=dict(_delete_=True, hint='neck.fpn_convs.3'),
     connectors=dict(
+        _delete_=True,
         hint_regressor=dict(
             type='mmkd.HintRegressor', in_channels=256, out_channels=256,
             # (H, W) at strides 16 and 32: 50x84 -> 25x42, kernel 26x43.
@@ -59,6 +54,7 @@ model = dict(
             teacher_size=(hint_input_size[1] // 32,
                           hint_input_size[0] // 32))),
     distill_losses=dict(
+        _delete_=True,
         # the same scale per location as the F variant's ImitationLoss
         # (lambda 0.01) on every location: lambda / (2 N_p) * sum of squared
         # differences over N_p locations and C = 256 channels equals
@@ -66,8 +62,6 @@ model = dict(
         hint=dict(type='mmkd.FeatureMSELoss', loss_weight=0.01 * 256 / 2,
                   student='guided', connector='hint_regressor',
                   teacher='hint')),
-    # as the FGFI configs: no imitation for the first 400 iterations
-    loss_schedules=dict(hint=dict(warmup=400)))
-
-# gradient clipping at 10 (as the FGFI configs)
-optim_wrapper = dict(clip_grad=dict(max_norm=10, norm_type=2))
+    # no hint for the first 400 iterations, as the FGFI configs; gradient
+    # clipping at 10 is inherited
+    loss_schedules=dict(_delete_=True, hint=dict(warmup=400)))
