@@ -71,7 +71,8 @@ def main() -> None:
     work = osp.abspath(args.work_dir)
     tasks = [t for t in TASKS if t.name in args.tasks]
     jobs = args.jobs or min(len(tasks), os.cpu_count() or 1)
-    stages = 1 + sum(1 + (1 + len(t.variants)) * args.seeds for t in tasks)
+    stages = 1 + sum(1 + (t.pretrain is not None) +
+                     (1 + len(t.variants)) * args.seeds for t in tasks)
     start = time.time()
     progress = Progress(stages, start,
                         multiprocessing.get_context('spawn').Value('i', 0))

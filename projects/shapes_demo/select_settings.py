@@ -95,7 +95,7 @@ def main() -> None:
     jobs = args.jobs or min(len(tasks), os.cpu_count() or 1)
     seeds = selection_seeds(args.seeds)
     stages = 1 + sum(
-        1 + (1 + len(t.variants)) * args.seeds *
+        1 + (t.pretrain is not None) + (1 + len(t.variants)) * args.seeds *
         grid_size(Config.fromfile(osp.join(CONFIGS, t.student)), t.student)
         for t in tasks)
     start = time.time()

@@ -25,7 +25,8 @@ def test_quick_demo_end_to_end(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     # one progress line per stage
-    assert proc.stdout.count('[shapes demo') == 1 + (1 + 1 + 5) + (1 + 1 + 3)
+    # data, seg pretraining + teacher + 6 students, det teacher + 4 students
+    assert proc.stdout.count('[shapes demo') == 1 + (2 + 1 + 5) + (1 + 1 + 3)
 
     results = json.loads((work / 'report' / 'results.json').read_text())
     runs = results['runs']
@@ -45,6 +46,12 @@ def test_quick_demo_end_to_end(tmp_path):
         assert len(scalars) == 1, work_dir
         with open(scalars[0]) as f:
             keys = {k for line in f for k in json.loads(line)}
+        if run['task'] == 'seg' and run['role'] != 'teacher':
+            # seg students start from the pretraining stage's backbone
+            log = glob.glob(osp.join(work_dir, '*', '*.log'))[0]
+            with open(log) as f:
+                assert ('load backbone. in model from: ' +
+                        str(work / 'seg_pretrain' / 'iter_12.pth')) in f.read()
         if run['role'] not in ('teacher', 'student'):
             assert osp.isfile(run['student_checkpoint']), run
             assert any(k.startswith('distill.') for k in keys), keys
@@ -93,7 +100,7 @@ def test_quick_selection_then_report_with_seed_base(tmp_path):
          '--variants', 'pixel', '--work-dir', str(work)],
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    assert proc.stdout.count('[shapes demo') == 1 + 1 + 3 + 3
+    assert proc.stdout.count('[shapes demo') == 1 + 2 + 3 + 3
     selection = json.loads((work / 'report' / 'selection.json').read_text())
     runs = {(r['role'], r['candidate'], r['seed'], r['split'])
             for r in selection['runs'] if r['role'] != 'teacher'}
@@ -107,7 +114,7 @@ def test_quick_selection_then_report_with_seed_base(tmp_path):
         selection['rows'][0]['chosen']]['lr']
     assert [(r['setting']['lr'], r['setting']['pixel'])
             for r in selection['runs'] if r['role'] == 'pixel'] == [
-        (chosen_lr, w) for w in (1.0, 3.0, 10.0)]
+        (chosen_lr, w) for w in (0.5, 2.0, 10.0)]
     with Image.open(work / 'report' / 'weight_selection.png') as image:
         image.verify()
 
@@ -116,8 +123,9 @@ def test_quick_selection_then_report_with_seed_base(tmp_path):
          '--seeds', '2', '--seed-base', '7', '--work-dir', str(work)],
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    assert proc.stdout.count('[shapes demo') == 1 + 1 + 6 * 2
-    assert 'seg teacher: mIoU' in proc.stdout and 'reused' in proc.stdout
+    assert proc.stdout.count('[shapes demo') == 1 + 2 + 6 * 2
+    # the pretraining stage and the teacher are reused
+    assert proc.stdout.count('(trained earlier, reused)') == 2
     results = json.loads((work / 'report' / 'results.json').read_text())
     runs = {(r['role'], r['seed']) for r in results['runs']}
     assert runs == {('teacher', 0)} | {

@@ -62,7 +62,8 @@ def test_paired_rows_and_table():
     table = paired_table(list(rows.values()))
     assert ('| seg | pixel | pixel 3 | mIoU | 26.00 ± 1.73 | +4.00 ± 1.00 | '
             '± 0.58 | better |') in table
-    assert '| seg | student | lr 0.2 | mIoU | 22.00 ± 2.00 |  |  |  |' in table
+    assert ('| seg | student | lr 0.2 | mIoU | 22.00 ± 2.00 |  |  |  |'
+            in table)
     assert '| seg | teacher |  | mIoU | 30.00 |' in table
     assert _not_better(list(rows.values())).startswith(
         'Not better than the baseline student by more than the std of the '

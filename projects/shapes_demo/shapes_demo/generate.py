@@ -9,8 +9,8 @@ scales, drawn in random order so that later ones occlude earlier ones:
 - ``ring`` (a thin annulus, 1-2 px wide: a thin structure).
 
 Object colours and shading are drawn independently of the class, so a model
-must recognise shapes, and separate them from the striped clutter. Written in the formats the stock datasets
-read:
+must recognise shapes, and separate them from the striped clutter. Written
+in the formats the stock datasets read:
 
 - segmentation: ``seg/img_dir/<split>/*.png`` and
   ``seg/ann_dir/<split>/*.png`` (0 background, 1..4 the classes), for

@@ -4,7 +4,9 @@
 _base_ = './pspnet_r18_shapes_student.py'
 
 model = dict(
-    backbone=dict(depth=50, stem_channels=16, base_channels=16),
+    # trained from scratch (no pretraining stage for the teacher)
+    backbone=dict(depth=50, stem_channels=16, base_channels=16,
+                  init_cfg=None),
     decode_head=dict(in_channels=512, channels=64),
     auxiliary_head=dict(in_channels=256, channels=32))
 max_iters = 2000
