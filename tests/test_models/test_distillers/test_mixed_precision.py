@@ -217,3 +217,27 @@ def test_bad_teacher_precision(value):
                        match=r"model\.teacher_precision: expected one of "
                        r"\['auto', 'fp32', 'bf16', 'fp16'\]"):
         build('hint_pspnet_r50_r18_tiny_shapes', teacher_precision=value)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason='needs CUDA')
+@pytest.mark.parametrize('name', ['skd_pspnet_r50_r18_tiny_shapes',
+                                  'hint_pspnet_r50_r18_tiny_shapes',
+                                  'fgfi_faster_rcnn_r50_r18_tiny_shapes'])
+def test_amp_fp16_steps_on_cuda(name):
+    """``--amp`` as tools/train.py sets it (fp16, dynamic loss scale) for
+    each distiller, on the GPU: finite losses, the student's weights move."""
+    cfg = tiny_config(name)
+    prepare_config(cfg, amp=True)
+    torch.manual_seed(0)
+    with DefaultScope.overwrite_default_scope(cfg.default_scope):
+        model = MODELS.build(cfg.model).cuda().train()
+        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+    data = (demo_det_inputs([[[4, 4, 30, 30]], [[10, 20, 50, 60]]],
+                            [(64, 64), (64, 64)]) if 'fgfi' in name else
+            demo_seg_inputs(size=64))
+    before = [p.detach().clone() for p in model.student.parameters()]
+    for _ in range(3):  # a dynamic scaler may skip a first step
+        log_vars = model.train_step(copy.deepcopy(data), optim_wrapper)
+    assert all(torch.isfinite(torch.as_tensor(v)) for v in log_vars.values())
+    assert any(not torch.equal(a, p)
+               for a, p in zip(before, model.student.parameters()))
