@@ -32,6 +32,10 @@ class DetectionDistiller(SingleTeacherDistiller):
     imitation for 400 iterations) is ``loss_schedules=dict(imitation=
     dict(warmup=400))``.
 
+    With ``teacher_forward='tensor'``, a two-stage teacher whose taps lie in
+    its backbone, neck and RPN head (FGFI's D and ID variants) stops after
+    the RPN head's forward: its proposals and RoI head feed no tap.
+
     Args:
         mask_tap (str): Student tap whose feature maps the masks cover.
         region (str): ``'imitation'``, ``'gt'`` or ``'full'``.
