@@ -17,9 +17,8 @@ from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, DefaultScope
 
-from step_checks import assert_distillation_step
-
 from mmkd.testing import REPO_ROOT as REPO
+from mmkd.testing import assert_distillation_step, demo_seg_inputs
 
 CWD = osp.join(REPO, 'configs', 'cwd')
 CONFIGS = sorted(glob.glob(osp.join(CWD, '*.py')))
@@ -76,21 +75,7 @@ def prepare(path):
 
 
 def batch(n=2, classes=19, seed=0):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    g = torch.Generator().manual_seed(seed)
-    inputs, samples = [], []
-    for _ in range(n):
-        inputs.append(torch.randint(0, 256, (3, SIZE, SIZE), generator=g,
-                                    dtype=torch.uint8))
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(data=torch.randint(
-            0, classes, (1, SIZE, SIZE), generator=g))
-        sample.set_metainfo(dict(img_shape=(SIZE, SIZE),
-                                 ori_shape=(SIZE, SIZE),
-                                 pad_shape=(SIZE, SIZE)))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
+    return demo_seg_inputs(n, SIZE, classes, seed)
 
 
 @pytest.fixture

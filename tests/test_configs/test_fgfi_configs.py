@@ -16,9 +16,8 @@ from mmengine.logging import MessageHub
 from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
-from step_checks import assert_distillation_step
-
 from mmkd.testing import REPO_ROOT as REPO
+from mmkd.testing import assert_distillation_step, demo_det_inputs
 
 FGFI = osp.join(REPO, 'configs', 'fgfi')
 CONFIGS = sorted(glob.glob(osp.join(FGFI, '*.py')))
@@ -132,23 +131,14 @@ def shrink_hint_regressors(cfg, size):
 
 def batch(num_classes, seed=0, sizes=((64, 96), (80, 64))):
     """Two images of the given sizes (by default different: 64x96 and
-    80x64), 3 random boxes each."""
-    from mmdet.structures import DetDataSample
-    from mmengine.structures import InstanceData
+    80x64), 3 random boxes of 8 to 24 pixels each."""
     g = torch.Generator().manual_seed(seed)
-    inputs, samples = [], []
+    boxes = []
     for h, w in sizes:
-        inputs.append(torch.randint(0, 256, (3, h, w), generator=g,
-                                    dtype=torch.uint8))
         xy = torch.rand(3, 2, generator=g) * torch.tensor([w - 24., h - 24.])
         wh = 8 + torch.rand(3, 2, generator=g) * 16
-        sample = DetDataSample(metainfo=dict(
-            img_shape=(h, w), ori_shape=(h, w), scale_factor=(1.0, 1.0)))
-        sample.gt_instances = InstanceData(
-            bboxes=torch.cat([xy, xy + wh], dim=1),
-            labels=torch.randint(0, num_classes, (3, ), generator=g))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
+        boxes.append(torch.cat([xy, xy + wh], dim=1))
+    return demo_det_inputs(boxes, sizes, num_classes, seed)
 
 
 def num_classes(model_cfg):

@@ -28,6 +28,7 @@ from mmengine.optim import OptimWrapperDict, build_optim_wrapper
 from mmengine.registry import MODELS, PARAM_SCHEDULERS, DefaultScope
 
 from mmkd.testing import REPO_ROOT as REPO
+from mmkd.testing import demo_seg_inputs
 
 SKD = osp.join(REPO, 'configs', 'skd')
 CONFIGS = sorted(
@@ -89,21 +90,7 @@ def build(model_cfg, scope):
 
 
 def batch(num_classes, n=2, size=SIZE, seed=0):
-    from mmengine.structures import PixelData
-    from mmseg.structures import SegDataSample
-    g = torch.Generator().manual_seed(seed)
-    samples = []
-    for _ in range(n):
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(data=torch.randint(
-            0, num_classes, (1, size, size), generator=g))
-        sample.set_metainfo(dict(img_shape=(size, size),
-                                 ori_shape=(size, size),
-                                 pad_shape=(size, size)))
-        samples.append(sample)
-    inputs = [torch.randint(0, 256, (3, size, size), generator=g,
-                            dtype=torch.uint8) for _ in range(n)]
-    return dict(inputs=inputs, data_samples=samples)
+    return demo_seg_inputs(n, size, num_classes, seed)
 
 
 def crop_size(cfg):

@@ -1,4 +1,5 @@
-"""What one training step of a published-setting config must show."""
+"""What one training step of a distillation config must show (the
+published-setting configs' tests)."""
 import math
 from typing import Mapping, Sequence, Set
 
