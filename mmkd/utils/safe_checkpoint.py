@@ -337,14 +337,17 @@ _installed = False
 
 def register_safe_checkpoint_loaders() -> None:
     """Route every mmengine checkpoint scheme through mmkd's safe loading
-    (see the module docstring). Logged once per process."""
+    (see the module docstring), for the whole process. Logged once per
+    process, at INFO level: ``import mmkd`` changes mmengine's behaviour, and
+    says so."""
     global _installed
     for prefixes, loader in SAFE_SCHEMES.items():
         CheckpointLoader.register_scheme(prefixes=prefixes, force=True)(loader)
     if not _installed:
         _installed = True
         print_log(
-            'mmkd: checkpoints loaded through mmengine in this process '
-            '(load_from, resume, load_checkpoint, init_cfg) are treated as '
-            'untrusted: weights_only=True with a plain-type allow-list.',
-            logger='current', level=10)
+            "mmkd: mmengine's checkpoint loaders are replaced for this "
+            'process: checkpoints loaded through mmengine (load_from, '
+            'resume, load_checkpoint, init_cfg) are treated as untrusted '
+            '(weights_only=True with a plain-type allow-list).',
+            logger='current', level=20)
