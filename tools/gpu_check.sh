@@ -48,7 +48,7 @@ record() {  # name status seconds
 check() {  # name timeout_s command...
     local name=$1 limit=$2 start rc
     shift 2
-    echo "== $name: $*"
+    echo "== $name"
     start=$(date +%s)
     timeout "$limit" "$@" >"$OUT/$name.log" 2>&1
     rc=$?
@@ -140,7 +140,7 @@ fi
 # --- the benchmark table
 if [ "$DRY" = 1 ]; then
     check benchmark 900 "$PY" tools/gpu_check_benchmark.py --device cpu \
-        --configs fgfi-d --steps 1 --warmup 0 --batch-size 1 \
+        --configs fgfi-d --size-scale 0.25 --steps 1 --warmup 0 \
         --out "$OUT/benchmark.json"
 else
     check benchmark 300 "$PY" tools/gpu_check_benchmark.py --device cuda \

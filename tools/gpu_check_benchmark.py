@@ -106,7 +106,8 @@ def make_bound(model, optim_wrapper, data):
 def run(name, setting, args):
     path = osp.join(HERE, CONFIGS[name])
     cfg, model, optim_wrapper, data, size, batch = build(
-        path, args.device, setting == 'amp', 1.0, args.batch_size)
+        path, args.device, setting == 'amp', args.size_scale,
+        args.batch_size)
     if setting == 'bf16-teacher':
         model.teacher_precision = 'bf16'
     bound = make_bound(model, optim_wrapper, data)
@@ -144,6 +145,9 @@ def main() -> int:
     parser.add_argument('--warmup', type=int, default=2)
     parser.add_argument('--batch-size', type=int,
                         help="default: each config's batch per GPU (2)")
+    parser.add_argument('--size-scale', type=float, default=1.0,
+                        help='scale the input sizes (a CPU dry run; the SKD '
+                        'critic needs >= 512x512 inputs)')
     parser.add_argument('--out', help='write the results as JSON here')
     args = parser.parse_args()
     import mmkd  # noqa: F401  (registries)
