@@ -14,7 +14,6 @@ the report never uses. The report folder (``<work-dir>/report``) holds
 baseline), ``results.json``, the logs and PNG charts.
 """
 import argparse
-import multiprocessing
 import os
 import os.path as osp
 import sys
@@ -22,9 +21,8 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from shapes_demo.generate import generate  # noqa: E402
 from shapes_demo.protocol import report_seeds  # noqa: E402
-from shapes_demo.stages import BUDGETS, TASKS, Progress, run_tasks  # noqa
+from shapes_demo.stages import BUDGETS, TASKS, prepare_run, run_tasks  # noqa
 
 
 def parse_args() -> argparse.Namespace:
@@ -73,20 +71,15 @@ def main() -> None:
     jobs = args.jobs or min(len(tasks), os.cpu_count() or 1)
     stages = 1 + sum(1 + (t.pretrain is not None) +
                      (1 + len(t.variants)) * args.seeds for t in tasks)
-    start = time.time()
-    progress = Progress(stages, start,
-                        multiprocessing.get_context('spawn').Value('i', 0))
-    data = generate(osp.join(work, 'data'), budget.num_train, budget.num_val,
-                    budget.num_test)
-    progress(f'data: {budget.num_train} train / {budget.num_val} val / '
-             f'{budget.num_test} test scenes in {osp.join(work, "data")}')
+    progress, data = prepare_run(work, budget, stages)
     results = run_tasks('report', tasks, budget, args.seed_list, work, data,
                         progress, jobs)
     report = write_report(results, tasks, osp.join(work, 'report'),
                           data, quick=args.quick)
     print()
     print(report['table'])
-    print(f'\nreport: {report["dir"]} (total {time.time() - start:.0f}s)')
+    seconds = time.time() - progress.start
+    print(f'\nreport: {report["dir"]} (total {seconds:.0f}s)')
 
 
 if __name__ == '__main__':

@@ -17,7 +17,6 @@ which configs hold a setting other than the chosen one.
 import argparse
 import dataclasses
 import json
-import multiprocessing
 import os
 import os.path as osp
 import sys
@@ -27,12 +26,11 @@ from typing import List
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from shapes_demo.generate import generate  # noqa: E402
 from shapes_demo.protocol import (grid_size, selection_rows,  # noqa: E402
                                   selection_seeds, selection_table,
                                   setting_text)
 from shapes_demo.stages import (BUDGETS, CONFIGS, TASKS,  # noqa: E402
-                                Progress, run_tasks, stage_setting)
+                                prepare_run, run_tasks, stage_setting)
 
 
 def parse_args() -> argparse.Namespace:
@@ -98,13 +96,7 @@ def main() -> None:
         1 + (t.pretrain is not None) + (1 + len(t.variants)) * args.seeds *
         grid_size(Config.fromfile(osp.join(CONFIGS, t.student)), t.student)
         for t in tasks)
-    start = time.time()
-    progress = Progress(stages, start,
-                        multiprocessing.get_context('spawn').Value('i', 0))
-    data = generate(osp.join(work, 'data'), budget.num_train, budget.num_val,
-                    budget.num_test)
-    progress(f'data: {budget.num_train} train / {budget.num_val} val / '
-             f'{budget.num_test} test scenes in {osp.join(work, "data")}')
+    progress, data = prepare_run(work, budget, stages)
     results = run_tasks('select', tasks, budget, seeds, work, data, progress,
                         jobs)
     out = osp.join(work, 'report')
@@ -115,7 +107,7 @@ def main() -> None:
         for t in tasks for v, c in t.variants.items()}
     selection_chart(rows, papers, osp.join(out, 'weight_selection.png'))
     mismatches = config_mismatches(rows, tasks)
-    minutes = (time.time() - start) / 60
+    minutes = (time.time() - progress.start) / 60
     with open(osp.join(out, 'selection.json'), 'w') as f:
         json.dump(dict(rows=rows, seeds=seeds, quick=args.quick,
                        minutes=minutes,

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from .generate import CLASSES, SEG_PALETTE  # noqa: E402
+from .generate import SEG_PALETTE  # noqa: E402
 
 
 def _not_better(rows: List[dict]) -> str:

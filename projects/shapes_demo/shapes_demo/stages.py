@@ -9,7 +9,7 @@ import shutil
 import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from mmengine.config import Config
@@ -252,7 +252,13 @@ def _part_metrics(task: Task, metric, results: list, compute,
         sub = results[lo:hi]
         if hasattr(metric, 'img_ids'):  # COCO: only this part's images
             metric.img_ids = [gt['img_id'] for gt, _ in sub]
-        value = float(compute(metric, sub)[key])
+        metrics = compute(metric, sub)
+        if key not in metrics and hasattr(metric, 'img_ids') and not any(
+                len(pred['bboxes']) for _, pred in sub):
+            # mmdet's CocoMetric reports nothing for a part without a single
+            # detection; COCO's AP of no detections is 0
+            metrics[key] = 0.0
+        value = float(metrics[key])
         values.append(value * 100 if task.metric == 'coco/bbox_mAP'
                       else value)
     return values
@@ -359,6 +365,24 @@ class Progress:
             self.counter.value += 1
             print(f'[shapes demo {self.counter.value}/{self.total} '
                   f'{time.time() - self.start:6.0f}s] {text}', flush=True)
+
+
+def prepare_run(work: str, budget: Budget, stages: int
+                ) -> Tuple[Progress, Dict[str, str]]:
+    """Start a demo command: its progress printer (``stages`` lines in all,
+    the generation of the splits the first) and the generated splits in
+    ``<work>/data``.
+
+    Returns:
+        tuple: The :class:`Progress` and task name -> dataset root.
+    """
+    progress = Progress(stages, time.time(),
+                        multiprocessing.get_context('spawn').Value('i', 0))
+    data = generate(osp.join(work, 'data'), budget.num_train, budget.num_val,
+                    budget.num_test)
+    progress(f'data: {budget.num_train} train / {budget.num_val} val / '
+             f'{budget.num_test} test scenes in {osp.join(work, "data")}')
+    return progress, data
 
 
 def _cached_stage(task: Task, role: str, config: str, iters: int,
