@@ -11,7 +11,8 @@ import sys
 import pytest
 import torch
 
-from conftest import REPO, TINY
+from mmkd.testing import REPO_ROOT as REPO
+from mmkd.testing import TINY_CONFIGS as TINY
 
 # torchrun with two ranks: long; -m "not end_to_end" leaves it out
 pytestmark = pytest.mark.end_to_end

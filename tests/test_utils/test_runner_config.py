@@ -6,7 +6,7 @@ import os.path as osp
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO
+from mmkd.testing import REPO_ROOT as REPO
 from mmkd.utils.runner_config import prepare_config
 
 SKD = sorted(glob.glob(osp.join(REPO, 'configs', 'skd', '*.py')))
