@@ -100,7 +100,7 @@ if [ "$DRY" = 1 ]; then
     skip cuda_tests 'dry run: these tests skip on CPU'
 else
     mapfile -t CUDA_TESTS < <(grep -rlE 'cuda' tests --include='test_*.py')
-    check cuda_tests 300 bash -c "
+    check cuda_tests 300 bash -c "set -o pipefail
         $PY -m pytest -q -rs -p no:cacheprovider ${CUDA_TESTS[*]} \
             | tee /dev/stderr | (! grep -E 'SKIPPED.*(CUDA|cuda)')"
 fi
