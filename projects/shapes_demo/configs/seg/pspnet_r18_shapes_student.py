@@ -2,7 +2,8 @@
 # CPU (8 base channels) on 96x96 "shapes" scenes with 5 classes. Its backbone
 # starts from the demo's pretraining stage (pspnet_r18_shapes_pretrain.py, run
 # once on a separate pool of generated scenes), as the paper's ResNet-18
-# starts from ImageNet weights.
+# starts from ImageNet weights; run_demo.py sets SHAPES_SEG_PRETRAINED to its
+# checkpoint (set it yourself to train this config by hand).
 _base_ = 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
 
 crop_size = (96, 96)
