@@ -2,6 +2,7 @@
 dataloader gives them, tiny generated datasets, the tiny test configs,
 the tools run as a user runs them."""
 from .demo_inputs import demo_det_inputs, demo_seg_inputs, random_boxes
+from .offline import offline_model_config
 from .step_checks import assert_distillation_step
 from .tiny_configs import (REPO_ROOT, TINY_CONFIGS, tiny_config,
                            tiny_config_path)
@@ -13,6 +14,7 @@ __all__ = [
     'REPO_ROOT', 'TINY_CONFIGS', 'assert_distillation_step',
     'demo_det_inputs', 'demo_seg_inputs',
     'load_plain_checkpoint', 'load_training_checkpoint',
-    'make_tiny_det_dataset', 'make_tiny_seg_dataset', 'random_boxes',
+    'make_tiny_det_dataset', 'make_tiny_seg_dataset',
+    'offline_model_config', 'random_boxes',
     'run_tool', 'tiny_config', 'tiny_config_path', 'train_with_tool'
 ]

@@ -117,22 +117,6 @@ def save_json(record: Mapping, path: str) -> None:
         json.dump(record, f, indent=2)
 
 
-def _no_pretrained(node: Any) -> None:
-    """Drop ``Pretrained`` inits and ``pretrained`` paths (in place)."""
-    if isinstance(node, dict):
-        init_cfg = node.get('init_cfg')
-        if isinstance(init_cfg, dict) and init_cfg.get('type') == \
-                'Pretrained':
-            node['init_cfg'] = None
-        if node.get('pretrained') is not None:
-            node['pretrained'] = None
-        for value in node.values():
-            _no_pretrained(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _no_pretrained(value)
-
-
 def build_distiller(config: str, device: Any = 'cpu',
                     edit: Callable[[Any], Any] = None,
                     seed: int = 0) -> Tuple[Any, Any, Any]:
@@ -157,13 +141,14 @@ def build_distiller(config: str, device: Any = 'cpu',
     from mmengine.registry import MODELS, DefaultScope
 
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
+    from mmkd.testing import offline_model_config
     from mmkd.utils.model_loading import load_model_config
     MMLogger.get_current_instance().setLevel('WARNING')  # no init logs
     cfg = Config.fromfile(config)
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.teacher = load_model_config(model_cfg.teacher, 'model.teacher')
     model_cfg.teacher_checkpoint = None
-    _no_pretrained(model_cfg)
+    model_cfg = offline_model_config(model_cfg)
     if edit is not None:
         edit(model_cfg)
     torch.manual_seed(seed)

@@ -5,7 +5,6 @@ student, 19 classes), random teacher, nothing downloaded, SyncBN as BN; only
 the data is tiny: two 64x64 images (two, because the student's PSP pooling
 branch of scale 1 gives 1x1 maps, and BN in training needs more than one
 value per channel)."""
-import copy
 import glob
 import math
 import os.path as osp
@@ -18,7 +17,8 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, DefaultScope
 
 from mmkd.testing import REPO_ROOT as REPO
-from mmkd.testing import assert_distillation_step, demo_seg_inputs
+from mmkd.testing import (assert_distillation_step, demo_seg_inputs,
+                          offline_model_config)
 
 CWD = osp.join(REPO, 'configs', 'cwd')
 CONFIGS = sorted(glob.glob(osp.join(CWD, '*.py')))
@@ -36,38 +36,16 @@ def test_every_config_is_covered():
     assert {osp.basename(c) for c in CONFIGS} == set(EXPECTED_LOSSES)
 
 
-def offline(model_cfg):
-    """No pretrained weights (nothing downloaded), BN instead of SyncBN."""
-    model_cfg = copy.deepcopy(model_cfg)
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get('type') == 'SyncBN':
-                node['type'] = 'BN'
-            if 'pretrained' in node:
-                node['pretrained'] = None
-            if isinstance(node.get('init_cfg'), dict) and \
-                    node['init_cfg'].get('type') == 'Pretrained':
-                node['init_cfg'] = None
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                walk(value)
-
-    walk(model_cfg)
-    return model_cfg
-
-
 def prepare(path):
     from mmkd.utils.model_loading import load_model_config
     cfg = Config.fromfile(path)
     model = cfg.model
-    model.student = offline(model.student)
+    model.student = offline_model_config(model.student)
     # stock configs pad every batch to the 512x1024 crop: pad to 64x64
     model.student.data_preprocessor.size = (SIZE, SIZE)
     model.student.backbone.init_cfg = None
-    teacher = offline(load_model_config(model.teacher, 'model.teacher'))
+    teacher = offline_model_config(
+        load_model_config(model.teacher, 'model.teacher'))
     teacher.backbone.init_cfg = None
     model.teacher = teacher
     model.teacher_checkpoint = None

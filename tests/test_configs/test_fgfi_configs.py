@@ -4,7 +4,6 @@ Small inputs (two images of different sizes in one batch, random boxes),
 random teachers, nothing downloaded: the published-setting models at full
 depth (R101 teachers, R50 students); only the data is tiny, and two-stage
 detectors keep fewer proposals and RoIs."""
-import copy
 import glob
 import math
 import os.path as osp
@@ -17,7 +16,8 @@ from mmengine.optim import build_optim_wrapper
 from mmengine.registry import MODELS, init_default_scope
 
 from mmkd.testing import REPO_ROOT as REPO
-from mmkd.testing import assert_distillation_step, demo_det_inputs
+from mmkd.testing import (assert_distillation_step, demo_det_inputs,
+                          offline_model_config)
 
 FGFI = osp.join(REPO, 'configs', 'fgfi')
 CONFIGS = sorted(glob.glob(osp.join(FGFI, '*.py')))
@@ -46,30 +46,6 @@ def test_every_config_is_covered():
     assert names == set(EXPECTED_LOSSES) | PLAIN_CONFIGS
 
 
-def offline(model_cfg):
-    """No pretrained weights (nothing downloaded), BN instead of SyncBN."""
-    model_cfg = copy.deepcopy(model_cfg)
-
-    def walk(node):
-        if isinstance(node, dict):
-            if node.get('type') == 'SyncBN':
-                node['type'] = 'BN'
-            if node.get('pretrained') is not None:
-                node['pretrained'] = None
-            init_cfg = node.get('init_cfg')
-            if isinstance(init_cfg, dict) and \
-                    init_cfg.get('type') == 'Pretrained':
-                node['init_cfg'] = None
-            for value in node.values():
-                walk(value)
-        elif isinstance(node, (list, tuple)):
-            for value in node:
-                walk(value)
-
-    walk(model_cfg)
-    return model_cfg
-
-
 def few_rois(model_cfg):
     """Fewer proposals and sampled RoIs (in place): a two-stage detector's
     RoI head costs about as much per RoI as the whole backbone does on a
@@ -88,12 +64,12 @@ def prepare(path):
     model = cfg.model
     if 'student' in model:
         from mmkd.utils.model_loading import load_model_config
-        model.student = few_rois(offline(model.student))
-        model.teacher = few_rois(offline(
+        model.student = few_rois(offline_model_config(model.student))
+        model.teacher = few_rois(offline_model_config(
             load_model_config(model.teacher, 'model.teacher')))
         model.teacher_checkpoint = None
     else:
-        cfg.model = few_rois(offline(model))
+        cfg.model = few_rois(offline_model_config(model))
     assert 'Pretrained' not in repr(cfg.model)  # nothing to download
     return cfg
 
