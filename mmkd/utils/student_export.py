@@ -138,6 +138,10 @@ def student_config(cfg: Config) -> Config:
     plain.model = model
     if scope:
         plain.default_scope = scope
+    # the distiller's wrapper (a critic's separate DDP) is not the student's
+    if str(plain.get('model_wrapper_cfg', {}).get('type', '')).endswith(
+            'MMSeparateDistributedDataParallel'):
+        plain.pop('model_wrapper_cfg')
     hooks = [h for h in plain.get('custom_hooks', [])
              if not str(h.get('type', '')).startswith('mmkd.')]
     plain.custom_hooks = hooks
