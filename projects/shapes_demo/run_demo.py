@@ -5,7 +5,7 @@ the test split, and write a report.
 
     python projects/shapes_demo/run_demo.py [--quick] [--seeds 3]
         [--seed-base 0] [--jobs N] [--work-dir work_dirs/shapes_demo]
-        [--tasks seg det]
+        [--tasks seg det] [--variants pixel ...]
 
 The settings (the baseline's learning rate, each variant's loss weights) are
 the configs'; ``select_settings.py`` chose them on the val split with seeds
@@ -22,7 +22,8 @@ import time
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
 from shapes_demo.protocol import report_seeds  # noqa: E402
-from shapes_demo.stages import BUDGETS, TASKS, prepare_run, run_tasks  # noqa
+from shapes_demo.stages import (BUDGETS, TASKS, only_variants,  # noqa
+                                prepare_run, run_tasks)
 
 
 def parse_args() -> argparse.Namespace:
@@ -42,6 +43,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--work-dir', default='work_dirs/shapes_demo')
     parser.add_argument('--tasks', nargs='+', default=['seg', 'det'],
                         choices=['seg', 'det'])
+    parser.add_argument('--variants', nargs='+', default=None,
+                        help='only these distilled variants (by name, e.g. '
+                        'pixel imitation); the teacher and the baseline '
+                        'always run')
     parser.add_argument(
         '--jobs', type=int, default=None,
         help='tasks trained at the same time, each in its own process with '
@@ -56,6 +61,8 @@ def parse_args() -> argparse.Namespace:
         parser.error(f'--jobs must be at least 1, got {args.jobs}')
     try:
         args.seed_list = report_seeds(args.seed_base, args.seeds)
+        args.task_list = only_variants(
+            [t for t in TASKS if t.name in args.tasks], args.variants)
     except ValueError as error:
         parser.error(str(error))
     return args
@@ -67,7 +74,7 @@ def main() -> None:
     from shapes_demo.report import write_report
     budget = BUDGETS['quick' if args.quick else 'default']
     work = osp.abspath(args.work_dir)
-    tasks = [t for t in TASKS if t.name in args.tasks]
+    tasks = args.task_list
     jobs = args.jobs or min(len(tasks), os.cpu_count() or 1)
     stages = 1 + sum(1 + (t.pretrain is not None) +
                      (1 + len(t.variants)) * args.seeds for t in tasks)

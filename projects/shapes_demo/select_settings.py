@@ -15,7 +15,6 @@ the same work dir puts them in its report and reuses the teachers. It says
 which configs hold a setting other than the chosen one.
 """
 import argparse
-import dataclasses
 import json
 import os
 import os.path as osp
@@ -30,7 +29,8 @@ from shapes_demo.protocol import (grid_size, selection_rows,  # noqa: E402
                                   selection_seeds, selection_table,
                                   setting_text)
 from shapes_demo.stages import (BUDGETS, CONFIGS, TASKS,  # noqa: E402
-                                prepare_run, run_tasks, stage_setting)
+                                only_variants, prepare_run, run_tasks,
+                                stage_setting)
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,11 +48,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--jobs', type=int, default=None,
                         help='tasks run at the same time (as run_demo.py)')
     args = parser.parse_args()
-    known = {v for t in TASKS for v in t.variants}
-    if args.variants and not set(args.variants) <= known:
-        parser.error(f'--variants: unknown '
-                     f'{sorted(set(args.variants) - known)}; the variants '
-                     f'are {sorted(known)}')
+    try:
+        args.task_list = only_variants(
+            [t for t in TASKS if t.name in args.tasks], args.variants)
+    except ValueError as error:
+        parser.error(str(error))
     if args.seeds < 1:
         parser.error(f'--seeds must be at least 1, got {args.seeds}')
     if args.jobs is not None and args.jobs < 1:
@@ -86,10 +86,7 @@ def main() -> None:
     from shapes_demo.report import selection_chart
     budget = BUDGETS['quick' if args.quick else 'default']
     work = osp.abspath(args.work_dir)
-    tasks = [dataclasses.replace(t, variants={
-        v: c for v, c in t.variants.items()
-        if args.variants is None or v in args.variants})
-        for t in TASKS if t.name in args.tasks]
+    tasks = args.task_list
     jobs = args.jobs or min(len(tasks), os.cpu_count() or 1)
     seeds = selection_seeds(args.seeds)
     stages = 1 + sum(

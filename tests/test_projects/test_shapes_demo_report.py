@@ -180,3 +180,14 @@ def test_generated_splits_do_not_depend_on_each_other(tmp_path):
     generate(str(tmp_path / 'b'), 2, 2, 3, size=(32, 32))
     assert len(list((tmp_path / 'b' / 'seg' / 'img_dir' /
                      'train').iterdir())) == 2
+
+
+def test_only_variants():
+    from shapes_demo.stages import only_variants
+    seg, det = only_variants(TASKS, ['pixel', 'imitation'])
+    assert list(seg.variants) == ['pixel'] and list(det.variants) == [
+        'imitation']
+    assert seg.student == SEG.student and seg.pretrain == SEG.pretrain
+    assert only_variants(TASKS, None) == TASKS
+    with pytest.raises(ValueError, match="unknown \\['pixle'\\]"):
+        only_variants(TASKS, ['pixle'])

@@ -1,5 +1,6 @@
 """The demo's stages: which configs train, for how long, and running one."""
 import contextlib
+import dataclasses
 import json
 import logging
 import multiprocessing
@@ -365,6 +366,23 @@ class Progress:
             self.counter.value += 1
             print(f'[shapes demo {self.counter.value}/{self.total} '
                   f'{time.time() - self.start:6.0f}s] {text}', flush=True)
+
+
+def only_variants(tasks: List[Task], names: Optional[List[str]]
+                  ) -> List[Task]:
+    """The tasks with only the variants ``names`` (all when None).
+
+    Raises:
+        ValueError: When a name is no variant of any task.
+    """
+    if names is None:
+        return list(tasks)
+    known = {v for t in TASKS for v in t.variants}
+    if not set(names) <= known:
+        raise ValueError(f'--variants: unknown {sorted(set(names) - known)}; '
+                         f'the variants are {sorted(known)}')
+    return [dataclasses.replace(t, variants={
+        v: c for v, c in t.variants.items() if v in names}) for t in tasks]
 
 
 def prepare_run(work: str, budget: Budget, stages: int
