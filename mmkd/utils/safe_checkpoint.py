@@ -27,6 +27,7 @@ execute or delete (:func:`sanitize_runner_state`).
 Nothing is switched off globally, and ``torch.load`` itself is not changed.
 """
 import io
+import logging
 import os
 import os.path as osp
 import pickle
@@ -229,7 +230,7 @@ def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
         meta.pop('config')
         print_log("Dropped meta['config'] of the loaded checkpoint: mmengine "
                   'would execute it as Python on resume.', logger='current',
-                  level=10)
+                  level=logging.DEBUG)
     hub = checkpoint.get('message_hub')
     info = hub.get('runtime_info') if isinstance(hub, dict) else None
     if not isinstance(info, dict):
@@ -246,14 +247,14 @@ def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
                 f'Ignored message_hub.runtime_info.{key} = {value!r:.200} of '
                 f'the loaded checkpoint: it is not a .pth file beside the '
                 'checkpoint, and mmengine would delete or write that path.',
-                logger='current', level=30)
+                logger='current', level=logging.WARNING)
     ids = info.get('keep_ckpt_ids')
     if ids is not None and not (isinstance(ids, list) and all(
             type(i) is int and i >= 0 for i in ids)):
         info.pop('keep_ckpt_ids')
         print_log(f'Ignored message_hub.runtime_info.keep_ckpt_ids = '
                   f'{ids!r:.200}: expected a list of iteration numbers.',
-                  logger='current', level=30)
+                  logger='current', level=logging.WARNING)
     return checkpoint
 
 
@@ -350,4 +351,4 @@ def register_safe_checkpoint_loaders() -> None:
             'process: checkpoints loaded through mmengine (load_from, '
             'resume, load_checkpoint, init_cfg) are treated as untrusted '
             '(weights_only=True with a plain-type allow-list).',
-            logger='current', level=20)
+            logger='current', level=logging.INFO)
