@@ -197,8 +197,13 @@ def safe_torch_load(file: Union[str, IO[bytes]],
 
 # ---------------------------------------------------------------- resume ----
 
-# runtime-info keys that mmengine's CheckpointHook turns into file removals
-_PATH_INFO = re.compile(r'^(best_ckpt(_.+)?|last_ckpt)$')
+# runtime-info keys that name checkpoint files, and the file names each may
+# have: CheckpointHook deletes best_ckpt* ("the previous best") when it saves
+# a new best, named best_<metric>_<iter_N.pth | epoch_N.pth>
+_PATH_INFO = {
+    re.compile(r'^best_ckpt(_.+)?$'): re.compile(r'^best_.+\.pth$'),
+    re.compile(r'^last_ckpt$'): re.compile(r'^.+\.pth$'),
+}
 
 
 def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
@@ -208,10 +213,12 @@ def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
     - ``meta['config']``: ``Runner.resume`` executes it as Python
       (``Config.fromstring(..., '.py')``) only to read ``gpu_ids``. It is
       removed (the check it served is skipped).
-    - ``message_hub.runtime_info`` ``best_ckpt*`` / ``last_ckpt``: paths that
-      ``CheckpointHook`` deletes ("the previous best") or writes beside. Kept
-      only when they name a ``.pth`` file in the folder of the checkpoint
-      being loaded (``source``); otherwise removed, with a warning.
+    - ``message_hub.runtime_info`` ``best_ckpt*``: paths that
+      ``CheckpointHook`` deletes ("the previous best"). Kept only when they
+      name a ``best_*.pth`` file in the folder of the checkpoint being loaded
+      (``source``), i.e. a best checkpoint of that run; ``last_ckpt`` only
+      when it names a ``.pth`` file there. Otherwise removed, with a
+      warning.
     - ``keep_ckpt_ids``: checkpoint steps ``CheckpointHook`` deletes; kept
       only as a list of non-negative ints.
 
@@ -236,17 +243,21 @@ def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
     if not isinstance(info, dict):
         return checkpoint
     folder = osp.realpath(osp.dirname(source)) if source else None
-    for key in [k for k in info if isinstance(k, str) and _PATH_INFO.match(k)]:
+    for key in list(info):
+        names = [name for pattern, name in _PATH_INFO.items()
+                 if isinstance(key, str) and pattern.match(key)]
+        if not names:
+            continue
         value = info[key]
         ok = (folder is not None and isinstance(value, str)
-              and value.endswith('.pth')
+              and names[0].match(osp.basename(value)) is not None
               and osp.realpath(osp.dirname(osp.abspath(value))) == folder)
         if not ok:
             info.pop(key)
             print_log(
                 f'Ignored message_hub.runtime_info.{key} = {value!r:.200} of '
-                f'the loaded checkpoint: it is not a .pth file beside the '
-                'checkpoint, and mmengine would delete or write that path.',
+                'the loaded checkpoint: it does not name a checkpoint file '
+                'beside the loaded one, and mmengine would delete that path.',
                 logger='current', level=logging.WARNING)
     ids = info.get('keep_ckpt_ids')
     if ids is not None and not (isinstance(ids, list) and all(

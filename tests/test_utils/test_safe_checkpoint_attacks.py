@@ -205,6 +205,8 @@ def test_sanitize_runner_state(tmp_path):
         'meta': {'config': "import os\nos.remove('x')", 'iter': 4},
         'message_hub': {'runtime_info': {
             'best_ckpt': str(tmp_path / 'elsewhere' / 'best.pth'),
+            # beside the checkpoint, but not a best checkpoint
+            'best_ckpt_aAcc': str(folder / 'pretrained_student.pth'),
             'best_ckpt_mIoU': str(folder / 'best_mIoU_iter_2.pth'),
             'last_ckpt': str(tmp_path),  # a folder: mmengine would rmtree
             'keep_ckpt_ids': ['../x', 3],
@@ -216,6 +218,7 @@ def test_sanitize_runner_state(tmp_path):
     assert 'config' not in checkpoint['meta']
     assert checkpoint['meta']['iter'] == 4
     assert 'best_ckpt' not in info and 'last_ckpt' not in info
+    assert 'best_ckpt_aAcc' not in info
     assert info['best_ckpt_mIoU'] == str(folder / 'best_mIoU_iter_2.pth')
     assert 'keep_ckpt_ids' not in info and info['iter'] == 4
     # a download has no folder of its own: no path is kept
