@@ -2,15 +2,12 @@
 
 Test modules import their helpers from :mod:`mmkd.testing` (random batches,
 the tiny configs of ``tests/data/configs``), never from this file or from
-one another. ``REPO``, ``TINY`` and ``tiny_config`` stay importable here
-for the end-to-end tests that still name them.
+one another.
 """
 import os
 
 import pytest
 
-from mmkd.testing import REPO_ROOT as REPO  # noqa: F401
-from mmkd.testing import TINY_CONFIGS as TINY  # noqa: F401
 from mmkd.testing import tiny_config
 
 

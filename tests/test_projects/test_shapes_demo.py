@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image
 
-from conftest import REPO
+from mmkd.testing import REPO_ROOT as REPO
 
 DEMO = osp.join(REPO, 'projects', 'shapes_demo', 'run_demo.py')
 SELECT = osp.join(REPO, 'projects', 'shapes_demo', 'select_settings.py')

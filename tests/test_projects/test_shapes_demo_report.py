@@ -6,7 +6,7 @@ import sys
 import pytest
 from mmengine.config import Config
 
-from conftest import REPO
+from mmkd.testing import REPO_ROOT as REPO
 
 sys.path.insert(0, osp.join(REPO, 'projects', 'shapes_demo'))
 from shapes_demo.generate import generate  # noqa: E402
