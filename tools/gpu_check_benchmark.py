@@ -28,16 +28,16 @@ the student in fp32).
 """
 import argparse
 import copy
-import json
 import os.path as osp
-import statistics
 import sys
-import time
 
 import torch
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from gpu_check_steps import HERE, build  # noqa: E402
+
+from mmkd.utils.benchmark import (environment, interleave, median,  # noqa: E402
+                                  peak_gpu_gb, save_json)
 
 CONFIGS = {
     'skd-all': ('configs/skd/skd-all_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_'
@@ -48,25 +48,6 @@ CONFIGS = {
                'fpn_1x_coco.py'),
 }
 SETTINGS = ('fp32', 'amp', 'bf16-teacher')
-
-
-def sync(device: str) -> None:
-    if device == 'cuda':
-        torch.cuda.synchronize()
-
-
-def timed(fn, device):
-    """Seconds and peak memory (GB, CUDA only) of one call."""
-    if device == 'cuda':
-        torch.cuda.reset_peak_memory_stats()
-    sync(device)
-    start = time.perf_counter()
-    fn()
-    sync(device)
-    seconds = time.perf_counter() - start
-    peak = (torch.cuda.max_memory_allocated() / 2**30
-            if device == 'cuda' else None)
-    return seconds, peak
 
 
 def make_bound(model, optim_wrapper, data):
@@ -117,19 +98,21 @@ def run(name, setting, args):
     def step():
         model.train_step(copy.deepcopy(data), optim_wrapper)
 
-    samples = dict(step=[], bound=[])
-    peaks = dict(step=0.0, bound=0.0)
     step()  # records the logit shapes the bound's critic step uses
-    for round_ in range(args.warmup + args.steps):
-        order = ('step', 'bound') if round_ % 2 == 0 else ('bound', 'step')
-        for variant in order:
-            seconds, peak = timed(step if variant == 'step' else bound,
-                                  args.device)
-            if round_ >= args.warmup:
-                samples[variant].append(seconds)
+    peaks = dict(step=0.0, bound=0.0)
+
+    def with_peak(name, fn):
+        def call():
+            peak = peak_gpu_gb(fn, args.device)
             if peak is not None:
-                peaks[variant] = max(peaks[variant], peak)
-    med = {k: statistics.median(v) for k, v in samples.items()}
+                peaks[name] = max(peaks[name], peak)
+        return call
+
+    timings = interleave(
+        dict(step=with_peak('step', step), bound=with_peak('bound', bound)),
+        args.steps, args.warmup, args.device)
+    samples = {k: v['wall'] for k, v in timings.items()}
+    med = median(samples)
     return dict(config=CONFIGS[name], setting=setting,
                 input=f'{size[0]}x{size[1]}x{batch}', median_s=med,
                 samples_s=samples, overhead=med['step'] / med['bound'] - 1,
@@ -188,10 +171,9 @@ def main() -> int:
             if args.device == 'cuda':
                 torch.cuda.empty_cache()
     if args.out:
-        with open(args.out, 'w') as f:
-            json.dump(dict(device=(torch.cuda.get_device_name()
-                                   if args.device == 'cuda' else 'cpu'),
-                           torch=torch.__version__, rows=rows), f, indent=1)
+        env = environment(args.device)
+        save_json(dict(device=env['cuda'] or 'cpu', environment=env,
+                       rows=rows, torch=torch.__version__), args.out)
     return 1 if failed else 0
 
 

@@ -87,6 +87,26 @@ def peak_rss_gb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def peak_gpu_gb(fn: Callable[[], Any], device: Any = 'cpu') -> Any:
+    """Run ``fn`` once; the peak GPU memory it allocated, in GiB
+    (``torch.cuda.max_memory_allocated`` after a reset), or None when the
+    device is not CUDA (``fn`` still runs).
+
+    Args:
+        fn (Callable): One run of the measured code.
+        device: The device ``fn`` runs on.
+
+    Returns:
+        float | None: Peak GiB on CUDA, else None.
+    """
+    cuda = str(device).startswith('cuda')
+    if cuda:
+        torch.cuda.reset_peak_memory_stats()
+    fn()
+    synchronize(device)
+    return torch.cuda.max_memory_allocated() / 2**30 if cuda else None
+
+
 def environment(device: Any = 'cpu') -> Dict[str, Any]:
     """What the figures were measured on."""
     return dict(
