@@ -70,8 +70,7 @@ def config_mismatches(rows: List[dict], tasks) -> List[str]:
                 task.variants[row['model']])
         held = stage_setting(Config.fromfile(osp.join(CONFIGS, name)))
         chosen = row['settings'][row['chosen']]
-        keys = ['lr'] if row['model'] == 'student' else [
-            k for k in chosen if k != 'lr']
+        keys = ['lr'] if row['model'] == 'student' else list(chosen)
         if any(abs(held[k] - chosen[k]) > 1e-12 for k in keys):
             lines.append(
                 f"configs/{name} holds {setting_text(held, row['model'])}; "
@@ -99,25 +98,37 @@ def main() -> None:
     out = osp.join(work, 'report')
     os.makedirs(out, exist_ok=True)
     rows = selection_rows(results, tasks)
+    runs = [asdict(r) for r in results]
+    minutes = {t.name: (time.time() - progress.start) / 60 for t in tasks}
+    # a selection of other tasks made earlier in this work dir stays
+    earlier = osp.join(out, 'selection.json')
+    if osp.exists(earlier):
+        with open(earlier) as f:
+            kept = json.load(f)
+        names = {t.name for t in tasks}
+        rows = [r for r in kept['rows'] if r['task'] not in names] + rows
+        runs = [r for r in kept['runs'] if r['task'] not in names] + runs
+        minutes = {**{k: v for k, v in kept.get('minutes', {}).items()
+                      if k not in names}, **minutes}
     papers = {f'{t.name}/{v}': dict(Config.fromfile(
         osp.join(CONFIGS, c)).paper_loss_weights)
-        for t in tasks for v, c in t.variants.items()}
+        for t in TASKS for v, c in t.variants.items()}
     selection_chart(rows, papers, osp.join(out, 'weight_selection.png'))
-    mismatches = config_mismatches(rows, tasks)
-    minutes = (time.time() - progress.start) / 60
+    mismatches = config_mismatches(rows, TASKS)
     with open(osp.join(out, 'selection.json'), 'w') as f:
         json.dump(dict(rows=rows, seeds=seeds, quick=args.quick,
-                       minutes=minutes,
-                       runs=[asdict(r) for r in results]), f, indent=1)
+                       minutes=minutes, runs=runs), f, indent=1)
     table = selection_table(rows)
     with open(osp.join(out, 'selection.md'), 'w') as f:
         f.write(
             '## How the settings were chosen\n\n'
-            f'`select_settings.py --seeds {args.seeds}` '
-            f'({minutes:.0f} min): every candidate of each config\'s grid '
-            f'trained with the selection seeds {seeds} and scored on the '
-            'val split; the baseline\'s learning rate first, then each '
-            'variant\'s loss weights at that rate.\n\n' + table + '\n\n' +
+            f'`select_settings.py --seeds {args.seeds}` ('
+            + ', '.join(f'{k} {v:.0f} min' for k, v in minutes.items()) +
+            '): every candidate of each config\'s grid trained with the '
+            f'selection seeds {seeds} and scored on the val split; the '
+            'baseline\'s learning rate first, then each variant\'s loss '
+            'weights at that rate and at the distill_lr_scales multiples '
+            'of it.\n\n' + table + '\n\n' +
             ('Configs that hold another setting than the chosen one: ' +
              '; '.join(mismatches) + '.\n\n' if mismatches else
              'Every config holds the chosen setting.\n\n') +
@@ -126,7 +137,8 @@ def main() -> None:
     print(table)
     for line in mismatches:
         print('config differs from the selection:', line)
-    print(f'\nselection: {out}/selection.md (total {minutes:.1f} min)')
+    total = (time.time() - progress.start) / 60
+    print(f'\nselection: {out}/selection.md (total {total:.1f} min)')
 
 
 if __name__ == '__main__':

@@ -13,9 +13,11 @@ from shapes_demo.generate import generate  # noqa: E402
 from shapes_demo.protocol import (best_candidate, paired_rows,  # noqa: E402
                                   paired_table, paper_scale, part_noise,
                                   report_seeds, selection_rows,
-                                  selection_table, verdict, weight_grid)
+                                  selection_table, variant_candidates,
+                                  verdict, weight_grid)
 from shapes_demo.report import _not_better  # noqa: E402
-from shapes_demo.stages import CONFIGS, TASKS, StageResult  # noqa: E402
+from shapes_demo.stages import (CONFIGS, TASKS, StageResult,  # noqa: E402
+                                stage_setting)
 
 SEG = next(t for t in TASKS if t.name == 'seg')
 
@@ -36,7 +38,7 @@ def test_paired_rows_and_table():
               parts=[[20, 20, 20, 20], [22] * 4, [24] * 4]) +
         _runs('pixel', [25, 25, 28],
               parts=[[24, 26, 24, 26], [24, 26, 24, 26], [27, 29, 27, 29]],
-              setting=dict(lr=0.2, pixel=3.0)) +
+              setting=dict(lr=0.1, pixel=3.0)) +
         _runs('pair', [21, 21, 21], setting=dict(lr=0.2, pair=0.1)) +
         _runs('cwd', [18, 20, 22], setting=dict(lr=0.2, cwd=5.0)))
     rows = {r['model']: r for r in paired_rows(results, [SEG])}
@@ -60,7 +62,8 @@ def test_paired_rows_and_table():
     assert rows['cwd']['diffs'] == [-2, -2, -2]
     assert rows['cwd']['verdict'] == 'worse'
     table = paired_table(list(rows.values()))
-    assert ('| seg | pixel | pixel 3 | mIoU | 26.00 ± 1.73 | +4.00 ± 1.00 | '
+    assert ('| seg | pixel | pixel 3 at lr 0.1 | mIoU | 26.00 ± 1.73 | '
+            '+4.00 ± 1.00 | '
             '± 0.58 | better |') in table
     assert ('| seg | student | lr 0.2 | mIoU | 22.00 ± 2.00 |  |  |  |'
             in table)
@@ -100,7 +103,8 @@ def test_report_seeds():
 
 
 def _variant(**kwargs):
-    cfg = dict(lr_grid=[0.05, 0.1, 0.2],
+    cfg = dict(lr_grid=[0.05, 0.1, 0.2, 0.3, 0.4, 0.5],
+               distill_lr_scales=[1.0, 0.5],
                model=dict(distill_losses=dict(
                    pixel=dict(loss_weight=10.0),
                    pair=dict(loss_weight=1.0))),
@@ -118,9 +122,13 @@ def test_weight_grid():
     assert len(grid) == 3
     assert paper_scale(dict(lr=0.2, pixel=3.0, pair=0.3),
                        dict(pixel=10.0, pair=1.0)) == pytest.approx(0.3)
-    with pytest.raises(ValueError, match='same budget'):
+    # 2 weights x 2 rates: 4 candidates against the baseline's 6
+    with pytest.raises(ValueError, match="the baseline's budget"):
         weight_grid(_variant(weight_grid=dict(pixel=[1.0, 10.0],
                                               pair=[0.1, 1.0])), 'v.py')
+    with pytest.raises(KeyError, match='distill_lr_scales'):
+        weight_grid(Config({k: v for k, v in _variant().items()
+                            if k != 'distill_lr_scales'}), 'v.py')
     with pytest.raises(ValueError, match='published weight'):
         weight_grid(_variant(weight_grid=dict(pixel=[1.0, 3.0, 5.0],
                                               pair=[0.1, 0.3, 1.0])), 'v.py')
@@ -131,18 +139,33 @@ def test_weight_grid():
         paper_scale(dict(pixel=3.0, pair=1.0), dict(pixel=10.0, pair=1.0))
 
 
+def test_variant_candidates_cross_weights_and_rates():
+    candidates = variant_candidates(_variant(), 'v.py', 0.2)
+    assert len(candidates) == 6
+    # the rate is the outer loop: the chosen rate's weights first
+    assert [lr for _, lr in candidates] == pytest.approx(
+        [0.2, 0.2, 0.2, 0.1, 0.1, 0.1])
+    assert candidates[4][0] == {
+        'model.distill_losses.pixel.loss_weight': 3.0,
+        'model.distill_losses.pair.loss_weight': 0.3}
+
+
 def test_demo_configs_hold_valid_grids():
-    """Every variant's grid holds the published weight and has as many
-    candidates as its task's learning-rate grid; each config's weights are
-    one of its candidates."""
+    """Every variant's candidates (weights x rates) are as many as its
+    task's learning-rate grid and hold the published weight; each config's
+    weights and rate are one of its candidates."""
     for task in TASKS:
+        base = Config.fromfile(osp.join(CONFIGS, task.student))
         for name in task.variants.values():
             cfg = Config.fromfile(osp.join(CONFIGS, name))
-            grid = weight_grid(cfg, name)
-            assert len(grid) == len(cfg.lr_grid) == 3
-            held = {f'model.distill_losses.{k}.loss_weight': v.loss_weight
-                    for k, v in cfg.model.distill_losses.items()}
-            assert held in grid, name
+            candidates = variant_candidates(cfg, name,
+                                            stage_setting(base)['lr'])
+            assert len(candidates) == len(cfg.lr_grid) == 6
+            held = ({f'model.distill_losses.{k}.loss_weight': v.loss_weight
+                     for k, v in cfg.model.distill_losses.items()},
+                    stage_setting(cfg)['lr'])
+            assert any(held[0] == o and held[1] == pytest.approx(lr)
+                       for o, lr in candidates), name
 
 
 def test_selection_summary():
@@ -153,7 +176,7 @@ def test_selection_summary():
               split='val') +
         _runs('pixel', [24, 22], setting=dict(lr=0.2, pixel=1.0),
               candidate=0, split='val') +
-        _runs('pixel', [23, 23], setting=dict(lr=0.2, pixel=10.0),
+        _runs('pixel', [23, 23], setting=dict(lr=0.1, pixel=10.0),
               candidate=1, split='val'))
     # a tie goes to the first candidate
     assert best_candidate([r for r in results if r.role == 'pixel']) == 0
@@ -163,8 +186,8 @@ def test_selection_summary():
     table = selection_table(rows)
     assert ('| seg | student | lr 0.1: 21.00; **lr 0.2: 23.00** | lr 0.2 |'
             in table)
-    assert '| seg | pixel | **pixel 1: 23.00**; pixel 10: 23.00 | pixel 1 |' \
-        in table
+    assert ('| seg | pixel | **pixel 1 at lr 0.2: 23.00**; pixel 10 at lr '
+            '0.1: 23.00 | pixel 1 at lr 0.2 |') in table
 
 
 def test_generated_splits_do_not_depend_on_each_other(tmp_path):

@@ -62,11 +62,12 @@ def _fill(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
             rng.normal(0, 10, (h, w, 3)))
 
 
-def _shape_mask(rng: np.random.Generator, cls: str, h: int,
-                w: int) -> np.ndarray:
-    """A random object of class ``cls`` as an (h, w) bool mask."""
+def _shape_mask(rng: np.random.Generator, cls: str, h: int, w: int,
+                radius: Tuple[float, float] = (0.06, 0.22)) -> np.ndarray:
+    """A random object of class ``cls`` as an (h, w) bool mask; its radius
+    is drawn from ``radius`` (fractions of the scene's shorter side)."""
     yy, xx = np.mgrid[:h, :w]
-    r = rng.uniform(0.06, 0.22) * min(h, w)  # several scales
+    r = rng.uniform(*radius) * min(h, w)  # several scales
     cy, cx = rng.uniform(0, h), rng.uniform(0, w)
     if cls == 'disc':
         return (yy - cy)**2 + (xx - cx)**2 <= r * r
@@ -94,8 +95,17 @@ def _shape_mask(rng: np.random.Generator, cls: str, h: int,
 
 
 def draw_scene(rng: np.random.Generator, size: Tuple[int, int],
-               num_objects: Tuple[int, int] = (3, 7)):
+               num_objects: Tuple[int, int] = (3, 7),
+               radius: Tuple[float, float] = (0.06, 0.22)):
     """One scene.
+
+    Args:
+        rng: The scene's random stream.
+        size: Height and width.
+        num_objects: Fewest and most objects drawn (later ones may cover
+            earlier ones).
+        radius: Smallest and largest object radius, as fractions of the
+            shorter side.
 
     Returns:
         tuple: ``image`` (H, W, 3) uint8, ``label`` (H, W) uint8 (0 background,
@@ -109,7 +119,7 @@ def draw_scene(rng: np.random.Generator, size: Tuple[int, int],
     objects = []
     for i in range(int(rng.integers(num_objects[0], num_objects[1] + 1))):
         cls = int(rng.integers(len(CLASSES)))
-        mask = _shape_mask(rng, CLASSES[cls], h, w)
+        mask = _shape_mask(rng, CLASSES[cls], h, w, radius)
         if mask.sum() < 6:
             continue
         image[mask] = _fill(rng, h, w)[mask]
@@ -135,7 +145,9 @@ def generate(root: str,
              num_val: int = 200,
              num_test: int = 1000,
              size: Tuple[int, int] = (96, 96),
-             seed: int = 0) -> Dict[str, str]:
+             seed: int = 0,
+             num_objects: Tuple[int, int] = (3, 7),
+             radius: Tuple[float, float] = (0.06, 0.22)) -> Dict[str, str]:
     """Write the segmentation and detection datasets under ``root``.
 
     The same scenes serve both tasks. Split ``k`` of :data:`SPLITS` is drawn
@@ -151,13 +163,16 @@ def generate(root: str,
         num_test: Test scenes (the reported metrics).
         size: Scene height and width.
         seed: Generator seed.
+        num_objects: Fewest and most objects per scene.
+        radius: Object radius range, as fractions of the shorter side.
 
     Returns:
         dict: ``seg`` and ``det`` dataset roots.
     """
     seg_root, det_root = osp.join(root, 'seg'), osp.join(root, 'det')
     counts = dict(train=num_train, val=num_val, test=num_test)
-    stamp = dict(counts, size=list(size), seed=seed)
+    stamp = dict(counts, size=list(size), seed=seed,
+                 num_objects=list(num_objects), radius=list(radius))
     stamp_file = osp.join(root, 'generated.json')
     if osp.exists(stamp_file):
         with open(stamp_file) as f:
@@ -176,7 +191,7 @@ def generate(root: str,
         images: List[dict] = []
         annotations: List[dict] = []
         for i in range(count):
-            image, label, boxes = draw_scene(rng, size)
+            image, label, boxes = draw_scene(rng, size, num_objects, radius)
             name = f'{i:05d}.png'
             Image.fromarray(image).save(osp.join(seg_root, 'img_dir', split,
                                                  name))

@@ -4,16 +4,20 @@ paired comparison with the baseline that the report tables give.
 - Settings are chosen on the val split with the selection seeds
   (:data:`SELECTION_SEED_BASE` and up), never reported; the report trains
   with seeds below it and evaluates on the test split.
-- The baseline student's learning rate comes from its config's ``lr_grid``,
-  each variant's loss weights from its config's ``weight_grid`` (one list per
-  distill loss, candidate ``i`` takes the ``i``-th weight of every list);
-  every grid has :func:`grid_size` candidates and holds the published weights
-  (``paper_loss_weights``).
+- The baseline student's learning rate comes from its config's ``lr_grid``.
+  A variant's candidates are its config's ``weight_grid`` (one list per
+  distill loss, weight candidate ``i`` takes the ``i``-th weight of every
+  list, holding the published weights ``paper_loss_weights``) crossed with
+  the ``distill_lr_scales`` of the student config (learning rates as
+  multiples of the baseline's chosen one): a distillation term adds its
+  gradient to the task loss's, so a distilled student may need a smaller
+  rate than the baseline's best one. Every variant and the baseline try
+  :func:`grid_size` candidates.
 - A variant is compared with the baseline trained with the same seed: the
   table gives the mean ± sample std of the per-seed differences.
 """
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.config import Config
@@ -55,22 +59,39 @@ def lr_grid(cfg: Config, name: str) -> List[float]:
     return [float(lr) for lr in cfg.lr_grid]
 
 
+def distill_lr_scales(cfg: Config, name: str) -> List[float]:
+    """The distilled students' learning rates as multiples of the
+    baseline's chosen one (``distill_lr_scales`` of the student config).
+
+    Raises:
+        KeyError: When the config has none.
+    """
+    if 'distill_lr_scales' not in cfg:
+        raise KeyError(f'{name}: the student config needs '
+                       '`distill_lr_scales`, the learning rates distilled '
+                       "students try as multiples of the baseline's "
+                       'chosen one; found none')
+    return [float(s) for s in cfg.distill_lr_scales]
+
+
 def weight_grid(cfg: Config, name: str) -> List[Dict[str, float]]:
     """A variant's loss-weight candidates as config overrides.
 
     Args:
         cfg: The variant's config, with ``weight_grid`` (distill loss name
-            -> list of weights, all lists as long as the ``lr_grid``) and
-            ``paper_loss_weights`` (distill loss name -> published weight).
+            -> list of weights, all lists of one length: ``lr_grid``'s
+            divided by ``distill_lr_scales``'s) and ``paper_loss_weights``
+            (distill loss name -> published weight).
         name: The config's name, for errors.
 
     Returns:
-        list[dict]: Candidate ``i`` as ``{'model.distill_losses.<loss>.
-        loss_weight': weight}``.
+        list[dict]: Weight candidate ``i`` as ``{'model.distill_losses.
+        <loss>.loss_weight': weight}``.
 
     Raises:
-        ValueError: When a grid names a loss the config lacks, differs in
-            length from the lr grid, or misses the published weight.
+        ValueError: When a grid names a loss the config lacks, gives the
+            variant another budget than the baseline's, or misses the
+            published weight.
     """
     grid = cfg.get('weight_grid')
     losses = cfg.model.get('distill_losses', {})
@@ -79,20 +100,34 @@ def weight_grid(cfg: Config, name: str) -> List[Dict[str, float]]:
             f'{name}: `weight_grid` must give one list of weights per '
             f'distill loss {sorted(losses)}, found '
             f'{sorted(grid) if grid else None}')
+    scales = len(distill_lr_scales(cfg, name))
     size = grid_size(cfg, name)
     paper = cfg.get('paper_loss_weights', {})
     for loss, weights in grid.items():
-        if len(weights) != size:
+        if len(weights) * scales != size:
             raise ValueError(
-                f'{name}: weight_grid.{loss} has {len(weights)} candidates, '
-                f'the lr_grid {size}: every variant gets the same budget')
+                f'{name}: weight_grid.{loss} has {len(weights)} candidates '
+                f'and distill_lr_scales {scales}, {len(weights) * scales} '
+                f'in all; the lr_grid has {size}: every variant gets the '
+                "baseline's budget")
         if loss not in paper or paper[loss] not in weights:
             raise ValueError(
                 f'{name}: weight_grid.{loss} = {list(weights)} must hold the '
                 f'published weight paper_loss_weights.{loss} = '
                 f'{paper.get(loss)}')
     return [{f'model.distill_losses.{loss}.loss_weight': float(weights[i])
-             for loss, weights in grid.items()} for i in range(size)]
+             for loss, weights in grid.items()}
+            for i in range(size // scales)]
+
+
+def variant_candidates(cfg: Config, name: str, lr: float
+                       ) -> List[Tuple[Dict[str, float], float]]:
+    """A variant's candidates: every loss-weight candidate at every
+    learning rate ``lr × distill_lr_scales``, as ``(overrides, lr)``,
+    :func:`grid_size` of them (the rate's outer loop)."""
+    return [(overrides, lr * scale)
+            for scale in distill_lr_scales(cfg, name)
+            for overrides in weight_grid(cfg, name)]
 
 
 def grid_size(cfg: Config, name: str) -> int:
@@ -204,13 +239,15 @@ def _pm(mean: Optional[float], std: Optional[float], sign: bool = False
 
 
 def setting_text(setting: Dict[str, float], model: str) -> str:
-    """``lr 0.2`` for the baseline, ``pixel 1`` (loss weights) for a
-    variant, empty for the teacher."""
+    """``lr 0.2`` for the baseline, ``pixel 1 at lr 0.1`` (loss weights,
+    learning rate) for a variant, empty for the teacher."""
     if model == 'teacher':
         return ''
     if model == 'student':
         return f"lr {setting['lr']:g}"
-    return ', '.join(f'{k} {v:g}' for k, v in setting.items() if k != 'lr')
+    weights = ', '.join(f'{k} {v:g}' for k, v in setting.items()
+                        if k != 'lr')
+    return f"{weights} at lr {setting['lr']:g}"
 
 
 def paired_table(rows: Sequence[dict]) -> str:

@@ -69,8 +69,9 @@ def _metric_chart(rows: List[dict], path: str) -> None:
 def selection_chart(rows: List[dict], papers: Dict[str, Dict[str, float]],
                     path: str) -> None:
     """Val metric against the loss weight (relative to the published
-    weights, log scale) for every variant, and against the learning rate
-    for the baseline; one column per task.
+    weights, log scale) for every variant, one line per learning rate it
+    tried, and against the learning rate for the baseline; one column per
+    task.
 
     Args:
         rows: :func:`protocol.selection_rows`.
@@ -90,9 +91,18 @@ def selection_chart(rows: List[dict], papers: Dict[str, Dict[str, float]],
                 continue
             paper = papers[f"{task}/{r['model']}"]
             xs = [paper_scale(s, paper) for s in r['settings']]
-            ax.plot(xs, r['means'], marker='o', label=r['model'])
+            lrs = sorted({s['lr'] for s in r['settings']}, reverse=True)
+            color = None
+            for k, lr in enumerate(lrs):  # one line per learning rate
+                idx = [i for i, s in enumerate(r['settings'])
+                       if s['lr'] == lr]
+                line, = ax.plot([xs[i] for i in idx],
+                                [r['means'][i] for i in idx], marker='o',
+                                ls='-' if k == 0 else ':', color=color,
+                                label=f"{r['model']} (lr {lr:g})")
+                color = line.get_color()
             ax.plot(xs[r['chosen']], r['means'][r['chosen']], marker='*',
-                    ms=14, color=ax.lines[-1].get_color())
+                    ms=14, color=color)
         if base is not None:
             ax.axhline(base['means'][base['chosen']], color='#555555',
                        ls='--', label='student (chosen lr)')

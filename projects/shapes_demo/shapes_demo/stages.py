@@ -109,7 +109,7 @@ POOL_SEED = 1
 BUDGETS = {
     'default': Budget(teacher_iters=dict(seg=2000, det=1200),
                       student_iters=400, num_train=3000, num_val=200,
-                      num_test=1000, pretrain_iters=1000, num_pool=3000),
+                      num_test=1000, pretrain_iters=3000, num_pool=3000),
     'quick': Budget(teacher_iters=dict(seg=24, det=24), student_iters=12,
                     num_train=32, num_val=8, num_test=8, pretrain_iters=12,
                     num_pool=16),
@@ -403,6 +403,11 @@ def prepare_run(work: str, budget: Budget, stages: int
     return progress, data
 
 
+# config keys only the selection reads: changing them keeps cached stages
+SELECTION_KEYS = ('lr_grid', 'distill_lr_scales', 'weight_grid',
+                  'paper_loss_weights')
+
+
 def _cached_stage(task: Task, role: str, config: str, iters: int,
                   work_dir: str, data_root: str, split: str,
                   progress: Callable[[str], None]) -> StageResult:
@@ -412,8 +417,10 @@ def _cached_stage(task: Task, role: str, config: str, iters: int,
     os.environ[task.data_env] = data_root  # the config reads it
     with open(osp.join(osp.dirname(data_root), 'generated.json')) as f:
         data = json.load(f)
-    stamp = dict(config=Config.fromfile(osp.join(CONFIGS, config)).pretty_text,
-                 iters=iters, data=data)
+    cfg = Config.fromfile(osp.join(CONFIGS, config))
+    for key in SELECTION_KEYS:  # what the selection reads, not training
+        cfg.pop(key, None)
+    stamp = dict(config=cfg.pretty_text, iters=iters, data=data)
     stamp_file = osp.join(work_dir, 'stage.json')
     if osp.exists(stamp_file):
         with open(stamp_file) as f:
@@ -508,7 +515,8 @@ def select_task(task: Task, budget: Budget, seeds: List[int], work: str,
                 ) -> List[StageResult]:
     """The selection: the baseline student's learning rate from its
     config's ``lr_grid``, then each variant's loss weights from its
-    config's ``weight_grid`` (at the chosen learning rate), every candidate
+    config's ``weight_grid`` crossed with learning rates
+    ``distill_lr_scales`` × the baseline's chosen one, every candidate
     trained once per seed and scored on the val split, in this process.
 
     Args:
@@ -523,15 +531,15 @@ def select_task(task: Task, budget: Budget, seeds: List[int], work: str,
     Returns:
         list[StageResult]: The teacher, then every candidate's runs.
     """
-    from .protocol import best_candidate, lr_grid, weight_grid
+    from .protocol import best_candidate, lr_grid, variant_candidates
     pretrain_student(task, budget, work, progress)
     teacher = train_teacher(task, budget, work, data_root, progress)
     os.environ[task.data_env] = data_root
     teacher_ckpt = os.environ[task.teacher_env]
     results = [teacher]
 
-    def grid_runs(role, config, candidates, lr=None):
-        for i, (overrides, lr_i) in enumerate(candidates):
+    def grid_runs(role, config, candidates):
+        for i, (overrides, lr) in enumerate(candidates):
             for seed in seeds:
                 result = run_stage(
                     task, role, config, budget.student_iters, seed,
@@ -539,7 +547,7 @@ def select_task(task: Task, budget: Budget, seeds: List[int], work: str,
                              f'{task.name}_{role}_c{i}_seed{seed}'),
                     teacher_checkpoint=None if role == 'student' else
                     teacher_ckpt, split='val', overrides=overrides,
-                    lr=lr_i if lr is None else lr, candidate=i)
+                    lr=lr, candidate=i)
                 progress(f'{task.name} {role} {_setting_text(result)} '
                          f'(seed {seed}): val {task.metric} '
                          f'{result.metric:.2f} ({result.seconds:.0f}s)')
@@ -552,9 +560,7 @@ def select_task(task: Task, budget: Budget, seeds: List[int], work: str,
         [r for r in results if r.role == 'student'])]
     for role, config in task.variants.items():
         cfg = Config.fromfile(osp.join(CONFIGS, config))
-        grid_runs(role, config,
-                  [(overrides, None)
-                   for overrides in weight_grid(cfg, config)], lr=lr)
+        grid_runs(role, config, variant_candidates(cfg, config, lr))
     return results
 
 
