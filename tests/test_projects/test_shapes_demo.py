@@ -15,6 +15,8 @@ from mmkd.testing import REPO_ROOT as REPO
 
 DEMO = osp.join(REPO, 'projects', 'shapes_demo', 'run_demo.py')
 SELECT = osp.join(REPO, 'projects', 'shapes_demo', 'select_settings.py')
+DIAGNOSE = osp.join(REPO, 'projects', 'shapes_demo',
+                    'diagnose_pixel_wise.py')
 
 
 @pytest.mark.end_to_end
@@ -100,21 +102,24 @@ def test_quick_selection_then_report_with_seed_base(tmp_path):
          '--variants', 'pixel', '--work-dir', str(work)],
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    assert proc.stdout.count('[shapes demo') == 1 + 2 + 3 + 3
+    assert proc.stdout.count('[shapes demo') == 1 + 2 + 6 + 6
     selection = json.loads((work / 'report' / 'selection.json').read_text())
     runs = {(r['role'], r['candidate'], r['seed'], r['split'])
             for r in selection['runs'] if r['role'] != 'teacher'}
     assert runs == {(role, c, 1000, 'val') for role in ('student', 'pixel')
-                    for c in range(3)}
+                    for c in range(6)}
     lrs = [r['setting']['lr'] for r in selection['runs']
            if r['role'] == 'student']
-    assert lrs == [0.05, 0.1, 0.2]
-    # the variant trains at the chosen lr, with each weight of its grid
+    assert lrs == [0.05, 0.075, 0.1, 0.15, 0.2, 0.3]
+    # the variant trains each weight of its grid at the chosen lr and at
+    # half of it
     chosen_lr = selection['rows'][0]['settings'][
         selection['rows'][0]['chosen']]['lr']
-    assert [(r['setting']['lr'], r['setting']['pixel'])
-            for r in selection['runs'] if r['role'] == 'pixel'] == [
-        (chosen_lr, w) for w in (0.5, 2.0, 10.0)]
+    tried = [(r['setting']['lr'], r['setting']['pixel'])
+             for r in selection['runs'] if r['role'] == 'pixel']
+    assert tried == pytest.approx([(chosen_lr * scale, w)
+                                   for scale in (1.0, 0.5)
+                                   for w in (0.5, 2.0, 10.0)])
     with Image.open(work / 'report' / 'weight_selection.png') as image:
         image.verify()
 
@@ -141,6 +146,18 @@ def test_quick_selection_then_report_with_seed_base(tmp_path):
     report = (work / 'report' / 'results.md').read_text()
     assert '## How the settings were chosen' in report
     assert '(weight_selection.png)' in report
+
+    # the pixel-wise gradient diagnostic runs on the report's baseline
+    proc = subprocess.run(
+        [sys.executable, DIAGNOSE, '--work-dir', str(work), '--batches', '2'],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    table = [line.split('|')[1:-1] for line in proc.stdout.splitlines()
+             if line.startswith('| ') and line[2].isdigit()]
+    assert len(table) == 2
+    for row in table:
+        ratio, cos_teacher, cos_oracle = (float(v) for v in row[4:])
+        assert ratio > 0 and -1 <= cos_teacher <= 1 and -1 <= cos_oracle <= 1
 
 
 def test_report_seeds_exclude_selection_seeds():

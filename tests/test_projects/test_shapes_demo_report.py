@@ -1,5 +1,6 @@
 """The demo's protocol: seeds, grids, the paired table (hand-computed
 values) and the generated splits."""
+import os
 import os.path as osp
 import sys
 
@@ -203,6 +204,28 @@ def test_generated_splits_do_not_depend_on_each_other(tmp_path):
     generate(str(tmp_path / 'b'), 2, 2, 3, size=(32, 32))
     assert len(list((tmp_path / 'b' / 'seg' / 'img_dir' /
                      'train').iterdir())) == 2
+
+
+def test_object_size_is_part_of_the_generated_data(tmp_path):
+    """Scenes drawn with larger objects hold more object pixels, and a
+    folder generated with other object settings is regenerated."""
+    import json
+
+    import numpy as np
+    from PIL import Image
+
+    def object_share(root):
+        ann = osp.join(root, 'ann_dir', 'train')
+        return np.mean([np.array(Image.open(osp.join(ann, f))) > 0
+                        for f in sorted(os.listdir(ann))])
+
+    small = generate(str(tmp_path / 'a'), 20, 1, 1, size=(48, 48))
+    share_small = object_share(small['seg'])
+    large = generate(str(tmp_path / 'a'), 20, 1, 1, size=(48, 48),
+                     num_objects=(3, 3), radius=(0.3, 0.35))
+    stamp = json.loads((tmp_path / 'a' / 'generated.json').read_text())
+    assert stamp['radius'] == [0.3, 0.35] and stamp['num_objects'] == [3, 3]
+    assert object_share(large['seg']) > share_small + 0.1
 
 
 def test_only_variants():
