@@ -323,10 +323,15 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
         metric_obj, results = captured[-1]
         parts = _part_metrics(task, metric_obj, results, compute,
                               EVAL_PARTS)
-    hub = runner.message_hub
-    metric = float(hub.get_scalar(f'val/{task.metric}').current())
-    if task.metric == 'coco/bbox_mAP':
-        metric *= 100  # mmdet reports mAP in [0, 1]
+        hub = runner.message_hub
+        if f'val/{task.metric}' in hub.log_scalars:
+            metric = float(hub.get_scalar(f'val/{task.metric}').current())
+            if task.metric == 'coco/bbox_mAP':
+                metric *= 100  # mmdet reports mAP in [0, 1]
+        else:
+            # mmdet's CocoMetric logs nothing when the model detected
+            # nothing (e.g. a diverged candidate): score it as COCO would
+            metric = _part_metrics(task, metric_obj, results, compute, 1)[0]
     checkpoint = osp.join(work_dir, f'iter_{iters}.pth')
     student = osp.join(work_dir, f'iter_{iters}_student.pth')
     result = StageResult(task.name, role, seed, metric, split, parts,
