@@ -15,10 +15,15 @@ decode-head logits (N, C, 12, 12), of
   each logit cell (what a perfect teacher at the logits' resolution would
   say),
 
-and prints their norms and cosines. A cosine near 1 means the term mostly
-repeats the task loss's step: at a learning rate already at the edge of
-stability it acts as a larger step. Needs a demo work dir with the trained
-teacher and a report run (``run_demo.py``), or ``--student``.
+and prints their norms and cosines, overall and by kind of logit cell
+(background only, one object class only, mixed: the boundaries).
+
+``--train-oracle`` also trains the pixel-wise variant (its config's weight
+and learning rate, selection seed 1000, scored on val) with the oracle in
+place of the teacher: if perfect targets at the logits' resolution cost the
+student, no teacher can make the term help at that resolution. Needs a demo
+work dir with the trained teacher, the pretraining stage and a report run
+(``run_demo.py``), or ``--student``.
 """
 import argparse
 import json
@@ -38,6 +43,9 @@ def parse_args() -> argparse.Namespace:
                         help='a trained student checkpoint (default: the '
                         "report's baseline student of the lowest seed)")
     parser.add_argument('--batches', type=int, default=6)
+    parser.add_argument('--train-oracle', action='store_true',
+                        help='also train the pixel-wise variant against the '
+                        'oracle and print its val mIoU')
     args = parser.parse_args()
     if args.batches < 1:
         parser.error(f'--batches must be at least 1, got {args.batches}')
@@ -57,10 +65,49 @@ def _report_student(work: str) -> str:
                     'checkpoint']
 
 
+def _fractions(logits, samples):
+    """Each logit cell's class fractions of the labels, (N, C, h, w)."""
+    import torch
+    import torch.nn.functional as F
+    labels = torch.stack([s.gt_sem_seg.data[0] for s in samples]).long()
+    cell = labels.shape[-1] // logits.shape[-1]
+    classes = logits.shape[1]
+    return F.avg_pool2d(F.one_hot(labels.clamp(max=classes - 1),
+                                  classes).permute(0, 3, 1, 2).float(), cell)
+
+
+def train_oracle(task, work: str) -> float:
+    """Train the pixel-wise variant with the label oracle as its teacher
+    (selection seed, val split); its val metric."""
+    from mmkd.models.distillers.single_teacher_distiller import \
+        SingleTeacherDistiller
+    from mmkd.models.losses.pixel_wise import PixelWiseLoss
+    from shapes_demo.protocol import SELECTION_SEED_BASE
+    from shapes_demo.stages import BUDGETS, run_stage
+    original = SingleTeacherDistiller.compute_loss
+
+    def oracle_loss(self, name, loss, sources):
+        if not isinstance(loss, PixelWiseLoss):
+            return original(self, name, loss, sources)
+        student = self.student_taps[self.loss_routes[name]['student']]
+        fractions = _fractions(student, sources['data_samples'])
+        return loss(student, (fractions + 1e-3).log())
+
+    SingleTeacherDistiller.compute_loss = oracle_loss
+    try:
+        result = run_stage(
+            task, 'pixel', task.variants['pixel'],
+            BUDGETS['default'].student_iters, SELECTION_SEED_BASE,
+            osp.join(work, 'diagnose_pixel_wise', 'oracle_run'),
+            teacher_checkpoint=os.environ[task.teacher_env], split='val')
+    finally:
+        SingleTeacherDistiller.compute_loss = original
+    return result.metric
+
+
 def main() -> None:
     args = parse_args()
     import torch
-    import torch.nn.functional as F
     from mmengine.config import Config
     from mmengine.runner import Runner, load_checkpoint
 
@@ -90,7 +137,7 @@ def main() -> None:
     pixel = PixelWiseLoss(loss_weight=1.0)
     loader = runner.build_dataloader(cfg.train_dataloader)
     torch.manual_seed(0)
-    rows = []
+    rows, cells = [], {}
     for i, batch in enumerate(loader):
         if i == args.batches:
             break
@@ -101,35 +148,81 @@ def main() -> None:
                                                      samples)['loss_ce']
         with torch.no_grad():
             teacher_logits = teacher.decode_head(teacher.extract_feat(inputs))
-        labels = torch.stack([s.gt_sem_seg.data[0] for s in samples]).long()
-        cell = labels.shape[-1] // logits.shape[-1]
-        classes = logits.shape[1]
-        fractions = F.avg_pool2d(
-            F.one_hot(labels.clamp(max=classes - 1), classes).permute(
-                0, 3, 1, 2).float(), cell)
+        fractions = _fractions(logits, samples)
         losses = dict(task=task_loss,
                       teacher=pixel(logits, teacher_logits),
                       oracle=pixel(logits, (fractions + 1e-3).log()))
         grads = {k: torch.autograd.grad(v, logits, retain_graph=True)[0]
-                 .flatten() for k, v in losses.items()}
-        rows.append(dict(
-            task=losses['task'].item(), teacher=losses['teacher'].item(),
-            oracle=losses['oracle'].item(),
-            norm_ratio=(grads['teacher'].norm() /
-                        grads['task'].norm()).item(),
-            cos_teacher=F.cosine_similarity(grads['task'], grads['teacher'],
-                                            dim=0).item(),
-            cos_oracle=F.cosine_similarity(grads['task'], grads['oracle'],
-                                           dim=0).item()))
+                 for k, v in losses.items()}
+        row = dict(batch=str(i), task=losses['task'].item(),
+                   teacher=losses['teacher'].item(),
+                   oracle=losses['oracle'].item())
+        row.update(_gradient_stats(grads, torch.ones_like(fractions[:, 0],
+                                                          dtype=torch.bool)))
+        rows.append(row)
+        pure = fractions.max(1).values > 0.999
+        kinds = dict(background=pure & (fractions[:, 0] > 0.5),
+                     object=pure & (fractions[:, 0] < 0.5), mixed=~pure)
+        for kind, mask in kinds.items():
+            cells.setdefault(kind, []).append(_gradient_stats(grads, mask))
     print('| batch | task loss | pixel-wise KL (teacher) | KL (oracle) | '
           '‖g_teacher‖ / ‖g_task‖ | cos(g_task, g_teacher) | '
           'cos(g_task, g_oracle) |')
     print('|---|---|---|---|---|---|---|')
-    for i, r in enumerate(rows):
-        print(f"| {i} | {r['task']:.3f} | {r['teacher']:.3f} | "
+    for r in rows:
+        print(f"| {r['batch']} | {r['task']:.3f} | {r['teacher']:.3f} | "
               f"{r['oracle']:.3f} | {r['norm_ratio']:.2f} | "
               f"{r['cos_teacher']:.2f} | {r['cos_oracle']:.2f} |")
+    print('\nBy kind of logit cell (mean over the batches; shares of the '
+          'squared gradient norm; cosines per cell, averaged):\n')
+    print('| cells | share of cells | share of ‖g_task‖² | share of '
+          '‖g_teacher‖² | cos(g_task, g_teacher) | cos(g_task, g_oracle) |')
+    print('|---|---|---|---|---|---|')
+    for kind, stats in cells.items():
+        mean = {k: sum(s[k] for s in stats) / len(stats) for k in stats[0]}
+        print(f"| {kind} | {mean['cells']:.2f} | {mean['task_share']:.2f} | "
+              f"{mean['teacher_share']:.2f} | {mean['cell_cos_teacher']:.2f}"
+              f" | {mean['cell_cos_oracle']:.2f} |")
+    if args.train_oracle:
+        os.environ[task.teacher_env] = teacher_ckpt
+        os.environ[task.pretrained_env] = osp.join(
+            work, 'seg_pretrain',
+            f"iter_{_pretrain_iters()}.pth")
+        print(f'\npixel-wise variant trained against the oracle: val '
+              f'{task.metric} {train_oracle(task, work):.2f}')
 
+
+def _pretrain_iters() -> int:
+    from shapes_demo.stages import BUDGETS
+    return BUDGETS['default'].pretrain_iters
+
+
+def _gradient_stats(grads, mask) -> dict:
+    """Norm ratio and cosines of the gradients (N, C, h, w) on the cells
+    ``mask`` (N, h, w): over the cells as one vector, per cell (averaged),
+    and the cells' shares of each gradient's squared norm."""
+    import torch.nn.functional as F
+
+    def cells(g):  # (cells, C)
+        return g.permute(0, 2, 3, 1)[mask]
+
+    task, teacher, oracle = (cells(grads[k]) for k in
+                             ('task', 'teacher', 'oracle'))
+    return dict(
+        cells=mask.float().mean().item(),
+        task_share=(task.square().sum() /
+                    grads['task'].square().sum()).item(),
+        teacher_share=(teacher.square().sum() /
+                       grads['teacher'].square().sum()).item(),
+        norm_ratio=(teacher.norm() / task.norm()).item(),
+        cos_teacher=F.cosine_similarity(task.flatten(), teacher.flatten(),
+                                        dim=0).item(),
+        cos_oracle=F.cosine_similarity(task.flatten(), oracle.flatten(),
+                                       dim=0).item(),
+        cell_cos_teacher=F.cosine_similarity(task, teacher,
+                                             dim=1).mean().item(),
+        cell_cos_oracle=F.cosine_similarity(task, oracle,
+                                            dim=1).mean().item())
 
 if __name__ == '__main__':
     main()
