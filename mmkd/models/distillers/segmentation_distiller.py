@@ -122,8 +122,11 @@ class SegmentationDistiller(SingleTeacherDistiller):
             n_critic, 'model.n_critic',
             todo='Give the discriminator steps per student step (official: '
             '1).')
-        self.discriminator = (MODELS.build(discriminator)
-                              if discriminator is not None else None)
+        # drawn from a fork of the global generator, as the teacher and the
+        # connectors are (see SingleTeacherDistiller)
+        with torch.random.fork_rng(devices=[]):
+            self.discriminator = (MODELS.build(discriminator)
+                                  if discriminator is not None else None)
         if self.discriminator is not None:
             _refuse_sync_bn(self.discriminator)
         self._critic_inputs = None

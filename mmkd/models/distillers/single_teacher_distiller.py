@@ -170,6 +170,13 @@ class SingleTeacherDistiller(BaseModel):
         self._check_data_preprocessor(data_preprocessor, student)
         self.student = self._build(student, 'model.student')
         self.data_preprocessor = self.student.data_preprocessor
+        # What is built from here on (teacher, connectors, losses) draws from
+        # the global random generator; its state is put back at the end, so
+        # the student's init_weights and training see the stream a plain
+        # student model would. A distilled student and the baseline trained
+        # with the same seed then start from the same weights: their
+        # difference is the distillation's, not the initialisation's.
+        rng_after_student = torch.get_rng_state()
         teacher_model = self._build(
             load_model_config(teacher, 'model.teacher'), 'model.teacher')
         if teacher_checkpoint is not None:
@@ -221,6 +228,7 @@ class SingleTeacherDistiller(BaseModel):
                     f"{key}: there is no distillation loss named '{name}'; "
                     f'model.distill_losses defines {sorted(self.distill_losses)}.')
             self.loss_schedules[name] = LossWeightSchedule(**cfg, key=key)
+        torch.set_rng_state(rng_after_student)
 
     # ------------------------------------------------------------ building
     @staticmethod
