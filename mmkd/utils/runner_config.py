@@ -3,6 +3,7 @@ from mmengine.config import Config
 from mmengine.logging import print_log
 
 STUDENT_HOOK = 'mmkd.StudentCheckpointHook'
+RESUME_HOOK = 'mmkd.ResumedRunInfoHook'
 SEPARATE_DDP = 'MMSeparateDistributedDataParallel'
 
 
@@ -14,6 +15,9 @@ def is_distillation_config(cfg: Config) -> bool:
 def prepare_config(cfg: Config, amp: bool = False) -> Config:
     """Add what every mmkd training run needs, in place.
 
+    - a :class:`~mmkd.engine.hooks.ResumedRunInfoHook` for every config, so
+      that a run resumed into another work dir never deletes the resumed
+      run's best checkpoint;
     - a :class:`~mmkd.engine.hooks.StudentCheckpointHook` for distillation
       configs (unless the config lists one), so that student-only
       checkpoints are written beside every checkpoint;
@@ -31,12 +35,9 @@ def prepare_config(cfg: Config, amp: bool = False) -> Config:
     Returns:
         Config: ``cfg``.
     """
+    _add_hook(cfg, RESUME_HOOK)
     if is_distillation_config(cfg):
-        hooks = list(cfg.get('custom_hooks', []))
-        if not any(h.get('type') in (STUDENT_HOOK, 'StudentCheckpointHook')
-                   for h in hooks):
-            hooks.append(dict(type=STUDENT_HOOK))
-            cfg.custom_hooks = hooks
+        _add_hook(cfg, STUDENT_HOOK)
         if cfg.model.get('discriminator') is not None:
             _separate_ddp(cfg)
     if amp:
@@ -55,6 +56,16 @@ def prepare_config(cfg: Config, amp: bool = False) -> Config:
             w.setdefault('loss_scale', 'dynamic')
         print_log('Automatic mixed precision is on.', logger='current')
     return cfg
+
+
+def _add_hook(cfg: Config, name: str) -> None:
+    """Append ``dict(type=name)`` to ``cfg.custom_hooks`` unless listed
+    (as ``mmkd.X`` or ``X``)."""
+    hooks = list(cfg.get('custom_hooks', []))
+    if not any(h.get('type') in (name, name.split('.', 1)[1])
+               for h in hooks):
+        hooks.append(dict(type=name))
+        cfg.custom_hooks = hooks
 
 
 def _separate_ddp(cfg: Config) -> None:

@@ -1,4 +1,8 @@
 from .imitation_mask_visualization_hook import ImitationMaskVisualizationHook
+from .resumed_run_info_hook import ResumedRunInfoHook
 from .student_checkpoint_hook import StudentCheckpointHook
 
-__all__ = ['ImitationMaskVisualizationHook', 'StudentCheckpointHook']
+__all__ = [
+    'ImitationMaskVisualizationHook', 'ResumedRunInfoHook',
+    'StudentCheckpointHook'
+]

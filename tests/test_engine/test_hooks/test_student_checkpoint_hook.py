@@ -51,17 +51,52 @@ def test_every_checkpoint_best_included_gets_its_own_student(best_run):
 
 def test_resume_into_a_new_work_dir_leaves_the_old_one_alone(
         best_run, train_tiny_hint, tmp_path):
-    """The resumed message hub names the old run's last checkpoint; a best
-    checkpoint saved before any regular one must still go to the new folder.
-    """
-    before = snapshot(best_run)
+    """The resumed message hub names the old run's last and best
+    checkpoints; the resumed run's first best checkpoint (saved before any
+    regular one) goes to the new folder, and mmengine's CheckpointHook does
+    not delete the old best as "the previous best"."""
+    import shutil
+    old = tmp_path / 'old'
+    shutil.copytree(best_run, old)
+    resumed = full_load(old / 'iter_2.pth')
+    info = resumed['message_hub']['runtime_info']
+    assert info['best_ckpt'] == str(best_run / 'best_mIoU_iter_2.pth')
+    # the old folder's own paths, and a best score any validation beats
+    info['best_ckpt'] = str(old / 'best_mIoU_iter_2.pth')
+    info['last_ckpt'] = str(old / 'iter_2.pth')
+    info['best_score'] = -1.0
+    torch.save(resumed, str(old / 'iter_2.pth'))
+    before = snapshot(old)
     new = tmp_path / 'resumed'
     train_tiny_hint(new, max_iters=4, save_best=True, interval=100,
-          resume_from=best_run / 'iter_2.pth')
-    assert snapshot(best_run) == before
+                    resume_from=old / 'iter_2.pth')
+    assert snapshot(old) == before
+    assert (new / 'iter_4.pth').is_file()
     assert (new / 'iter_4_student.pth').is_file()
-    assert list(new.glob('best_mIoU_iter_*_student.pth'))
+    assert len(list(new.glob('best_mIoU_iter_*_student.pth'))) == 1
+    assert len(list(new.glob('best_mIoU_iter_*[0-9].pth'))) == 1
     assert (new / 'student_config.py').is_file()
+
+
+def test_resume_in_the_same_work_dir_replaces_the_previous_best(
+        best_run, train_tiny_hint, tmp_path):
+    """Resumed in its own folder, a run keeps mmengine's behaviour: a new
+    best replaces the previous best (and its student checkpoint)."""
+    import shutil
+    work = tmp_path / 'work'
+    shutil.copytree(best_run, work)
+    resumed = full_load(work / 'iter_2.pth')
+    info = resumed['message_hub']['runtime_info']
+    info['best_ckpt'] = str(work / 'best_mIoU_iter_2.pth')
+    info['last_ckpt'] = str(work / 'iter_2.pth')
+    info['best_score'] = -1.0
+    torch.save(resumed, str(work / 'iter_2.pth'))
+    train_tiny_hint(work, max_iters=4, save_best=True, interval=100,
+                    resume_from=work / 'iter_2.pth')
+    assert not (work / 'best_mIoU_iter_2.pth').exists()
+    assert not (work / 'best_mIoU_iter_2_student.pth').exists()
+    bests = [p.name for p in work.glob('best_mIoU_iter_*.pth')]
+    assert len(bests) == 2, bests  # the full and the student checkpoint
 
 
 def test_never_deletes_files_it_did_not_write(train_tiny_hint, tmp_path):
