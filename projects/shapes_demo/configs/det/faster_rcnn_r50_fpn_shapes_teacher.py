@@ -16,3 +16,5 @@ param_scheduler = [
          milestones=[int(max_iters * 0.75)], gamma=0.1)
 ]
 default_hooks = dict(checkpoint=dict(interval=max_iters))
+# not the student's selected rate: the teacher's own (see the student config)
+optim_wrapper = dict(optimizer=dict(lr=0.04))

@@ -5,3 +5,5 @@
 _base_ = './pspnet_r18_shapes_student.py'
 
 model = dict(backbone=dict(init_cfg=None))
+# not the student's selected rate: fixed before any selection
+optim_wrapper = dict(optimizer=dict(lr=0.2))

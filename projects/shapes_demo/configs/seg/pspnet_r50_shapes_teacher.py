@@ -14,3 +14,5 @@ train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,
                         end=max_iters, by_epoch=False)]
 default_hooks = dict(checkpoint=dict(interval=max_iters))
+# not the student's selected rate: the teacher's own (see the student config)
+optim_wrapper = dict(optimizer=dict(lr=0.2))
