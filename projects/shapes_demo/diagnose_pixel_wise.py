@@ -26,14 +26,13 @@ work dir with the trained teacher, the pretraining stage and a report run
 (``run_demo.py``), or ``--student``.
 """
 import argparse
-import json
 import os
 import os.path as osp
 import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from shapes_demo.stages import CONFIGS, TASKS  # noqa: E402
+from shapes_demo.stages import TASKS  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -50,19 +49,6 @@ def parse_args() -> argparse.Namespace:
     if args.batches < 1:
         parser.error(f'--batches must be at least 1, got {args.batches}')
     return args
-
-
-def _report_student(work: str) -> str:
-    """The checkpoint of the report's first seg baseline student."""
-    path = osp.join(work, 'report', 'results.json')
-    if not osp.exists(path):
-        sys.exit(f'{path} not found: run run_demo.py --tasks seg with this '
-                 '--work-dir first (or give --student)')
-    with open(path) as f:
-        runs = json.load(f)['runs']
-    return min((r for r in runs if r['task'] == 'seg'
-                and r['role'] == 'student'), key=lambda r: r['seed'])[
-                    'checkpoint']
 
 
 def _fractions(logits, samples):
@@ -108,30 +94,20 @@ def train_oracle(task, work: str) -> float:
 def main() -> None:
     args = parse_args()
     import torch
-    from mmengine.config import Config
-    from mmengine.runner import Runner, load_checkpoint
 
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
     from mmkd.models.losses.pixel_wise import PixelWiseLoss
+    from shapes_demo.trained_models import (load_model, report_runs,
+                                            seg_runner)
     task = next(t for t in TASKS if t.name == 'seg')
     work = osp.abspath(args.work_dir)
-    student_ckpt = args.student or _report_student(work)
+    student_ckpt = args.student or report_runs(
+        work, 'seg', ['student'])[0]['checkpoint']
     teacher_ckpt = osp.join(work, 'seg_teacher', 'teacher.pth')
-    for path in (student_ckpt, teacher_ckpt):
-        if not osp.exists(path):
-            sys.exit(f'{path} not found: run run_demo.py --tasks seg with '
-                     f'--work-dir {args.work_dir} first (or give --student)')
-    os.environ[task.data_env] = osp.join(work, 'data', 'seg')
-    os.environ[task.pretrained_env] = 'unused.pth'  # weights loaded below
-    cfg = Config.fromfile(osp.join(CONFIGS, task.student))
-    cfg.model.backbone.init_cfg = None
-    cfg.work_dir = osp.join(work, 'diagnose_pixel_wise')
-    runner = Runner.from_cfg(cfg)
-    student = runner.model
-    load_checkpoint(student, student_ckpt, map_location='cpu')
-    teacher = runner.build_model(Config.fromfile(
-        osp.join(CONFIGS, task.teacher)).model)
-    load_checkpoint(teacher, teacher_ckpt, map_location='cpu')
+    runner = seg_runner(work, 'diagnose_pixel_wise')
+    cfg = runner.cfg
+    student = load_model(runner, task.student, student_ckpt)
+    teacher = load_model(runner, task.teacher, teacher_ckpt)
     student.train()
     teacher.eval()
     pixel = PixelWiseLoss(loss_weight=1.0)

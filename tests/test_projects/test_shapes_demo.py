@@ -17,6 +17,8 @@ DEMO = osp.join(REPO, 'projects', 'shapes_demo', 'run_demo.py')
 SELECT = osp.join(REPO, 'projects', 'shapes_demo', 'select_settings.py')
 DIAGNOSE = osp.join(REPO, 'projects', 'shapes_demo',
                     'diagnose_pixel_wise.py')
+DIAGNOSE_PAIR = osp.join(REPO, 'projects', 'shapes_demo',
+                         'diagnose_pair_wise.py')
 
 
 @pytest.mark.end_to_end
@@ -158,6 +160,23 @@ def test_quick_selection_then_report_with_seed_base(tmp_path):
     for row in table:
         ratio, cos_teacher, cos_oracle = (float(v) for v in row[4:])
         assert ratio > 0 and -1 <= cos_teacher <= 1 and -1 <= cos_oracle <= 1
+
+    # the pair-wise graph diagnostic reads the report's students of each seed
+    proc = subprocess.run(
+        [sys.executable, DIAGNOSE_PAIR, '--work-dir', str(work), '--roles',
+         'student', 'pair', '--batches', '1'],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    header = next(line for line in proc.stdout.splitlines()
+                  if line.startswith('| classes |'))
+    assert header.split('|')[3:-1] == [
+        ' teacher ', ' student s7 ', ' student s8 ', ' pair s7 ',
+        ' pair s8 ']
+    edges = [line for line in proc.stdout.splitlines()
+             if line.startswith('| background-background |')]
+    assert len(edges) == 1
+    cosines = [float(v) for v in edges[0].split('|')[3:-1]]
+    assert all(-1 <= c <= 1 for c in cosines), edges
 
 
 def test_report_seeds_exclude_selection_seeds():
