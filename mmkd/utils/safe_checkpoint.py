@@ -200,8 +200,9 @@ def safe_torch_load(file: Union[str, IO[bytes]],
 # runtime-info keys that name checkpoint files, and the file names each may
 # have: CheckpointHook deletes best_ckpt* ("the previous best") when it saves
 # a new best, named best_<metric>_<iter_N.pth | epoch_N.pth>
+BEST_CKPT_KEY = re.compile(r'^best_ckpt(_.+)?$')
 _PATH_INFO = {
-    re.compile(r'^best_ckpt(_.+)?$'): re.compile(r'^best_.+\.pth$'),
+    BEST_CKPT_KEY: re.compile(r'^best_.+\.pth$'),
     re.compile(r'^last_ckpt$'): re.compile(r'^.+\.pth$'),
 }
 

@@ -91,20 +91,18 @@ def main() -> None:
           '\n\nMean cosine of two nodes of one image, by their classes:\n')
     print('| classes | node pairs | ' + ' | '.join(names) + ' |')
     print('|---|---|' + '---|' * len(names))
-    teacher_cos = stats['teacher'].mean_cosine()
-    for key, (_, count) in sorted(teacher_cos.items(),
+    cosines = {n: stats[n].mean_cosine() for n in names}
+    norms = {n: stats[n].mean_relative_norm() for n in names}
+    for key, (_, count) in sorted(cosines['teacher'].items(),
                                   key=lambda kv: -kv[1][1]):
-        cells = [stats[n].mean_cosine().get(key, (float('nan'), 0))[0]
-                 for n in names]
+        cells = [cosines[n].get(key, (float('nan'), 0))[0] for n in names]
         print(f'| {classes[key[0]]}-{classes[key[1]]} | {count} | ' +
               ' | '.join(f'{c:.3f}' for c in cells) + ' |')
     print('\nMean node norm / mean node norm of its image, by class:\n')
     print('| class | nodes | ' + ' | '.join(names) + ' |')
     print('|---|---|' + '---|' * len(names))
-    for cls, (_, count) in sorted(stats['teacher'].mean_relative_norm()
-                                  .items()):
-        cells = [stats[n].mean_relative_norm().get(cls, (float('nan'), 0))[0]
-                 for n in names]
+    for cls, (_, count) in sorted(norms['teacher'].items()):
+        cells = [norms[n].get(cls, (float('nan'), 0))[0] for n in names]
         print(f'| {classes[cls]} | {count} | ' +
               ' | '.join(f'{c:.3f}' for c in cells) + ' |')
 

@@ -1,16 +1,12 @@
 """Keep a run resumed into a new work dir from deleting the old run's files."""
 import logging
 import os.path as osp
-import re
 
 from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 
 from mmkd.registry import HOOKS
-
-#: runtime-info keys under which mmengine's CheckpointHook keeps the path of
-#: the best checkpoint so far, which it deletes when it saves a new best
-BEST_CKPT_KEY = re.compile(r'^best_ckpt(_.+)?$')
+from mmkd.utils.safe_checkpoint import BEST_CKPT_KEY
 
 
 @HOOKS.register_module()
