@@ -49,11 +49,12 @@ def parse_args() -> argparse.Namespace:
                         'always run')
     parser.add_argument(
         '--jobs', type=int, default=None,
-        help='tasks trained at the same time, each in its own process with '
-        'cpu_count / jobs torch threads (default: one process per task, at '
-        'most one per CPU core; 1 = everything in this process). The small '
-        'demo models use two threads poorly, so two single-thread processes '
-        'finish sooner on a 2-core CPU')
+        help='stages trained at the same time, in worker processes with '
+        'cpu_count / jobs torch threads each; a stage starts as soon as the '
+        'stages it needs are done, whichever task it belongs to (default: '
+        'one process per CPU core; 1 = everything in this process). The '
+        'small demo models use two threads poorly, so two single-thread '
+        'processes finish sooner on a 2-core CPU')
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f'--seeds must be at least 1, got {args.seeds}')
@@ -75,7 +76,7 @@ def main() -> None:
     budget = BUDGETS['quick' if args.quick else 'default']
     work = osp.abspath(args.work_dir)
     tasks = args.task_list
-    jobs = args.jobs or min(len(tasks), os.cpu_count() or 1)
+    jobs = args.jobs or os.cpu_count() or 1
     stages = 1 + sum(1 + (t.pretrain is not None) +
                      (1 + len(t.variants)) * args.seeds for t in tasks)
     progress, data = prepare_run(work, budget, stages)

@@ -46,7 +46,8 @@ def parse_args() -> argparse.Namespace:
                         help='only these variants (by name, e.g. pixel '
                         'imitation); the baseline always runs')
     parser.add_argument('--jobs', type=int, default=None,
-                        help='tasks run at the same time (as run_demo.py)')
+                        help='stages trained at the same time (as '
+                        'run_demo.py)')
     args = parser.parse_args()
     try:
         args.task_list = only_variants(
@@ -86,7 +87,7 @@ def main() -> None:
     budget = BUDGETS['quick' if args.quick else 'default']
     work = osp.abspath(args.work_dir)
     tasks = args.task_list
-    jobs = args.jobs or min(len(tasks), os.cpu_count() or 1)
+    jobs = args.jobs or os.cpu_count() or 1
     seeds = selection_seeds(args.seeds)
     stages = 1 + sum(
         1 + (t.pretrain is not None) + (1 + len(t.variants)) * args.seeds *
@@ -100,6 +101,7 @@ def main() -> None:
     rows = selection_rows(results, tasks)
     runs = [asdict(r) for r in results]
     minutes = {t.name: (time.time() - progress.start) / 60 for t in tasks}
+    task_seeds = {t.name: seeds for t in tasks}
     # a selection of other tasks made earlier in this work dir stays
     earlier = osp.join(out, 'selection.json')
     if osp.exists(earlier):
@@ -110,22 +112,28 @@ def main() -> None:
         runs = [r for r in kept['runs'] if r['task'] not in names] + runs
         minutes = {**{k: v for k, v in kept.get('minutes', {}).items()
                       if k not in names}, **minutes}
+        kept_seeds = kept.get('seeds', {})
+        if isinstance(kept_seeds, list):  # one list for every task
+            kept_seeds = {r['task']: kept_seeds for r in kept['rows']}
+        task_seeds = {**{k: v for k, v in kept_seeds.items()
+                         if k not in names}, **task_seeds}
     papers = {f'{t.name}/{v}': dict(Config.fromfile(
         osp.join(CONFIGS, c)).paper_loss_weights)
         for t in TASKS for v, c in t.variants.items()}
     selection_chart(rows, papers, osp.join(out, 'weight_selection.png'))
     mismatches = config_mismatches(rows, TASKS)
     with open(osp.join(out, 'selection.json'), 'w') as f:
-        json.dump(dict(rows=rows, seeds=seeds, quick=args.quick,
+        json.dump(dict(rows=rows, seeds=task_seeds, quick=args.quick,
                        minutes=minutes, runs=runs), f, indent=1)
     table = selection_table(rows)
     with open(osp.join(out, 'selection.md'), 'w') as f:
         f.write(
             '## How the settings were chosen\n\n'
-            f'`select_settings.py --seeds {args.seeds}` ('
-            + ', '.join(f'{k} {v:.0f} min' for k, v in minutes.items()) +
+            '`select_settings.py` ('
+            + '; '.join(f'{k}: seeds {task_seeds[k]}, {v:.0f} min'
+                        for k, v in minutes.items()) +
             '): every candidate of each config\'s grid trained with the '
-            f'selection seeds {seeds} and scored on the val split; the '
+            'selection seeds and scored on the val split; the '
             'baseline\'s learning rate first, then each variant\'s loss '
             'weights at that rate and at the distill_lr_scales multiples '
             'of it.\n\n' + table + '\n\n' +

@@ -52,10 +52,13 @@ def test_quick_demo_end_to_end(tmp_path):
             keys = {k for line in f for k in json.loads(line)}
         if run['task'] == 'seg' and run['role'] != 'teacher':
             # seg students start from the pretraining stage's backbone
+            # and decode head
             log = glob.glob(osp.join(work_dir, '*', '*.log'))[0]
             with open(log) as f:
-                assert ('load backbone. in model from: ' +
-                        str(work / 'seg_pretrain' / 'iter_12.pth')) in f.read()
+                text = f.read()
+            for part in ('backbone.', 'decode_head.'):
+                assert (f'load {part} in model from: ' +
+                        str(work / 'seg_pretrain' / 'iter_12.pth')) in text
         if run['role'] not in ('teacher', 'student'):
             assert osp.isfile(run['student_checkpoint']), run
             assert any(k.startswith('distill.') for k in keys), keys

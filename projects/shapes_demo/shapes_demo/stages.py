@@ -1,22 +1,22 @@
 """The demo's stages: which configs train, for how long, and running one."""
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
-import multiprocessing
 import os
 import os.path as osp
 import shutil
-import sys
 import time
 from dataclasses import asdict, dataclass
-from typing import Callable, Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 from .generate import generate
+from .scheduler import Job, run_jobs
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                    'configs')
@@ -96,22 +96,32 @@ class Budget:
 POOL_SEED = 1
 
 
-# The segmentation teacher trains 2000 iterations (the two tasks train side
-# by side, and the detection branch sets the demo's wall time). 3000 training
-# scenes, not 300: the 2000-iteration teacher memorised 300 scenes (71.3 mIoU
-# on them, 48.1 on val; its soft labels there were near one-hot, cross-entropy
-# to the labels 0.10 against 0.25 on val), while on 3000 it scored 57.4 on
-# them and 57.9 on val, for the same cost. The seg students start from a
-# backbone pretrained once on a separate pool of 3000 scenes (3000
-# iterations), as the paper's students start from ImageNet-pretrained
-# weights. On val (seed 1000, lr 0.2, 400 student iterations): 28.4 mIoU from
-# scratch, 33.2 from 1000 pretraining iterations, 41.3 from 3000 (the
-# pretraining stage's own val mIoU rose from 30.6 at 1000 iterations to 51.5
-# at 3000: at 1000 it had not yet learnt the shapes).
+# The segmentation teacher trains 2000 iterations. 3000 training scenes, not
+# 300: the 2000-iteration teacher memorised 300 scenes (71.3 mIoU on them,
+# 48.1 on val; its soft labels there were near one-hot, cross-entropy to the
+# labels 0.10 against 0.25 on val), while on 3000 it scored 57.4 on them and
+# 57.9 on val, for the same cost. The seg students start, backbone and decode
+# head, from a pretraining stage run once on a separate pool of 3000 scenes
+# (1500 iterations). Chosen from the baseline student alone (val, seeds
+# 1000-1007, lr 0.15, 400 iterations), before any distilled run in this
+# setting:
+# - backbone from 3000 pretraining iterations, fresh decode head: 42.95 /
+#   41.02 / 27.00 / 37.99 / 45.34 / 38.71 / 29.24 / 45.22 mIoU; two seeds of
+#   eight never learn square and triangle in 400 iterations (800 iterations
+#   fix it: 49.5-51.2 on the three worst seeds; lr 0.075 fails on four,
+#   a leaky ReLU head or batch 4 x 800 iterations change nothing);
+# - whole network from 3000 iterations: 51.31 / 52.08 / 50.64 / 51.58, only
+#   4-6 below the teacher (and every distilled candidate scored below that
+#   baseline);
+# - whole network from 1000 / 1500 / 2000 iterations: 34.2 +- 0.8 /
+#   38.5 +- 1.0 / 40.8 +- 2.3 (mean +- std over the 8 seeds).
+# 1500: every seed learns every shape class it can (ring stays near 0, too
+# thin for 12x12 logits), 19 mIoU below the teacher, and half the
+# pretraining cost, which the 15-minute default run needs.
 BUDGETS = {
     'default': Budget(teacher_iters=dict(seg=2000, det=1200),
                       student_iters=400, num_train=3000, num_val=200,
-                      num_test=1000, pretrain_iters=3000, num_pool=3000),
+                      num_test=1000, pretrain_iters=1500, num_pool=3000),
     'quick': Budget(teacher_iters=dict(seg=24, det=24), student_iters=12,
                     num_train=32, num_val=8, num_test=8, pretrain_iters=12,
                     num_pool=16),
@@ -354,25 +364,22 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
 
 
 class Progress:
-    """One console line per finished stage, numbered across processes.
+    """One numbered console line per finished stage.
 
     Args:
         total: Number of stages of the whole demo.
         start: ``time.time()`` when the demo started.
-        counter: A ``multiprocessing`` integer ``Value`` shared by the
-            processes that run tasks.
     """
 
-    def __init__(self, total: int, start: float, counter) -> None:
+    def __init__(self, total: int, start: float) -> None:
         self.total = total
         self.start = start
-        self.counter = counter
+        self.count = 0
 
     def __call__(self, text: str) -> None:
-        with self.counter.get_lock():
-            self.counter.value += 1
-            print(f'[shapes demo {self.counter.value}/{self.total} '
-                  f'{time.time() - self.start:6.0f}s] {text}', flush=True)
+        self.count += 1
+        print(f'[shapes demo {self.count}/{self.total} '
+              f'{time.time() - self.start:6.0f}s] {text}', flush=True)
 
 
 def only_variants(tasks: List[Task], names: Optional[List[str]]
@@ -401,8 +408,7 @@ def prepare_run(work: str, budget: Budget, stages: int
     Returns:
         tuple: The :class:`Progress` and task name -> dataset root.
     """
-    progress = Progress(stages, time.time(),
-                        multiprocessing.get_context('spawn').Value('i', 0))
+    progress = Progress(stages, time.time())
     data = generate(osp.join(work, 'data'), budget.num_train, budget.num_val,
                     budget.num_test)
     progress(f'data: {budget.num_train} train / {budget.num_val} val / '
@@ -416,11 +422,15 @@ SELECTION_KEYS = ('lr_grid', 'distill_lr_scales', 'weight_grid',
 
 
 def _cached_stage(task: Task, role: str, config: str, iters: int,
-                  work_dir: str, data_root: str, split: str,
-                  progress: Callable[[str], None]) -> StageResult:
+                  work_dir: str, data_root: str, split: str
+                  ) -> Tuple[StageResult, str]:
     """Train ``config`` (seed 0) in ``work_dir``, or reuse the run there
     when it was trained from the same config, iterations and generated data
-    (its ``stage.json``)."""
+    (its ``stage.json``).
+
+    Returns:
+        tuple: The result and its console line.
+    """
     os.environ[task.data_env] = data_root  # the config reads it
     with open(osp.join(osp.dirname(data_root), 'generated.json')) as f:
         data = json.load(f)
@@ -429,181 +439,199 @@ def _cached_stage(task: Task, role: str, config: str, iters: int,
         cfg.pop(key, None)
     stamp = dict(config=cfg.pretty_text, iters=iters, data=data)
     stamp_file = osp.join(work_dir, 'stage.json')
+    line = f'{task.name} {role}: {split} {task.metric}'
     if osp.exists(stamp_file):
         with open(stamp_file) as f:
             cached = json.load(f)
         result = StageResult(**cached['result'])
         if cached['stamp'] == stamp and osp.exists(result.checkpoint):
-            progress(f'{task.name} {role}: {split} {task.metric} '
-                     f'{result.metric:.2f} (trained earlier, reused)')
-            return result
+            return result, (f'{line} {result.metric:.2f} '
+                            '(trained earlier, reused)')
     result = run_stage(task, role, config, iters, 0, work_dir, split=split)
     with open(stamp_file, 'w') as f:
         json.dump(dict(stamp=stamp, result=asdict(result)), f)
-    progress(f'{task.name} {role}: {split} {task.metric} '
-             f'{result.metric:.2f} ({result.seconds:.0f}s)')
-    return result
+    return result, f'{line} {result.metric:.2f} ({result.seconds:.0f}s)'
 
 
-def train_teacher(task: Task, budget: Budget, work: str, data_root: str,
-                  progress: Callable[[str], None]) -> StageResult:
-    """Train the task's teacher (seed 0, evaluated on the test split), or
-    reuse the one in ``<work>/<task>_teacher`` (see :func:`_cached_stage`);
-    the distillation configs then read it from ``task.teacher_env``."""
-    teacher = _cached_stage(task, 'teacher', task.teacher,
-                            budget.teacher_iters[task.name],
-                            osp.join(work, f'{task.name}_teacher'),
-                            data_root, 'test', progress)
-    os.environ[task.teacher_env] = osp.join(teacher.work_dir, 'teacher.pth')
-    return teacher
-
-
-def pretrain_student(task: Task, budget: Budget, work: str,
-                     progress: Callable[[str], None]) -> Optional[StageResult]:
-    """Pretrain the student's backbone on a separate generated pool (seed
-    :data:`POOL_SEED`, in ``<work>/pool``), once: the run in
-    ``<work>/<task>_pretrain`` is reused while its config, iterations and
-    pool are unchanged. The student config reads the checkpoint from
-    ``task.pretrained_env``. Nothing to do for a task without ``pretrain``.
+def train_teacher(task: Task, budget: Budget, work: str, data_root: str
+                  ) -> Tuple[StageResult, str]:
+    """Train the task's teacher (seed 0, evaluated on the test split) in
+    :func:`teacher_dir`, or reuse the one there (see :func:`_cached_stage`).
     """
-    if task.pretrain is None:
-        return None
+    return _cached_stage(task, 'teacher', task.teacher,
+                         budget.teacher_iters[task.name],
+                         teacher_dir(work, task), data_root, 'test',)
+
+
+def pretrain_student(task: Task, budget: Budget, work: str
+                     ) -> Tuple[StageResult, str]:
+    """Pretrain the student on a separate generated pool (seed
+    :data:`POOL_SEED`, in ``<work>/pool``), once: the run in
+    :func:`pretrain_dir` is reused while its config, iterations and pool
+    are unchanged. The student config reads the checkpoint from
+    ``task.pretrained_env``."""
     pool = generate(osp.join(work, 'pool'), budget.num_pool, 50, 0,
                     seed=POOL_SEED)[task.name]
-    split_root = os.environ.get(task.data_env)
-    result = _cached_stage(task, 'pretraining', task.pretrain,
-                           budget.pretrain_iters,
-                           osp.join(work, f'{task.name}_pretrain'), pool,
-                           'val', progress)
-    if split_root is not None:
-        os.environ[task.data_env] = split_root
-    os.environ[task.pretrained_env] = result.checkpoint
-    return result
+    return _cached_stage(task, 'pretraining', task.pretrain,
+                         budget.pretrain_iters, pretrain_dir(work, task),
+                         pool, 'val')
 
 
-def run_task(task: Task, budget: Budget, seeds: List[int], work: str,
-             data_root: str, progress: Callable[[str], None]
-             ) -> List[StageResult]:
-    """The report: train the task's teacher (once), then its student and
-    distilled students once per seed with the configs' settings, and
-    evaluate them on the test split, in this process.
+def train_student(task: Task, role: str, config: str, iters: int,
+                  seed: int, work_dir: str, split: str = 'test',
+                  teacher_checkpoint: Optional[str] = None,
+                  overrides: Optional[dict] = None,
+                  lr: Optional[float] = None,
+                  candidate: Optional[int] = None
+                  ) -> Tuple[StageResult, str]:
+    """:func:`run_stage` for a student or distilled student, with its
+    console line (the setting too for a grid candidate)."""
+    result = run_stage(task, role, config, iters, seed, work_dir,
+                       teacher_checkpoint=teacher_checkpoint, split=split,
+                       overrides=overrides, lr=lr, candidate=candidate)
+    setting = '' if candidate is None else f' {_setting_text(result)}'
+    return result, (f'{task.name} {role}{setting} (seed {seed}): {split} '
+                    f'{task.metric} {result.metric:.2f} '
+                    f'({result.seconds:.0f}s)')
 
-    Args:
-        task: The task.
-        budget: Iterations of the teacher and of every student.
-        seeds: Seeds of the students and distilled students.
-        work: The demo's work directory; stage ``<task>_<role>_seed<k>``
-            trains in ``<work>/<task>_<role>_seed<k>``.
-        data_root: The task's generated dataset.
-        progress: Called with one line of text after every stage.
+
+def teacher_dir(work: str, task: Task) -> str:
+    """Where the task's teacher trains (``teacher.pth`` in it)."""
+    return osp.join(work, f'{task.name}_teacher')
+
+
+def pretrain_dir(work: str, task: Task) -> str:
+    """Where the task's pretraining stage trains."""
+    return osp.join(work, f'{task.name}_pretrain')
+
+
+def _first_jobs(task: Task, budget: Budget, work: str, data_root: str
+                ) -> Tuple[List[Job], Dict[str, str], Optional[str]]:
+    """The task's teacher and pretraining jobs, the environment every job
+    of the task runs with, and the pretraining job's key (None without
+    one)."""
+    env = {task.data_env: data_root,
+           task.teacher_env: osp.join(teacher_dir(work, task),
+                                      'teacher.pth')}
+    # teachers first (the longest stages), then the pretraining
+    jobs = [Job(f'{task.name}_teacher', train_teacher,
+                dict(task=task, budget=budget, work=work,
+                     data_root=data_root), env, priority=0)]
+    pretrain = None
+    if task.pretrain is not None:
+        env[task.pretrained_env] = osp.join(
+            pretrain_dir(work, task), f'iter_{budget.pretrain_iters}.pth')
+        pretrain = f'{task.name}_pretrain'
+        jobs.append(Job(pretrain, pretrain_student,
+                        dict(task=task, budget=budget, work=work), env,
+                        priority=1))
+    return jobs, env, pretrain
+
+
+def _student_job(task: Task, budget: Budget, env: Dict[str, str],
+                 pretrain: Optional[str], key: str, role: str, config: str,
+                 work_dir: str, seed: int, split: str,
+                 after: Tuple[str, ...] = (), **kwargs) -> Job:
+    """A student's job: after the pretraining, and after the teacher too
+    for a distilled student."""
+    after = after + ((pretrain, ) if pretrain else ())
+    if role != 'student':
+        after += (f'{task.name}_teacher', )
+        kwargs['teacher_checkpoint'] = env[task.teacher_env]
+    return Job(key, train_student,
+               dict(task=task, role=role, config=config,
+                    iters=budget.student_iters, seed=seed,
+                    work_dir=work_dir, split=split, **kwargs),
+               env, after=tuple(dict.fromkeys(after)), priority=2)
+
+
+def report_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
+                data_root: str) -> Tuple[List[Job], List[str]]:
+    """The report: the task's teacher (once), then its student and
+    distilled students once per seed with the configs' settings, evaluated
+    on the test split; stage ``<task>_<role>_seed<k>`` trains in
+    ``<work>/<task>_<role>_seed<k>``.
+
+    Returns:
+        tuple: The jobs, and the keys of those whose results the report
+        shows (the teacher, then the students seed by seed).
     """
-    pretrain_student(task, budget, work, progress)
-    teacher = train_teacher(task, budget, work, data_root, progress)
-    os.environ[task.data_env] = data_root
-    results = [teacher]
-    teacher_ckpt = os.environ[task.teacher_env]
+    jobs, env, pretrain = _first_jobs(task, budget, work, data_root)
     for seed in seeds:
         for role, config in [('student', task.student)] + list(
                 task.variants.items()):
-            result = run_stage(
-                task, role, config, budget.student_iters, seed,
-                osp.join(work, f'{task.name}_{role}_seed{seed}'),
-                teacher_checkpoint=None if role == 'student' else
-                teacher_ckpt)
-            progress(f'{task.name} {role} (seed {seed}): test '
-                     f'{task.metric} {result.metric:.2f} '
-                     f'({result.seconds:.0f}s)')
-            results.append(result)
-    return results
+            name = f'{task.name}_{role}_seed{seed}'
+            jobs.append(_student_job(task, budget, env, pretrain, name, role,
+                                     config, osp.join(work, name), seed,
+                                     'test'))
+    return jobs, [j.key for j in jobs if j.key != pretrain]
 
 
-def select_task(task: Task, budget: Budget, seeds: List[int], work: str,
-                data_root: str, progress: Callable[[str], None]
-                ) -> List[StageResult]:
+def selection_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
+                   data_root: str) -> Tuple[List[Job], List[str]]:
     """The selection: the baseline student's learning rate from its
     config's ``lr_grid``, then each variant's loss weights from its
     config's ``weight_grid`` crossed with learning rates
     ``distill_lr_scales`` × the baseline's chosen one, every candidate
-    trained once per seed and scored on the val split, in this process.
-
-    Args:
-        task: The task.
-        budget: Iterations of the teacher and of every student.
-        seeds: Selection seeds (never reported).
-        work: The demo's work directory; candidate ``i`` trains in
-            ``<work>/select/<task>_<role>_c<i>_seed<k>``.
-        data_root: The task's generated dataset.
-        progress: Called with one line of text after every stage.
+    trained once per seed and scored on the val split; candidate ``i``
+    trains in ``<work>/select/<task>_<role>_c<i>_seed<k>``. The variants'
+    jobs wait for every baseline candidate.
 
     Returns:
-        list[StageResult]: The teacher, then every candidate's runs.
+        tuple: The jobs, and the keys of those the selection reports (the
+        teacher, then every candidate's runs).
     """
     from .protocol import best_candidate, lr_grid, variant_candidates
-    pretrain_student(task, budget, work, progress)
-    teacher = train_teacher(task, budget, work, data_root, progress)
-    os.environ[task.data_env] = data_root
-    teacher_ckpt = os.environ[task.teacher_env]
-    results = [teacher]
+    jobs, env, pretrain = _first_jobs(task, budget, work, data_root)
 
-    def grid_runs(role, config, candidates):
-        for i, (overrides, lr) in enumerate(candidates):
+    def grid_jobs(role, config, count, after=(), prepare=None):
+        keys = []
+        for i in range(count):
             for seed in seeds:
-                result = run_stage(
-                    task, role, config, budget.student_iters, seed,
-                    osp.join(work, 'select',
-                             f'{task.name}_{role}_c{i}_seed{seed}'),
-                    teacher_checkpoint=None if role == 'student' else
-                    teacher_ckpt, split='val', overrides=overrides,
-                    lr=lr, candidate=i)
-                progress(f'{task.name} {role} {_setting_text(result)} '
-                         f'(seed {seed}): val {task.metric} '
-                         f'{result.metric:.2f} ({result.seconds:.0f}s)')
-                results.append(result)
+                name = f'{task.name}_{role}_c{i}_seed{seed}'
+                job = _student_job(task, budget, env, pretrain, name, role,
+                                   config, osp.join(work, 'select', name),
+                                   seed, 'val', after, candidate=i)
+                if prepare is not None:
+                    job.prepare = functools.partial(prepare, i)
+                jobs.append(job)
+                keys.append(name)
+        return keys
 
-    student_cfg = Config.fromfile(osp.join(CONFIGS, task.student))
-    grid_runs('student', task.student,
-              [(None, lr) for lr in lr_grid(student_cfg, task.student)])
-    lr = lr_grid(student_cfg, task.student)[best_candidate(
-        [r for r in results if r.role == 'student'])]
+    rates = lr_grid(Config.fromfile(osp.join(CONFIGS, task.student)),
+                    task.student)
+    baseline = grid_jobs('student', task.student, len(rates))
+    for job in jobs[-len(baseline):]:
+        job.kwargs['lr'] = rates[job.kwargs['candidate']]
+
+    def chosen_lr(results: Dict[str, StageResult]) -> float:
+        return rates[best_candidate([results[k] for k in baseline])]
+
     for role, config in task.variants.items():
         cfg = Config.fromfile(osp.join(CONFIGS, config))
-        grid_runs(role, config, variant_candidates(cfg, config, lr))
-    return results
+
+        def prepare(i, results, cfg=cfg, config=config):
+            overrides, lr = variant_candidates(cfg, config,
+                                               chosen_lr(results))[i]
+            return dict(overrides=overrides, lr=lr)
+
+        grid_jobs(role, config, len(variant_candidates(cfg, config, 1.0)),
+                  tuple(baseline), prepare)
+    return jobs, [j.key for j in jobs if j.key != pretrain]
 
 
 def _setting_text(result: StageResult) -> str:
     return ', '.join(f'{k} {v:g}' for k, v in result.setting.items())
 
 
-def run_task_process(mode: str, task: Task, budget: Budget,
-                     seeds: List[int], work: str, data_root: str,
-                     progress: Progress, threads: int,
-                     out_file: str) -> None:
-    """:func:`run_task` (``mode='report'``) or :func:`select_task`
-    (``mode='select'``) as the target of a (spawned) process: ``threads``
-    torch threads, the results written to ``out_file`` as JSON."""
-    import torch
-    torch.set_num_threads(threads)
-    import mmkd  # noqa: F401  (registries, safe checkpoint loading)
-    run = dict(report=run_task, select=select_task)[mode]
-    results = run(task, budget, seeds, work, data_root, progress)
-    with open(out_file, 'w') as f:
-        json.dump([asdict(r) for r in results], f)
-
-
-def load_results(path: str) -> List[StageResult]:
-    """The results :func:`run_task_process` wrote."""
-    with open(path) as f:
-        return [StageResult(**r) for r in json.load(f)]
-
-
 def run_tasks(mode: str, tasks: List[Task], budget: Budget,
               seeds: List[int], work: str, data: Dict[str, str],
               progress: Progress, jobs: int) -> List[StageResult]:
-    """Run each task's report or selection (see :func:`run_task_process`):
-    in this process when ``jobs`` is 1, otherwise each task in its own
-    spawned process, ``jobs`` at a time, each with ``cpu_count // jobs``
-    torch threads; stop them all as soon as one fails.
+    """Run the tasks' report (:func:`report_jobs`) or selection
+    (:func:`selection_jobs`) stage by stage on ``jobs`` worker processes
+    (in this process when ``jobs`` is 1), each with ``cpu_count // jobs``
+    torch threads: a stage starts as soon as the stages it needs are done,
+    whichever task it belongs to; everything stops when one fails.
 
     Args:
         mode: ``'report'`` or ``'select'``.
@@ -612,43 +640,18 @@ def run_tasks(mode: str, tasks: List[Task], budget: Budget,
         seeds: Seeds of the students.
         work: The demo's work directory.
         data: Task name -> generated dataset root.
-        progress: The shared progress printer.
+        progress: The console's progress printer.
         jobs: Processes at a time.
 
     Returns:
-        list[StageResult]: Every stage's result, in the order of ``tasks``.
+        list[StageResult]: The results task by task, in the order of
+        ``tasks``.
     """
-    if jobs == 1:
-        run = dict(report=run_task, select=select_task)[mode]
-        results = []
-        for task in tasks:
-            results += run(task, budget, seeds, work, data[task.name],
-                           progress)
-        return results
-    ctx = multiprocessing.get_context('spawn')
-    threads = max(1, (os.cpu_count() or 1) // jobs)
-    pending, running, results = list(tasks), {}, []
-    while pending or running:
-        while pending and len(running) < jobs:
-            task = pending.pop(0)
-            out = osp.join(work, f'{task.name}_{mode}_results.json')
-            proc = ctx.Process(
-                target=run_task_process, name=f'shapes-demo-{task.name}',
-                args=(mode, task, budget, seeds, work, data[task.name],
-                      progress, threads, out))
-            proc.start()
-            running[task.name] = (proc, out)
-        time.sleep(1)
-        for name, (proc, out) in list(running.items()):
-            if proc.exitcode is None:
-                continue
-            del running[name]
-            if proc.exitcode != 0:
-                for other, _ in running.values():
-                    other.terminate()
-                sys.exit(f'shapes demo: the {name} task failed (exit code '
-                         f'{proc.exitcode}); its traceback is above and its '
-                         f'stage logs are under {work}/')
-            results += load_results(out)
-    order = [t.name for t in tasks]
-    return sorted(results, key=lambda r: order.index(r.task))
+    plan = dict(report=report_jobs, select=selection_jobs)[mode]
+    all_jobs, shown = [], []
+    for task in tasks:
+        task_jobs, keys = plan(task, budget, seeds, work, data[task.name])
+        all_jobs += task_jobs
+        shown += keys
+    results = run_jobs(all_jobs, jobs, progress)
+    return [results[k] for k in shown]

@@ -1,9 +1,11 @@
 # The demo's segmentation student: the stock mmseg PSPNet-R18-D8, shrunk for a
-# CPU (8 base channels) on 96x96 "shapes" scenes with 5 classes. Its backbone
-# starts from the demo's pretraining stage (pspnet_r18_shapes_pretrain.py, run
-# once on a separate pool of generated scenes), as the paper's ResNet-18
-# starts from ImageNet weights; run_demo.py sets SHAPES_SEG_PRETRAINED to its
-# checkpoint (set it yourself to train this config by hand).
+# CPU (8 base channels) on 96x96 "shapes" scenes with 5 classes. The whole
+# network (backbone and decode head) starts from the demo's pretraining stage
+# (pspnet_r18_shapes_pretrain.py: 1500 iterations on a separate pool of
+# generated scenes, run once), as a user fine-tunes a small pretrained model;
+# run_demo.py sets SHAPES_SEG_PRETRAINED to its checkpoint (set it yourself
+# to train this config by hand). Why the whole network and why 1500
+# iterations: see `pretrain_iters` in shapes_demo/stages.py.
 _base_ = 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
 
 crop_size = (96, 96)
@@ -16,9 +18,12 @@ model = dict(
         stem_channels=8, base_channels=8, norm_cfg=norm_cfg,
         init_cfg=dict(
             type='Pretrained', prefix='backbone.',
-            checkpoint='{{$SHAPES_SEG_PRETRAINED:work_dirs/shapes_demo/seg_pretrain/iter_3000.pth}}')),  # noqa
+            checkpoint='{{$SHAPES_SEG_PRETRAINED:work_dirs/shapes_demo/seg_pretrain/iter_1500.pth}}')),  # noqa
     decode_head=dict(in_channels=64, channels=16, num_classes=5,
-                     dropout_ratio=0.0, norm_cfg=norm_cfg),
+                     dropout_ratio=0.0, norm_cfg=norm_cfg,
+                     init_cfg=dict(
+                         type='Pretrained', prefix='decode_head.',
+                         checkpoint='{{$SHAPES_SEG_PRETRAINED:work_dirs/shapes_demo/seg_pretrain/iter_1500.pth}}')),  # noqa
     auxiliary_head=dict(in_channels=32, channels=8, num_classes=5,
                         dropout_ratio=0.0, norm_cfg=norm_cfg))
 

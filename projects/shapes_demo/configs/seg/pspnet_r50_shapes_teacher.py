@@ -7,7 +7,9 @@ model = dict(
     # trained from scratch (no pretraining stage for the teacher)
     backbone=dict(depth=50, stem_channels=16, base_channels=16,
                   init_cfg=None),
-    decode_head=dict(in_channels=512, channels=64),
+    decode_head=dict(in_channels=512, channels=64,
+                     init_cfg=dict(_delete_=True, type='Normal', std=0.01,
+                                   override=dict(name='conv_seg'))),
     auxiliary_head=dict(in_channels=256, channels=32))
 max_iters = 2000
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
