@@ -109,6 +109,7 @@ def test_quick_selection_then_report_with_seed_base(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert proc.stdout.count('[shapes demo') == 1 + 2 + 6 + 6
     selection = json.loads((work / 'report' / 'selection.json').read_text())
+    assert selection['seeds'] == {'seg': [1000]}  # per task
     runs = {(r['role'], r['candidate'], r['seed'], r['split'])
             for r in selection['runs'] if r['role'] != 'teacher'}
     assert runs == {(role, c, 1000, 'val') for role in ('student', 'pixel')

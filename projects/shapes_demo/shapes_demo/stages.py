@@ -114,7 +114,7 @@ POOL_SEED = 1
 #   4-6 below the teacher (and every distilled candidate scored below that
 #   baseline);
 # - whole network from 1000 / 1500 / 2000 iterations: 34.2 +- 0.8 /
-#   38.5 +- 1.0 / 40.8 +- 2.3 (mean +- std over the 8 seeds).
+#   38.5 +- 1.0 / 40.8 +- 2.4 (mean +- std over the 8 seeds).
 # 1500: every seed learns every shape class it can (ring stays near 0, too
 # thin for 12x12 logits), 19 mIoU below the teacher, and half the
 # pretraining cost, which the 15-minute default run needs.
@@ -460,7 +460,7 @@ def train_teacher(task: Task, budget: Budget, work: str, data_root: str
     """
     return _cached_stage(task, 'teacher', task.teacher,
                          budget.teacher_iters[task.name],
-                         teacher_dir(work, task), data_root, 'test',)
+                         teacher_dir(work, task), data_root, 'test')
 
 
 def pretrain_student(task: Task, budget: Budget, work: str
