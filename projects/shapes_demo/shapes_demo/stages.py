@@ -584,14 +584,15 @@ def selection_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
     from .protocol import best_candidate, lr_grid, variant_candidates
     jobs, env, pretrain = _first_jobs(task, budget, work, data_root)
 
-    def grid_jobs(role, config, count, after=(), prepare=None):
+    def grid_jobs(role, config, candidates, after=(), prepare=None):
+        """One job per candidate (its fixed kwargs) and seed."""
         keys = []
-        for i in range(count):
+        for i, fixed in enumerate(candidates):
             for seed in seeds:
                 name = f'{task.name}_{role}_c{i}_seed{seed}'
                 job = _student_job(task, budget, env, pretrain, name, role,
                                    config, osp.join(work, 'select', name),
-                                   seed, 'val', after, candidate=i)
+                                   seed, 'val', after, candidate=i, **fixed)
                 if prepare is not None:
                     job.prepare = functools.partial(prepare, i)
                 jobs.append(job)
@@ -600,9 +601,8 @@ def selection_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
 
     rates = lr_grid(Config.fromfile(osp.join(CONFIGS, task.student)),
                     task.student)
-    baseline = grid_jobs('student', task.student, len(rates))
-    for job in jobs[-len(baseline):]:
-        job.kwargs['lr'] = rates[job.kwargs['candidate']]
+    baseline = grid_jobs('student', task.student,
+                         [dict(lr=lr) for lr in rates])
 
     def chosen_lr(results: Dict[str, StageResult]) -> float:
         return rates[best_candidate([results[k] for k in baseline])]
@@ -615,7 +615,8 @@ def selection_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
                                                chosen_lr(results))[i]
             return dict(overrides=overrides, lr=lr)
 
-        grid_jobs(role, config, len(variant_candidates(cfg, config, 1.0)),
+        grid_jobs(role, config,
+                  [{}] * len(variant_candidates(cfg, config, 1.0)),
                   tuple(baseline), prepare)
     return jobs, [j.key for j in jobs if j.key != pretrain]
 
