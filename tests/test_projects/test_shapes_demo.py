@@ -43,6 +43,15 @@ def test_quick_demo_end_to_end(tmp_path):
         assert run['split'] == 'test' and run['seed'] == 0, run
         assert len(run['parts']) == 4, run
         assert osp.isfile(run['checkpoint']), run
+        if run['task'] == 'seg':
+            # per-class IoU: the classes of the metric's own mIoU
+            ious = [v for v in run['classes'].values() if v is not None]
+            assert list(run['classes']) == [
+                'background', 'disc', 'square', 'triangle', 'ring'], run
+            assert sum(ious) / len(ious) == pytest.approx(
+                run['metric'], abs=0.01), run
+        else:
+            assert run['classes'] is None, run
         # each stage logs its own scalars (the curves chart reads them)
         work_dir = osp.dirname(run['checkpoint'])
         scalars = glob.glob(osp.join(work_dir, '*', 'vis_data',
@@ -82,6 +91,13 @@ def test_quick_demo_end_to_end(tmp_path):
     for row in results['rows']:
         assert f"| {row['task']} | {row['model']} |" in table
     assert len(results['rows']) == 7 + 5
+    # per class: every seg model, a paired difference for each variant
+    class_rows = results['class_rows']
+    assert {r['model'] for r in class_rows} == {
+        'teacher', 'student', 'pixel', 'pair', 'holistic', 'all', 'cwd'}
+    assert {r['model'] for r in class_rows if 'diff_mean' in r} == {
+        'pixel', 'pair', 'holistic', 'all', 'cwd'}
+    assert '| task | model | background | disc |' in table
     pngs = ['metric_per_variant.png', 'distill_curves.png',
             'predictions_seg.png', 'predictions_det.png',
             'imitation_masks.png']

@@ -11,14 +11,15 @@ from mmkd.testing import REPO_ROOT as REPO
 
 sys.path.insert(0, osp.join(REPO, 'projects', 'shapes_demo'))
 from shapes_demo.generate import generate  # noqa: E402
-from shapes_demo.protocol import (best_candidate, paired_rows,  # noqa: E402
-                                  paired_table, paper_scale, part_noise,
-                                  report_seeds, selection_rows,
+from shapes_demo.protocol import (best_candidate, class_rows,  # noqa: E402
+                                  class_table, paired_rows, paired_table,
+                                  paper_scale, part_noise, report_seeds,
+                                  selection_rows,
                                   selection_table, variant_candidates,
                                   verdict, weight_grid)
 from shapes_demo.report import _not_better  # noqa: E402
 from shapes_demo.stages import (CONFIGS, TASKS, StageResult,  # noqa: E402
-                                stage_setting)
+                                _class_ious, stage_setting)
 
 SEG = next(t for t in TASKS if t.name == 'seg')
 
@@ -83,6 +84,48 @@ def test_pairs_only_same_seeds():
     pixel = paired_rows(results, [SEG])[-1]
     assert pixel['diff_seeds'] == [1] and pixel['diffs'] == [3.0]
     assert pixel['diff_std'] is None and pixel['verdict'] == 'one seed'
+
+
+def test_class_rows_and_table():
+    def run(role, seed, disc, square):
+        return StageResult('seg', role, seed, 0.0, 'test', [0.0] * 4,
+                           dict(lr=0.2, pixel=1.0), 1.0, '', '',
+                           classes=dict(disc=disc, square=square))
+
+    results = [run('student', 0, 40.0, 10.0), run('student', 1, 42.0, 30.0),
+               run('pixel', 0, 43.0, 20.0), run('pixel', 1, 44.0, None),
+               # a run without per-class IoU (an older cache) is left out
+               StageResult('seg', 'cwd', 0, 1.0, 'test', [1.0] * 4,
+                           dict(lr=0.2), 1.0, '', '')]
+    rows = {(r['model'], r['class']): r for r in class_rows(results, [SEG])}
+    # pixel's square has no IoU on seed 1: the class is left out for pixel
+    assert sorted(rows) == [('pixel', 'disc'), ('student', 'disc'),
+                            ('student', 'square')]
+    assert rows['student', 'square']['mean'] == 20.0
+    disc = rows['pixel', 'disc']
+    assert disc['diffs'] == [3.0, 2.0] and disc['diff_mean'] == 2.5
+    assert disc['diff_std'] == pytest.approx(0.5**0.5)
+    table = class_table(list(rows.values()))
+    assert table.splitlines()[0] == '| task | model | disc | square |'
+    assert '| seg | student | 41.00 | 20.00 |' in table
+    assert '| seg | pixel | 43.50 (+2.50 ± 0.71) |  |' in table
+    assert class_table([]) == ''
+
+
+def test_class_ious_are_the_metric_tables():
+    import torch
+    from mmseg.evaluation.metrics import IoUMetric
+
+    metric = IoUMetric()
+    metric.dataset_meta = dict(classes=('background', 'disc', 'ring'))
+    scenes = [(torch.tensor([8., 1., 0.]), torch.tensor([10., 4., 0.]),
+               None, None),
+              (torch.tensor([6., 2., 0.]), torch.tensor([10., 4., 0.]),
+               None, None)]
+    # sums over scenes: 14 / 20, 3 / 8, ring absent from labels and
+    # predictions
+    assert _class_ious(metric, scenes) == dict(
+        background=70.0, disc=37.5, ring=None)
 
 
 def test_verdict_and_noise():

@@ -217,6 +217,79 @@ def paired_rows(results: Sequence, tasks: Sequence) -> List[dict]:
     return rows
 
 
+def class_rows(results: Sequence, tasks: Sequence) -> List[dict]:
+    """Per class, each segmentation model's test IoU over seeds and each
+    variant's paired difference to the baseline: where a variant's mIoU
+    difference comes from, and which classes carry the seed noise.
+
+    Only runs that recorded their per-class IoU (``StageResult.classes``)
+    count; a class with no IoU in some run is left out.
+
+    Args:
+        results: :class:`StageResult` of the report runs.
+        tasks: The tasks, in table order.
+
+    Returns:
+        list[dict]: ``task``, ``model``, ``class``, ``seeds``, ``values``
+        (IoU per seed), ``mean`` and, for variants, ``diffs`` (per seed,
+        variant minus baseline of the same seed), ``diff_mean`` and
+        ``diff_std`` (sample std; None for one seed).
+    """
+    rows = []
+    for task in tasks:
+        by_role = defaultdict(dict)
+        for r in results:
+            if r.task == task.name and r.classes:
+                by_role[r.role][r.seed] = r
+        base = by_role.get('student', {})
+        for role in ['teacher', 'student'] + list(task.variants):
+            runs = by_role.get(role)
+            if not runs:
+                continue
+            seeds = sorted(runs)
+            for name in runs[seeds[0]].classes:
+                values = [runs[s].classes.get(name) for s in seeds]
+                if None in values:
+                    continue
+                row = {'task': task.name, 'model': role, 'class': name,
+                       'seeds': seeds, 'values': values,
+                       'mean': float(np.mean(values))}
+                paired = [s for s in seeds
+                          if base.get(s) is not None and
+                          base[s].classes.get(name) is not None]
+                if role not in ('teacher', 'student') and paired:
+                    diffs = [runs[s].classes[name] - base[s].classes[name]
+                             for s in paired]
+                    row.update(diffs=diffs, diff_mean=float(np.mean(diffs)),
+                               diff_std=_std(diffs))
+                rows.append(row)
+    return rows
+
+
+def class_table(rows: Sequence[dict]) -> str:
+    """The per-class markdown table: one line per model, one column per
+    class, ``IoU`` for the teacher and the baseline and ``IoU (paired
+    difference ± std)`` for a variant."""
+    if not rows:
+        return ''
+    classes = list(dict.fromkeys(r['class'] for r in rows))
+    lines = ['| task | model | ' + ' | '.join(classes) + ' |',
+             '|---|---|' + '---|' * len(classes)]
+    models = list(dict.fromkeys((r['task'], r['model']) for r in rows))
+    for task, model in models:
+        cells = {r['class']: r for r in rows
+                 if (r['task'], r['model']) == (task, model)}
+        texts = []
+        for name in classes:
+            r = cells.get(name)
+            text = '' if r is None else f"{r['mean']:.2f}"
+            if r is not None and 'diff_mean' in r:
+                text += f" ({_pm(r['diff_mean'], r['diff_std'], sign=True)})"
+            texts.append(text)
+        lines.append(f'| {task} | {model} | ' + ' | '.join(texts) + ' |')
+    return '\n'.join(lines)
+
+
 def verdict(diff_mean: Optional[float], diff_std: Optional[float]) -> str:
     """``'better'`` / ``'worse'`` when the mean paired difference exceeds
     its std over seeds, ``'within noise'`` otherwise, ``'one seed'`` when

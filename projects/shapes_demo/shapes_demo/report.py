@@ -316,10 +316,11 @@ def write_report(results: List, tasks: Sequence, out_dir: str,
     Returns:
         dict: ``table`` (markdown), ``dir``, ``rows`` and ``charts``.
     """
-    from .protocol import paired_rows, paired_table
+    from .protocol import class_rows, class_table, paired_rows, paired_table
     os.makedirs(osp.join(out_dir, 'logs'), exist_ok=True)
     rows = paired_rows(results, tasks)
     table = paired_table(rows)
+    classes = class_rows(results, tasks)
     for r in results:
         for log in glob.glob(osp.join(r.work_dir, '*', '*.log')):
             shutil.copyfile(log, osp.join(
@@ -340,7 +341,7 @@ def write_report(results: List, tasks: Sequence, out_dir: str,
         charts['masks'] = 'imitation_masks.png'
         _mask_figure(results, data, osp.join(out_dir, charts['masks']))
     with open(osp.join(out_dir, 'results.json'), 'w') as f:
-        json.dump(dict(rows=rows, quick=quick,
+        json.dump(dict(rows=rows, class_rows=classes, quick=quick,
                        runs=[asdict(r) for r in results]), f, indent=1)
     note = ('Quick mode: a smoke test of the pipeline, too short for the '
             'numbers to mean anything.\n\n' if quick else '')
@@ -352,13 +353,19 @@ def write_report(results: List, tasks: Sequence, out_dir: str,
              'difference, from the test split\'s four disjoint quarters. '
              '"better" / "worse": the mean difference exceeds its std over '
              'seeds.\n\n')
+    per_class = ''
+    if classes:
+        per_class = ('Per class: test IoU, mean over seeds, and for a '
+                     'variant (the paired difference to the baseline, mean '
+                     '± std over seeds).\n\n' + class_table(classes) +
+                     '\n\n')
     selection = ''
     if osp.exists(osp.join(out_dir, 'selection.md')):
         with open(osp.join(out_dir, 'selection.md')) as f:
             selection = '\n' + f.read()
     with open(osp.join(out_dir, 'results.md'), 'w') as f:
         f.write('# mmkd shapes demo\n\n' + note + intro + table + '\n\n' +
-                _not_better(rows) + '\n'.join(
+                _not_better(rows) + per_class + '\n'.join(
                     f'![{k}]({v})' for k, v in charts.items()) + '\n' +
                 selection)
     return dict(table=table, dir=out_dir, rows=rows, charts=charts)

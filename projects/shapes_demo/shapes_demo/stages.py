@@ -148,6 +148,9 @@ class StageResult:
         student_checkpoint: The student-only checkpoint of a distilled
             student.
         candidate: Index of the grid candidate (selection runs only).
+        classes: Segmentation only: each class's IoU on ``split`` (percent,
+            by class name; None for a class absent from the split and its
+            predictions).
     """
     task: str
     role: str
@@ -161,6 +164,7 @@ class StageResult:
     checkpoint: str
     student_checkpoint: Optional[str] = None
     candidate: Optional[int] = None
+    classes: Optional[Dict[str, Optional[float]]] = None
 
 
 # The evaluation noise is measured on this many disjoint parts of the
@@ -277,6 +281,17 @@ def _part_metrics(task: Task, metric, results: list, compute,
     return values
 
 
+def _class_ious(metric, results: list) -> Dict[str, Optional[float]]:
+    """Each class's IoU (percent) over ``results``, the per-scene areas
+    mmseg's ``IoUMetric`` collects (intersection, union, prediction, label;
+    one value per class each), as the metric's own per-class table."""
+    intersect = sum(r[0] for r in results).double()
+    union = sum(r[1] for r in results).double()
+    return {name: float(100 * i / u) if u > 0 else None
+            for name, i, u in zip(metric.dataset_meta['classes'],
+                                  intersect.tolist(), union.tolist())}
+
+
 def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
               work_dir: str, teacher_checkpoint: Optional[str] = None,
               split: str = 'test', overrides: Optional[dict] = None,
@@ -344,12 +359,14 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
             # mmdet's CocoMetric logs nothing when the model detected
             # nothing (e.g. a diverged candidate): score it as COCO would
             metric = _part_metrics(task, metric_obj, results, compute, 1)[0]
+        classes = (_class_ious(metric_obj, results) if task.name == 'seg'
+                   else None)
     checkpoint = osp.join(work_dir, f'iter_{iters}.pth')
     student = osp.join(work_dir, f'iter_{iters}_student.pth')
     result = StageResult(task.name, role, seed, metric, split, parts,
                          setting, time.time() - start, work_dir, checkpoint,
                          student if osp.exists(student) else None,
-                         candidate)
+                         candidate, classes)
     if role == 'teacher':
         # the path the distillation configs default to
         shutil.copyfile(checkpoint, osp.join(work_dir, 'teacher.pth'))
