@@ -119,9 +119,15 @@ step "test requirements"
 py_ok <<<'import pytest' || pip_install -r "$ROOT/requirements/tests.txt"
 
 step "mmkd (editable)"
+# the import and the distribution metadata (what `mim` finds codebases by)
+# must both be this checkout's: a clone at the path of an earlier, deleted
+# one imports fine through the old path entry but has no metadata
 py_ok <<<'
-import mmkd, os
-assert os.path.realpath(os.path.dirname(mmkd.__file__)) == os.path.realpath("'"$ROOT"'/mmkd")' \
+import importlib.metadata, mmkd, os
+here = os.path.realpath("'"$ROOT"'/mmkd")
+assert os.path.realpath(os.path.dirname(mmkd.__file__)) == here
+dist = importlib.metadata.distribution("mmkd")
+assert os.path.realpath(str(dist.locate_file("mmkd"))) == here' \
   || (cd "$ROOT" && "$PYTHON" -m pip install --disable-pip-version-check -q --no-build-isolation --no-deps -e .)
 
 step "verify the stack"
