@@ -17,7 +17,7 @@ paired comparison with the baseline that the report tables give.
   table gives the mean ± sample std of the per-seed differences.
 """
 from collections import defaultdict
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.config import Config
@@ -167,6 +167,30 @@ def part_noise(parts: Sequence[float]) -> float:
     return float(np.std(parts, ddof=1) / np.sqrt(len(parts)))
 
 
+def _runs_by_role(results: Sequence, task, keep: Optional[Callable] = None
+                  ) -> Tuple[List[Tuple[str, Dict[int, object]]],
+                             Dict[int, object]]:
+    """The task's runs grouped for a report table.
+
+    Args:
+        results: :class:`StageResult` of the report runs.
+        task: The task.
+        keep: Only runs for which it returns True (all when None).
+
+    Returns:
+        tuple: ``[(role, {seed: run})]`` for the teacher, the baseline
+        student and each variant that has runs, in table order; and the
+        baseline's ``{seed: run}`` (empty without one).
+    """
+    by_role = defaultdict(dict)
+    for r in results:
+        if r.task == task.name and (keep is None or keep(r)):
+            by_role[r.role][r.seed] = r
+    roles = ['teacher', 'student'] + list(task.variants)
+    return ([(role, by_role[role]) for role in roles if by_role.get(role)],
+            by_role.get('student', {}))
+
+
 def paired_rows(results: Sequence, tasks: Sequence) -> List[dict]:
     """The report's rows: per task the teacher, the baseline student and
     each variant, with test metrics over seeds and the paired differences.
@@ -186,15 +210,8 @@ def paired_rows(results: Sequence, tasks: Sequence) -> List[dict]:
     """
     rows = []
     for task in tasks:
-        by_role = defaultdict(dict)
-        for r in results:
-            if r.task == task.name:
-                by_role[r.role][r.seed] = r
-        base = by_role.get('student', {})
-        for role in ['teacher', 'student'] + list(task.variants):
-            runs = by_role.get(role)
-            if not runs:
-                continue
+        roles, base = _runs_by_role(results, task)
+        for role, runs in roles:
             seeds = sorted(runs)
             values = [runs[s].metric for s in seeds]
             row = dict(
@@ -237,15 +254,8 @@ def class_rows(results: Sequence, tasks: Sequence) -> List[dict]:
     """
     rows = []
     for task in tasks:
-        by_role = defaultdict(dict)
-        for r in results:
-            if r.task == task.name and r.classes:
-                by_role[r.role][r.seed] = r
-        base = by_role.get('student', {})
-        for role in ['teacher', 'student'] + list(task.variants):
-            runs = by_role.get(role)
-            if not runs:
-                continue
+        roles, base = _runs_by_role(results, task, lambda r: r.classes)
+        for role, runs in roles:
             seeds = sorted(runs)
             for name in runs[seeds[0]].classes:
                 values = [runs[s].classes.get(name) for s in seeds]
@@ -254,8 +264,7 @@ def class_rows(results: Sequence, tasks: Sequence) -> List[dict]:
                 row = {'task': task.name, 'model': role, 'class': name,
                        'seeds': seeds, 'values': values,
                        'mean': float(np.mean(values))}
-                paired = [s for s in seeds
-                          if base.get(s) is not None and
+                paired = [s for s in seeds if s in base and
                           base[s].classes.get(name) is not None]
                 if role not in ('teacher', 'student') and paired:
                     diffs = [runs[s].classes[name] - base[s].classes[name]
