@@ -4,12 +4,18 @@
 #
 #   bash tools/setup.sh
 #
+# Every pip install is constrained by requirements/constraints.txt, the lock
+# file with the exact version of every package installed here, dependencies
+# included (rewritten by tools/lock_requirements.sh).
+#
 # Environment:
 #   PYTHON            interpreter to install into (default: python3)
 #   MMKD_WHEELHOUSE   folder searched for a prebuilt mmcv 2.1.0 wheel; a wheel
 #                     built from source is cached there when it is writable
 #                     (otherwise in MMKD_CACHE), so a second run takes seconds
 #   MMKD_CACHE        writable cache for built wheels (default ~/.cache/mmkd/wheels)
+#   MMKD_UNLOCKED=1   install without the lock file (tools/lock_requirements.sh
+#                     does this to find the newest set; not for users)
 #
 # A torch build that is already installed (e.g. a CUDA build) is kept; without
 # one, torch==2.13.0 is installed. mmcv's ops are compiled with CUDA when a
@@ -27,7 +33,9 @@ STEP="start"
 fail() { echo "[mmkd setup] FAILED at step: $STEP" >&2; }
 trap fail ERR
 step() { STEP="$1"; echo "[mmkd setup] $1"; }
-pip_install() { "$PYTHON" -m pip install --disable-pip-version-check -q "$@"; }
+LOCK="$ROOT/requirements/constraints.txt"
+if [ "${MMKD_UNLOCKED:-0}" = 1 ]; then LOCKED=(); else LOCKED=(-c "$LOCK"); fi
+pip_install() { "$PYTHON" -m pip install --disable-pip-version-check -q ${LOCKED[@]+"${LOCKED[@]}"} "$@"; }
 # Run checks outside the checkout, so that "import mmkd" finds the installed one.
 py_ok() { (cd / && "$PYTHON" - "$@" >/dev/null 2>&1); }
 
@@ -43,10 +51,10 @@ else
 fi
 
 step "build tools for mmcv (setuptools<70, wheel, ninja)"
-py_ok <<<'import setuptools, wheel, ninja, pkg_resources' || pip_install "setuptools<70" wheel ninja
+pip_install "setuptools<70" wheel ninja
 
 step "mmengine"
-py_ok <<<'import mmengine; assert mmengine.__version__ == "0.10.7"' || pip_install mmengine==0.10.7
+pip_install mmengine==0.10.7
 
 # mmcv is usable when its compiled ops load (and run on the GPU where one is
 # present and torch can use it).
@@ -97,7 +105,7 @@ else
   echo "[mmkd setup] $STEP into $OUT"
   BUILD=$(mktemp -d)
   MAX_JOBS=${MAX_JOBS:-$(nproc)} "$PYTHON" -m pip wheel --disable-pip-version-check -q \
-    --no-build-isolation --no-deps "mmcv==$MMCV_VERSION" -w "$BUILD"
+    ${LOCKED[@]+"${LOCKED[@]}"} --no-build-isolation --no-deps "mmcv==$MMCV_VERSION" -w "$BUILD"
   mv "$BUILD"/mmcv-"$MMCV_VERSION"-*.whl "$OUT"/
   rm -rf "$BUILD"
   STEP="mmcv $MMCV_VERSION: install the built wheel"
@@ -106,17 +114,14 @@ fi
 mmcv_ok
 
 step "mmdet 3.3.0, mmsegmentation 1.2.2 and the modules mmseg imports"
-py_ok <<<'
-import mmdet, mmseg, ftfy, regex
-assert mmdet.__version__ == "3.3.0" and mmseg.__version__ == "1.2.2"' \
-  || pip_install -r "$ROOT/requirements/runtime.txt"
+pip_install -r "$ROOT/requirements/runtime.txt"
 
 # openmim's dependencies pin an old setuptools, so it comes after mmcv's build.
 step "openmim"
-py_ok <<<'import mim' || pip_install openmim
+pip_install openmim
 
 step "test requirements"
-py_ok <<<'import pytest' || pip_install -r "$ROOT/requirements/tests.txt"
+pip_install -r "$ROOT/requirements/tests.txt"
 
 step "mmkd (editable)"
 # the import and the distribution metadata (what `mim` finds codebases by)
@@ -129,6 +134,34 @@ assert os.path.realpath(os.path.dirname(mmkd.__file__)) == here
 dist = importlib.metadata.distribution("mmkd")
 assert os.path.realpath(str(dist.locate_file("mmkd"))) == here' \
   || (cd "$ROOT" && "$PYTHON" -m pip install --disable-pip-version-check -q --no-build-isolation --no-deps -e .)
+
+if [ "${MMKD_UNLOCKED:-0}" != 1 ]; then
+  step "check every installed package of the lock file against its pin"
+  # a kept torch build of another release is reported, not refused
+  "$PYTHON" - "$LOCK" <<'EOF'
+import importlib.metadata as md
+import sys
+wrong = []
+for line in open(sys.argv[1]):
+    line = line.split('#')[0].strip()
+    if not line:
+        continue
+    name, version = line.split('==')
+    try:
+        found = md.version(name)
+    except md.PackageNotFoundError:
+        continue
+    if found.split('+')[0] != version:
+        wrong.append((name, f'{name} {found} (locked: {version})'))
+for name, text in wrong:
+    if name == 'torch':
+        print('[mmkd setup] keeping the installed ' + text)
+wrong = [text for name, text in wrong if name != 'torch']
+if wrong:
+    sys.exit('[mmkd setup] not the locked releases: ' + ', '.join(wrong)
+             + '; run tools/setup.sh in a fresh venv')
+EOF
+fi
 
 step "verify the stack"
 "$PYTHON" - <<'EOF'
