@@ -47,7 +47,23 @@ step "torch (keep an installed build, else torch==$TORCH_VERSION)"
 if py_ok <<<'import torch'; then
   echo "  keeping torch $("$PYTHON" -c 'import torch; print(torch.__version__)')"
 else
-  pip_install "torch==$TORCH_VERSION"
+  # The stack holds one conflict no resolver can satisfy: torch asks for
+  # setuptools>=77.0.3 (it builds C++ extensions with it), openmim's openxlab
+  # pins setuptools~=60.2.0, and the lock holds the latter. So torch goes in
+  # without its requirements, and then every requirement of it but that one,
+  # through the lock.
+  pip_install --no-deps "torch==$TORCH_VERSION"
+  TORCH_REQS=$(mktemp)
+  "$PYTHON" - >"$TORCH_REQS" <<'EOF'
+import importlib.metadata as md
+import re
+for req in md.requires('torch') or []:
+    name = re.split(r'[\s<>=!~;\[(]', req, maxsplit=1)[0]
+    if 'extra ==' not in req and name.lower() != 'setuptools':
+        print(req)
+EOF
+  pip_install -r "$TORCH_REQS"
+  rm -f "$TORCH_REQS"
 fi
 
 step "build tools for mmcv (setuptools<70, wheel, ninja)"
