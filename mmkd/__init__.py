@@ -1,5 +1,5 @@
 """mmkd: knowledge distillation for dense prediction on OpenMMLab."""
-from .utils.safe_checkpoint import register_safe_checkpoint_loaders
+from .checkpoint import register_safe_checkpoint_loaders
 from .version import __version__
 
 # Every checkpoint loaded through mmengine (load_from, resume, teacher) is

@@ -53,7 +53,7 @@ def train_tiny_hint(tiny_data):
               max_keep_ckpts=-1, resume_from=None, edit=None):
         from mmengine.runner import Runner
 
-        from mmkd.utils.runner_config import prepare_config
+        from mmkd.engine.runner_config import prepare_config
         cfg = tiny_config('hint_pspnet_r50_r18_tiny_shapes')
         cfg.work_dir = str(work_dir)
         # one message hub per runner: a shared name would share the hub

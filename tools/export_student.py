@@ -13,7 +13,7 @@ import os.path as osp
 from mmengine.config import Config
 
 import mmkd  # noqa: F401  (registries, safe checkpoint loading)
-from mmkd.utils.safe_checkpoint import safe_torch_load
+from mmkd.checkpoint import safe_torch_load
 from mmkd.utils.student_export import (dump_student_config,
                                        save_student_checkpoint,
                                        student_checkpoint_path)

@@ -36,8 +36,8 @@ import torch
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from gpu_check_steps import HERE, build  # noqa: E402
 
-from mmkd.utils.benchmark import (environment, interleave, median,  # noqa: E402
-                                  peak_gpu_gb, save_json)
+from mmkd.testing.benchmark import (environment, interleave,  # noqa: E402
+                                    median, peak_gpu_gb, save_json)
 
 CONFIGS = {
     'skd-all': ('configs/skd/skd-all_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_'

@@ -85,7 +85,7 @@ def build(path, device, amp, size_scale, batch_size=None):
     from mmengine.registry import MODELS, DefaultScope
     from mmengine.optim import build_optim_wrapper
 
-    from mmkd.utils.runner_config import prepare_config
+    from mmkd.engine.runner_config import prepare_config
     cfg = Config.fromfile(path)
     if 'student' in cfg.model:
         cfg.model.teacher_checkpoint = None

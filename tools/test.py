@@ -10,9 +10,8 @@ import argparse
 from mmengine.runner import Runner
 
 import mmkd  # noqa: F401  (registries, safe checkpoint loading)
-from mmkd.utils.runner_config import (add_runner_arguments,
-                                      load_runner_config,
-                                      setup_cpu_distributed)
+from mmkd.engine.runner_config import setup_cpu_distributed
+from runner_args import add_runner_arguments, load_runner_config
 
 
 def parse_args() -> argparse.Namespace:

@@ -11,8 +11,8 @@
 # proposal NMS with test_cfg.rpn -- and the RoI head on those proposals). It
 # works in training (proposals come from the teacher's own RPN; the data
 # samples only give image metas), but the NMS and RoI head are wasted work:
-# tools/analysis_tools/benchmark_fgfi_step.py measures it. No cheaper
-# teacher_forward exists in the distiller today.
+# tools/analysis_tools/benchmark_fgfi_step.py measures it. The distiller has
+# no cheaper teacher_forward.
 _base_ = './fgfi_faster-rcnn-r101-fpn_faster-rcnn-r50-fpn_1x_coco.py'
 
 model = dict(

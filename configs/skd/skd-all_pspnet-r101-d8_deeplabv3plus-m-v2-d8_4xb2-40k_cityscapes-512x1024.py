@@ -3,7 +3,10 @@
 # learns from the same PSPNet-R101 teacher, 40k iterations (official).
 # The student decodes at 1/4: the teacher's 1/8 logits are resized to the
 # student's 128x256 by the pixel-wise and holistic terms.
-_base_ = 'mmseg::mobilenet_v2/mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024.py'
+_base_ = [
+    'mmseg::mobilenet_v2/mobilenet-v2-d8_deeplabv3plus_4xb2-80k_cityscapes-512x1024.py',  # noqa: E501
+    './_base_/skd_terms.py', './_base_/skd_critic.py'
+]
 
 model = dict(
     _delete_=True,
@@ -19,24 +22,10 @@ model = dict(
                       feat='decode_head.bottleneck'),
     teacher_taps=dict(logits='decode_head.conv_seg',
                       feat='decode_head.bottleneck'),
-    distill_losses=dict(
-        pixel=dict(type='mmkd.PixelWiseLoss', loss_weight=10.0,
-                   student='logits', teacher='logits'),
-        # official nodes: max pooling, kernel = stride = int(0.5 * side)
-        pair=dict(type='mmkd.PairWiseLoss', loss_weight=1.0, pool='max',
-                  pool_scale=0.5, student='feat', teacher='feat'),
-        holistic=dict(type='mmkd.HolisticLoss', loss_weight=0.1,
-                      condition='image', d_loss_weight=0.1,
-                      student='logits', teacher='logits')),
+    distill_losses={{_base_.skd_losses}},
     discriminator=dict(type='mmkd.SegDiscriminator', in_channels=19 + 3))
 
-optim_wrapper = dict(
-    _delete_=True,
-    constructor='mmkd.DistillerOptimWrapperConstructor',
-    student=dict(type='OptimWrapper', optimizer=dict(
-        type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4)),
-    discriminator=dict(type='OptimWrapper', optimizer=dict(
-        type='SGD', lr=4e-4, momentum=0.9, weight_decay=5e-4)))
+optim_wrapper = {{_base_.skd_critic_optim_wrapper}}
 param_scheduler = dict(
     _delete_=True,
     student=[dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,
@@ -45,6 +34,4 @@ param_scheduler = dict(
                         end=40000, by_epoch=False)])
 train_cfg = dict(max_iters=40000, val_interval=4000)
 default_hooks = dict(checkpoint=dict(interval=4000))
-model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel',
-                         broadcast_buffers=False,
-                         find_unused_parameters=False)
+model_wrapper_cfg = {{_base_.skd_critic_model_wrapper_cfg}}

@@ -4,7 +4,10 @@
 # head type, so the same taps; the stock 160k schedule (no published SKD
 # schedule for this pair). 64x64 logits: the official critic layout scores a
 # 1x1 map, as in the official code.
-_base_ = 'mmseg::mobilenet_v2/mobilenet-v2-d8_pspnet_4xb4-160k_ade20k-512x512.py'
+_base_ = [
+    'mmseg::mobilenet_v2/mobilenet-v2-d8_pspnet_4xb4-160k_ade20k-512x512.py',  # noqa: E501
+    './_base_/skd_terms.py', './_base_/skd_critic.py'
+]
 
 model = dict(
     _delete_=True,
@@ -19,30 +22,14 @@ model = dict(
                       feat='decode_head.bottleneck'),
     teacher_taps=dict(logits='decode_head.conv_seg',
                       feat='decode_head.bottleneck'),
-    distill_losses=dict(
-        pixel=dict(type='mmkd.PixelWiseLoss', loss_weight=10.0,
-                   student='logits', teacher='logits'),
-        # official nodes: max pooling, kernel = stride = int(0.5 * side)
-        pair=dict(type='mmkd.PairWiseLoss', loss_weight=1.0, pool='max',
-                  pool_scale=0.5, student='feat', teacher='feat'),
-        holistic=dict(type='mmkd.HolisticLoss', loss_weight=0.1,
-                      condition='image', d_loss_weight=0.1,
-                      student='logits', teacher='logits')),
+    distill_losses={{_base_.skd_losses}},
     discriminator=dict(type='mmkd.SegDiscriminator', in_channels=150 + 3))
 
-optim_wrapper = dict(
-    _delete_=True,
-    constructor='mmkd.DistillerOptimWrapperConstructor',
-    student=dict(type='OptimWrapper', optimizer=dict(
-        type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4)),
-    discriminator=dict(type='OptimWrapper', optimizer=dict(
-        type='SGD', lr=4e-4, momentum=0.9, weight_decay=5e-4)))
+optim_wrapper = {{_base_.skd_critic_optim_wrapper}}
 param_scheduler = dict(
     _delete_=True,
     student=[dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,
                   end=160000, by_epoch=False)],
     discriminator=[dict(type='PolyLR', eta_min=0, power=0.9, begin=0,
                         end=160000, by_epoch=False)])
-model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel',
-                         broadcast_buffers=False,
-                         find_unused_parameters=False)
+model_wrapper_cfg = {{_base_.skd_critic_model_wrapper_cfg}}

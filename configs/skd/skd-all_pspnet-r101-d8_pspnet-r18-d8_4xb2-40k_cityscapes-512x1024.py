@@ -4,9 +4,4 @@
 # pool_scale 0.5).
 _base_ = './skd-holistic_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_cityscapes-512x1024.py'
 
-model = dict(
-    distill_losses=dict(
-        pixel=dict(type='mmkd.PixelWiseLoss', loss_weight=10.0,
-                   student='logits', teacher='logits'),
-        pair=dict(type='mmkd.PairWiseLoss', loss_weight=1.0, pool='max',
-                  pool_scale=0.5, student='feat', teacher='feat')))
+model = dict(distill_losses={{_base_.skd_losses}})

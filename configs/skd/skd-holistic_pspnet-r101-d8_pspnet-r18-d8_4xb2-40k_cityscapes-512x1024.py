@@ -4,30 +4,20 @@
 # critic (official layout) takes 19 + 3 channels. One critic step per
 # student step, SGD lr 4e-4 poly; its loss is scaled by 0.1 as in the
 # official code (d_loss_weight).
-_base_ = './_base_/skd_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_cityscapes-512x1024.py'
+_base_ = [
+    './_base_/skd_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_cityscapes-512x1024.py',  # noqa: E501
+    './_base_/skd_critic.py'
+]
 
 model = dict(
-    distill_losses=dict(
-        holistic=dict(type='mmkd.HolisticLoss', loss_weight=0.1,
-                      condition='image', d_loss_weight=0.1,
-                      student='logits', teacher='logits')),
+    distill_losses=dict(holistic={{_base_.skd_losses.holistic}}),
     discriminator=dict(type='mmkd.SegDiscriminator', in_channels=19 + 3))
 
-optim_wrapper = dict(
-    _delete_=True,
-    constructor='mmkd.DistillerOptimWrapperConstructor',
-    student=dict(type='OptimWrapper', optimizer=dict(
-        type='SGD', lr=0.01, momentum=0.9, weight_decay=5e-4)),
-    discriminator=dict(type='OptimWrapper', optimizer=dict(
-        type='SGD', lr=4e-4, momentum=0.9, weight_decay=5e-4)))
+optim_wrapper = {{_base_.skd_critic_optim_wrapper}}
 param_scheduler = dict(
     _delete_=True,
     student=[dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,
                   end=40000, by_epoch=False)],
     discriminator=[dict(type='PolyLR', eta_min=0, power=0.9, begin=0,
                         end=40000, by_epoch=False)])
-# The model runs its own two optimizer steps: wrap student and critic
-# separately for distributed training.
-model_wrapper_cfg = dict(type='MMSeparateDistributedDataParallel',
-                         broadcast_buffers=False,
-                         find_unused_parameters=False)
+model_wrapper_cfg = {{_base_.skd_critic_model_wrapper_cfg}}

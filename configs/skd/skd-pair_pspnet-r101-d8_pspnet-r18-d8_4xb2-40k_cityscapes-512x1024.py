@@ -6,7 +6,4 @@
 # pool='avg' (TPAMI), i.e. 32x64 nodes.
 _base_ = './_base_/skd_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_cityscapes-512x1024.py'
 
-model = dict(
-    distill_losses=dict(
-        pair=dict(type='mmkd.PairWiseLoss', loss_weight=1.0, pool='max',
-                  pool_scale=0.5, student='feat', teacher='feat')))
+model = dict(distill_losses=dict(pair={{_base_.skd_losses.pair}}))

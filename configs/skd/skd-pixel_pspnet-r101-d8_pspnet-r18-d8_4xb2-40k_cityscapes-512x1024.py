@@ -2,7 +2,4 @@
 # per pixel (KL, tau 1, lambda_pi 10, averaged over batch and pixels).
 _base_ = './_base_/skd_pspnet-r101-d8_pspnet-r18-d8_4xb2-40k_cityscapes-512x1024.py'
 
-model = dict(
-    distill_losses=dict(
-        pixel=dict(type='mmkd.PixelWiseLoss', loss_weight=10.0,
-                   student='logits', teacher='logits')))
+model = dict(distill_losses=dict(pixel={{_base_.skd_losses.pixel}}))

@@ -7,7 +7,7 @@ cache entry, so the second silently loads the first's weights. Here the cache
 name starts with a hash of the whole URL. As torch.hub does, a file name
 carrying a hash (``name-<hex>.pth``, OpenMMLab's convention) is checked: the
 download's SHA-256 must start with it. A download that fails the check, or
-that :func:`~mmkd.utils.safe_checkpoint.safe_torch_load` refuses, is removed
+that :func:`~mmkd.checkpoint.safe_torch_load` refuses, is removed
 from the cache, so no later load (by mmkd or any other library) finds it.
 """
 import hashlib
@@ -19,6 +19,9 @@ from typing import Any, Optional
 from urllib.parse import urlparse
 
 import torch
+from mmengine.dist import get_dist_info
+
+from .safe_load import safe_torch_load
 
 #: torch.hub's convention: ``name-<sha256 prefix>.ext``
 HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.')
@@ -67,7 +70,7 @@ def load_url(url: str, map_location=None,
              what: str = 'checkpoint') -> Any:
     """Download ``url`` (once per cache; rank 0 first under
     torch.distributed) and load it with
-    :func:`~mmkd.utils.safe_checkpoint.safe_torch_load`.
+    :func:`~mmkd.checkpoint.safe_torch_load`.
 
     Args:
         url (str): An http(s) URL.
@@ -77,9 +80,6 @@ def load_url(url: str, map_location=None,
     Returns:
         Any: The checkpoint.
     """
-    from mmengine.dist import get_dist_info
-
-    from .safe_checkpoint import safe_torch_load
     rank, world_size = get_dist_info()
     path = cached_path(url)
     if rank == 0 and not osp.isfile(path):

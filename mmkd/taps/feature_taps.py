@@ -13,6 +13,8 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from torch import Tensor
 
+from mmkd.utils.config_checks import ConfigKeyError
+
 #: How a tap keeps its module's output (see :class:`FeatureTaps`).
 PROBE, COPY, REFERENCE = 'probe', 'copy', 'reference'
 
@@ -35,10 +37,10 @@ def find_module(model: nn.Module, path: str, where: str) -> nn.Module:
     children = [n for n in names if n.startswith(prefix + '.')
                 and n.count('.') == prefix.count('.') + 1] if prefix else []
     hint = close or children[:8] or [n for n in names if '.' not in n]
-    raise KeyError(
-        f"{where}: '{path}' is not a module of {type(model).__name__}. "
-        f'Closest module names: {hint}. Tap paths are names from '
-        'model.named_modules().')
+    raise ConfigKeyError(
+        where, f'a module path of {type(model).__name__} (a name from '
+        f'model.named_modules()), e.g. one of {hint}', repr(path),
+        'The names above are the closest real ones.')
 
 
 def map_tensors(fn: Callable[[Tensor], Any], obj: Any) -> Any:
@@ -117,12 +119,10 @@ class FeatureTaps:
     The model always continues with its own output: in-place operations act
     on it, never on the recorded copy. The cost of a copy, paid by taps
     whose output is changed in place and by every tap in its first step:
-    one ``clone()`` per forward, and its memory until the step ends.
-    Measured on 2 shared CPU cores: 3 μs for the shapes demo's 8×16×12×12
-    bottleneck norm output, against 1.5 s for a training step of its
-    student; 0.1 s for 8×512×64×128 (a PSP feature of a 512×1024 crop, 134
-    MB). Copying every tap in every step would have been correct too, but
-    that cost is paid only where it buys something.
+    one ``clone()`` per forward, and its memory until the step ends
+    (measured: docs/benchmarks.md). Copying every tap in every step would
+    have been correct too, but that cost is paid only where it buys
+    something.
 
     Gradient checkpointing. Inside a block run by
     ``torch.utils.checkpoint(..., use_reentrant=True)`` (mmseg/mmdet/mmcv
@@ -159,11 +159,9 @@ class FeatureTaps:
         self.modes: Dict[str, str] = {name: PROBE for name in taps}
         self._records: Dict[str, List[TapRecord]] = {name: [] for name in taps}
         self._recording = False
-        self._handles = []
         for name, path in self.paths.items():
             module = find_module(model, path, f'{where}.{name}')
-            self._handles.append(
-                module.register_forward_hook(self._make_hook(name)))
+            module.register_forward_hook(self._make_hook(name))
 
     def _make_hook(self, name: str):
 
@@ -276,9 +274,3 @@ class FeatureTaps:
             "with_cp=True, the residual block: 'backbone.layer4.1' rather "
             "than 'backbone.layer4.1.bn2'), or set with_cp=False in the "
             'model config.')
-
-    def remove(self) -> None:
-        """Remove the forward hooks."""
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()

@@ -64,18 +64,29 @@ class ImitationRegion:
             from mmdet.registry import TASK_UTILS as MMDET_TASK_UTILS
             anchor_generator = MMDET_TASK_UTILS.build(dict(anchor_generator))
         if region == 'imitation' and anchor_generator is None:
-            raise ValueError(
-                "ImitationRegion: region='imitation' needs the student's "
-                'anchors: give anchor_generator (an mmdet AnchorGenerator or '
-                "its config), or use region='gt' or 'full'.")
+            raise ConfigValueError(
+                'anchor_generator', "the student's anchors for "
+                "region='imitation' (an mmdet AnchorGenerator or its config)",
+                'nothing', "Give anchor_generator, or use region='gt' or "
+                "'full'.", owner='ImitationRegion')
         self.anchor_generator = anchor_generator
         self.mask_generator = None
         if region == 'imitation':
             if mask_generator is None or isinstance(mask_generator, Mapping):
-                mask_generator = TASK_UTILS.build(dict(
-                    mask_generator
-                    or dict(type='mmkd.ImitationMaskGenerator')))
+                mask_generator = self._build_mask_generator(mask_generator)
             self.mask_generator = mask_generator
+
+    @staticmethod
+    def _build_mask_generator(cfg: Optional[Mapping]) -> object:
+        """The generator of ``cfg``; ``ImitationMaskGenerator(psi=0.5)``
+        without one. Its argument errors name ``mask_generator.<arg>``."""
+        try:
+            return TASK_UTILS.build(
+                dict(cfg or dict(type='mmkd.ImitationMaskGenerator')))
+        except ConfigValueError as e:
+            raise e.under('mask_generator') from None
+        except (ValueError, TypeError) as e:
+            raise type(e)(f'mask_generator: {e}') from None
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(region={self.region!r}, '

@@ -1,8 +1,10 @@
 """Helpers for tests, benchmarks and smoke runs: random batches as a
-dataloader gives them, tiny generated datasets, the tiny test configs,
-the tools run as a user runs them."""
+dataloader gives them, generated "shapes" datasets (the shapes demo's and
+the tiny test ones), the tiny test configs, the tools run as a user runs
+them."""
 from .demo_inputs import demo_det_inputs, demo_seg_inputs, random_boxes
 from .offline import offline_model_config
+from .shapes import draw_scene, make_shapes_dataset
 from .step_checks import assert_distillation_step
 from .tiny_configs import (REPO_ROOT, TINY_CONFIGS, tiny_config,
                            tiny_config_path)
@@ -12,9 +14,9 @@ from .tools import (load_plain_checkpoint, load_training_checkpoint,
 
 __all__ = [
     'REPO_ROOT', 'TINY_CONFIGS', 'assert_distillation_step',
-    'demo_det_inputs', 'demo_seg_inputs',
+    'demo_det_inputs', 'demo_seg_inputs', 'draw_scene',
     'load_plain_checkpoint', 'load_training_checkpoint',
-    'make_tiny_det_dataset', 'make_tiny_seg_dataset',
+    'make_shapes_dataset', 'make_tiny_det_dataset', 'make_tiny_seg_dataset',
     'offline_model_config', 'random_boxes',
     'run_tool', 'tiny_config', 'tiny_config_path', 'train_with_tool'
 ]

@@ -161,7 +161,7 @@ def build_distiller(config: str, device: Any = 'cpu',
     from mmengine.registry import MODELS, DefaultScope
 
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
-    from mmkd.testing import offline_model_config
+    from .offline import offline_model_config
     from mmkd.utils.model_loading import load_model_config
     MMLogger.get_current_instance().setLevel('WARNING')  # no init logs
     cfg = Config.fromfile(config)

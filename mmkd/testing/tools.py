@@ -42,5 +42,5 @@ def load_plain_checkpoint(path) -> dict:
 def load_training_checkpoint(path) -> dict:
     """A full training checkpoint (message hub, numpy values), through
     mmkd's allow-list."""
-    from mmkd.utils.safe_checkpoint import safe_torch_load
+    from mmkd.checkpoint import safe_torch_load
     return safe_torch_load(str(path))

@@ -1,16 +1,10 @@
-from .feature_taps import FeatureTaps, find_module
+from .config_checks import ConfigKeyError, ConfigValueError
 from .model_loading import load_model_config, load_weights
-from .safe_checkpoint import (CheckpointFormatError, UnsafeCheckpointError,
-                              checkpoint_purpose,
-                              register_safe_checkpoint_loaders,
-                              safe_torch_load)
 from .student_export import (save_student_checkpoint, student_config,
                              student_state_dict)
 
 __all__ = [
-    'FeatureTaps', 'find_module', 'load_model_config', 'load_weights',
-    'CheckpointFormatError', 'UnsafeCheckpointError', 'checkpoint_purpose',
-    'register_safe_checkpoint_loaders',
-    'safe_torch_load', 'save_student_checkpoint', 'student_config',
+    'ConfigKeyError', 'ConfigValueError', 'load_model_config',
+    'load_weights', 'save_student_checkpoint', 'student_config',
     'student_state_dict'
 ]

@@ -60,6 +60,23 @@ class ConfigValueError(ValueError, TypeError):
                              self.owner))
 
 
+class ConfigKeyError(ConfigValueError, KeyError):
+    """A config value that names something that does not exist: a tap, a
+    loss, a module path, a registered type.
+
+    A :class:`ConfigValueError` (so one ``except`` catches every config
+    mistake) that is also a ``KeyError``, as a failed lookup by name is in
+    Python; its message reads as a sentence, not as a quoted key.
+    """
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ''
+
+    def under(self, prefix: str) -> 'ConfigKeyError':
+        return ConfigKeyError(f'{prefix}.{self.key}', self.expected,
+                              self.found, self.todo)
+
+
 def check_number(value: Any,
                  key: str,
                  *,

@@ -8,8 +8,13 @@ from mmengine.config import Config, ConfigDict
 from mmengine.logging import print_log
 from mmengine.runner.checkpoint import CheckpointLoader
 
-from .safe_checkpoint import (checkpoint_purpose,
-                              register_safe_checkpoint_loaders)
+from mmkd.checkpoint import (checkpoint_purpose,
+                             register_safe_checkpoint_loaders)
+
+
+def strip_wrapper_prefix(key: str) -> str:
+    """A state-dict key without the ``module.`` prefix a DDP wrapper adds."""
+    return key[len('module.'):] if key.startswith('module.') else key
 
 
 def load_model_config(spec: Union[str, Mapping], key: str) -> ConfigDict:
@@ -65,7 +70,7 @@ def load_weights(model: nn.Module,
     """Load a checkpoint into ``model`` safely, reporting what matched.
 
     The checkpoint is loaded with ``weights_only=True`` (see
-    :mod:`mmkd.utils.safe_checkpoint`); a ``'module.'`` prefix is stripped.
+    :mod:`mmkd.checkpoint`); a ``'module.'`` prefix is stripped.
     Tensors whose shape differs from the model's are not loaded.
 
     Args:
@@ -86,8 +91,7 @@ def load_weights(model: nn.Module,
         if isinstance(checkpoint, dict) else None
     if not isinstance(state, dict):
         raise TypeError(f"{key}: '{filename}' holds no state dict.")
-    state = {(k[7:] if k.startswith('module.') else k): v
-             for k, v in state.items()}
+    state = {strip_wrapper_prefix(k): v for k, v in state.items()}
     own = model.state_dict()
     mismatched = [k for k, v in state.items()
                   if k in own and hasattr(v, 'shape')

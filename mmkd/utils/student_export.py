@@ -14,7 +14,7 @@ import torch
 from mmengine.config import Config
 
 from mmkd.version import __version__
-from .model_loading import load_model_config
+from .model_loading import load_model_config, strip_wrapper_prefix
 
 STUDENT_PREFIX = 'student.'
 
@@ -32,8 +32,7 @@ def student_state_dict(state_dict: Mapping[str, Any]) -> 'OrderedDict':
     """
     out = OrderedDict()
     for key, value in state_dict.items():
-        if key.startswith('module.'):
-            key = key[len('module.'):]
+        key = strip_wrapper_prefix(key)
         if key.startswith(STUDENT_PREFIX):
             out[key[len(STUDENT_PREFIX):]] = value
     if not out:

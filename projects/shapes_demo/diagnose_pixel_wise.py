@@ -1,5 +1,5 @@
 """How the SKD pixel-wise term's gradient relates to the task loss's, on a
-trained segmentation student of the demo: the measurement behind the
+trained segmentation student of the demo: the measurement behind the demo
 README's "(c) lr · λ".
 
     python projects/shapes_demo/diagnose_pixel_wise.py
@@ -32,7 +32,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from shapes_demo.stages import TASKS  # noqa: E402
+from shapes_demo.stages import TASKS, config_iters  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -69,7 +69,7 @@ def train_oracle(task, work: str) -> float:
         SingleTeacherDistiller
     from mmkd.models.losses.pixel_wise import PixelWiseLoss
     from shapes_demo.protocol import SELECTION_SEED_BASE
-    from shapes_demo.stages import BUDGETS, run_stage
+    from shapes_demo.stages import run_stage
     original = SingleTeacherDistiller.compute_loss
 
     def oracle_loss(self, name, loss, sources):
@@ -83,7 +83,7 @@ def train_oracle(task, work: str) -> float:
     try:
         result = run_stage(
             task, 'pixel', task.variants['pixel'],
-            BUDGETS['default'].student_iters, SELECTION_SEED_BASE,
+            config_iters(task.variants['pixel']), SELECTION_SEED_BASE,
             osp.join(work, 'diagnose_pixel_wise', 'oracle_run'),
             teacher_checkpoint=os.environ[task.teacher_env], split='val')
     finally:
@@ -162,15 +162,9 @@ def main() -> None:
     if args.train_oracle:
         os.environ[task.teacher_env] = teacher_ckpt
         os.environ[task.pretrained_env] = osp.join(
-            work, 'seg_pretrain',
-            f"iter_{_pretrain_iters()}.pth")
+            work, 'seg_pretrain', f'iter_{config_iters(task.pretrain)}.pth')
         print(f'\npixel-wise variant trained against the oracle: val '
               f'{task.metric} {train_oracle(task, work):.2f}')
-
-
-def _pretrain_iters() -> int:
-    from shapes_demo.stages import BUDGETS
-    return BUDGETS['default'].pretrain_iters
 
 
 def _gradient_stats(grads, mask) -> dict:

@@ -29,7 +29,8 @@ from shapes_demo.stages import (BUDGETS, TASKS, only_variants,  # noqa
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     parser.add_argument('--quick', action='store_true',
-                        help='tiny budget (about 3 minutes): what tests run')
+                        help='tiny budget, a smoke test (what the tests '
+                        'run): a few scenes and a few iterations per stage')
     parser.add_argument('--seeds', type=int, default=1,
                         help='repeat students and distilled students with '
                         'this many seeds; the table gives mean ± std and '

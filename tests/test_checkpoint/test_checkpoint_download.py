@@ -7,8 +7,8 @@ import shutil
 import pytest
 import torch
 
-from mmkd.utils.checkpoint_download import cached_path, load_url
-from mmkd.utils.safe_checkpoint import UnsafeCheckpointError
+from mmkd.checkpoint.download import cached_path, load_url
+from mmkd.checkpoint import UnsafeCheckpointError
 
 
 class CreatesAFile:

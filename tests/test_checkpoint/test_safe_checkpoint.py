@@ -10,7 +10,7 @@ from mmengine.logging import MessageHub
 from mmengine.registry import init_default_scope
 
 from mmkd.testing import tiny_config
-from mmkd.utils.safe_checkpoint import UnsafeCheckpointError, safe_torch_load
+from mmkd.checkpoint import UnsafeCheckpointError, safe_torch_load
 
 
 class CreatesAFile:

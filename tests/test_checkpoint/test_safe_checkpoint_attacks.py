@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from mmkd.utils.safe_checkpoint import (CheckpointFormatError,
+from mmkd.checkpoint import (CheckpointFormatError,
                                         UnsafeCheckpointError,
                                         safe_torch_load,
                                         sanitize_runner_state)
@@ -47,7 +47,7 @@ def test_object_array_from_raw_bytes_is_refused_without_crashing(tmp_path):
     child process so that a crash fails this test instead of the suite."""
     path = save(tmp_path, {'meta': {'x': ObjectArrayFromBytes()}})
     code = textwrap.dedent(f"""
-        from mmkd.utils.safe_checkpoint import (UnsafeCheckpointError,
+        from mmkd.checkpoint import (UnsafeCheckpointError,
                                                 safe_torch_load)
         try:
             safe_torch_load({path!r})

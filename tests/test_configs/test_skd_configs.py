@@ -1,5 +1,6 @@
 """Every config under configs/skd/ (the distillation configs, their shared
-base and the 40k baseline) builds through mmengine and trains one step, with
+base and the 40k baseline; through them the values they share,
+_base_/skd_terms.py and skd_critic.py) builds through mmengine and trains one step, with
 its real student and teacher architectures on a tiny input; and the clear
 errors for the inputs an SKD config can get wrong.
 
@@ -31,9 +32,13 @@ from mmkd.testing import REPO_ROOT as REPO
 from mmkd.testing import demo_seg_inputs
 
 SKD = osp.join(REPO, 'configs', 'skd')
+# every config with a model: _base_/skd_terms.py and skd_critic.py hold the
+# values the others take as base variables, and are tested through them
+HELPERS = ('skd_terms.py', 'skd_critic.py')
 CONFIGS = sorted(
-    glob.glob(osp.join(SKD, '*.py')) +
-    glob.glob(osp.join(SKD, '_base_', '*.py')))
+    p for p in glob.glob(osp.join(SKD, '*.py')) +
+    glob.glob(osp.join(SKD, '_base_', '*.py'))
+    if osp.basename(p) not in HELPERS)
 SIZE = 64
 SMALL_CRITIC = dict(conv_channels=(64, 128), attn_after=(1, ),
                     last_kernel_size=2)

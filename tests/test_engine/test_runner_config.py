@@ -7,7 +7,7 @@ import pytest
 from mmengine.config import Config
 
 from mmkd.testing import REPO_ROOT as REPO
-from mmkd.utils.runner_config import prepare_config
+from mmkd.engine.runner_config import prepare_config
 
 SKD = sorted(glob.glob(osp.join(REPO, 'configs', 'skd', '*.py')))
 

@@ -8,9 +8,9 @@ import pytest
 from mmengine.config import Config
 
 from mmkd.testing import REPO_ROOT as REPO
+from mmkd.testing import make_shapes_dataset
 
 sys.path.insert(0, osp.join(REPO, 'projects', 'shapes_demo'))
-from shapes_demo.generate import generate  # noqa: E402
 from shapes_demo.protocol import (best_candidate, class_rows,  # noqa: E402
                                   class_table, paired_rows, paired_table,
                                   paper_scale, part_noise, report_seeds,
@@ -235,8 +235,10 @@ def test_selection_summary():
 
 
 def test_generated_splits_do_not_depend_on_each_other(tmp_path):
-    small = generate(str(tmp_path / 'a'), 2, 2, 3, size=(32, 32))
-    large = generate(str(tmp_path / 'b'), 4, 2, 3, size=(32, 32))
+    small = make_shapes_dataset(str(tmp_path / 'a'), 2, 2, 3,
+                                size=(32, 32))
+    large = make_shapes_dataset(str(tmp_path / 'b'), 4, 2, 3,
+                                size=(32, 32))
     for split, count in (('train', 2), ('val', 2), ('test', 3)):
         for i in range(count):
             name = osp.join('img_dir', split, f'{i:05d}.png')
@@ -244,7 +246,7 @@ def test_generated_splits_do_not_depend_on_each_other(tmp_path):
                     open(osp.join(large['seg'], name), 'rb') as g:
                 assert f.read() == g.read(), name
     # regenerated smaller: no scene left from the larger split
-    generate(str(tmp_path / 'b'), 2, 2, 3, size=(32, 32))
+    make_shapes_dataset(str(tmp_path / 'b'), 2, 2, 3, size=(32, 32))
     assert len(list((tmp_path / 'b' / 'seg' / 'img_dir' /
                      'train').iterdir())) == 2
 
@@ -262,10 +264,12 @@ def test_object_size_is_part_of_the_generated_data(tmp_path):
         return np.mean([np.array(Image.open(osp.join(ann, f))) > 0
                         for f in sorted(os.listdir(ann))])
 
-    small = generate(str(tmp_path / 'a'), 20, 1, 1, size=(48, 48))
+    small = make_shapes_dataset(str(tmp_path / 'a'), 20, 1, 1,
+                                size=(48, 48))
     share_small = object_share(small['seg'])
-    large = generate(str(tmp_path / 'a'), 20, 1, 1, size=(48, 48),
-                     num_objects=(3, 3), radius=(0.3, 0.35))
+    large = make_shapes_dataset(str(tmp_path / 'a'), 20, 1, 1,
+                                size=(48, 48), num_objects=(3, 3),
+                                radius=(0.3, 0.35))
     stamp = json.loads((tmp_path / 'a' / 'generated.json').read_text())
     assert stamp['radius'] == [0.3, 0.35] and stamp['num_objects'] == [3, 3]
     assert object_share(large['seg']) > share_small + 0.1

@@ -132,7 +132,7 @@ def test_demo_job_graphs(tmp_path):
     assert by_key['seg_pair_seed0'].kwargs['teacher_checkpoint'] == osp.join(
         work, 'seg_teacher', 'teacher.pth')
     assert by_key['seg_pair_seed0'].env['SHAPES_SEG_PRETRAINED'] == osp.join(
-        work, 'seg_pretrain', f'iter_{budget.pretrain_iters}.pth')
+        work, 'seg_pretrain', f"iter_{budget.iters['pretraining']}.pth")
     assert by_key['seg_pair_seed0'].env['SHAPES_SEG'] == '/data/seg'
 
     jobs, _ = selection_jobs(seg, budget, [1000, 1001], work, '/data/seg')

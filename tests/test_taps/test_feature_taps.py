@@ -11,7 +11,7 @@ import torch.utils.checkpoint as cp
 from mmcv.cnn import ConvModule
 
 from mmkd.testing import tiny_config
-from mmkd.utils.feature_taps import COPY, REFERENCE, FeatureTaps
+from mmkd.taps.feature_taps import COPY, REFERENCE, FeatureTaps
 
 
 def conv_bn_relu() -> nn.Module:
@@ -285,7 +285,7 @@ def test_distiller_tap_on_a_bottleneck_norm_holds_pre_activation_values():
                 assert (pre < 0).float().mean() > 0.2
                 torch.testing.assert_close(net_taps['feat'], pre.relu())
     model.student.zero_grad()
-    model(**data, mode='loss')['distill.hint'].backward()
+    model(**data, mode='loss')['distill.loss_hint'].backward()
     bottleneck = model.student.decode_head.bottleneck
     for param in (bottleneck.conv.weight, bottleneck.bn.weight):
         assert param.grad is not None and param.grad.abs().sum() > 0

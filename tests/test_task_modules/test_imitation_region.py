@@ -120,7 +120,8 @@ def test_bad_configs():
     with pytest.raises(ValueError, match=r"^ImitationRegion region: expected "
                        r"one of \('imitation', 'gt', 'full'\), found 'box'"):
         ImitationRegion('box')
-    with pytest.raises(ValueError, match='needs the student.s anchors'):
+    with pytest.raises(ValueError, match=r"^ImitationRegion anchor_generator: "
+                       "expected the student's anchors"):
         ImitationRegion('imitation')
     with pytest.raises(ValueError,
                        match='2 feature levels but the anchor generator has '

@@ -149,8 +149,8 @@ def test_two_ranks_equal_one_process_with_both_batches(skd_runs):
     assert len(single) == len(logs[0]) == len(logs[1]) == 2
     keys = [k for k in single[0] if 'loss' in k or k.startswith(
         ('distill.', 'disc.'))]
-    assert {'distill.holistic', 'disc.gradient_penalty',
-            'disc.wasserstein', 'distill.pair'} <= set(keys)
+    assert {'distill.loss_holistic', 'disc.gradient_penalty',
+            'disc.wasserstein', 'distill.loss_pair'} <= set(keys)
     for it in range(2):
         for key in keys:
             mean = (logs[0][it][key] + logs[1][it][key]) / 2

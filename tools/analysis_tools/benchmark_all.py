@@ -20,7 +20,7 @@ import os.path as osp
 import subprocess
 import sys
 
-from mmkd.utils import benchmark
+from mmkd.testing import benchmark
 
 HERE = osp.dirname(osp.abspath(__file__))
 

@@ -29,7 +29,7 @@ import os.path as osp
 import torch
 
 from mmkd.testing import REPO_ROOT, demo_det_inputs, random_boxes
-from mmkd.utils import benchmark
+from mmkd.testing import benchmark
 
 DEFAULT_CONFIG = osp.join(
     REPO_ROOT, 'configs', 'fgfi',

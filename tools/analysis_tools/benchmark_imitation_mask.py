@@ -17,7 +17,7 @@ import torch
 
 from mmkd.task_modules import ImitationMaskGenerator, ImitationRegion
 from mmkd.testing import random_boxes
-from mmkd.utils import benchmark
+from mmkd.testing import benchmark
 
 STRIDES = (4, 8, 16, 32, 64)
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 from typing import Dict, Tuple
 
-from mmkd.utils import benchmark
+from mmkd.testing import benchmark
 
 #: N' x N' fp32 matrices alive at the affinity form's peak (A_S - A_T, its
 #: gradient and a temporary of the backward): measured 2.85 at 65x65.

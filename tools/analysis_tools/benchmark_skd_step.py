@@ -7,7 +7,7 @@ work it cannot avoid, interleaved in one process.
 Variants, run in turn (the order rotating) for ``--rounds`` after
 ``--warmup`` rounds, on one batch; medians compared:
 
-- ``distiller``: ``SegmentationDistiller.train_step``;
+- ``distiller``: ``CriticDistiller.train_step``;
 - ``bound``: what any SKD step must do, from the models' own code: the
   student's own ``train_step`` (its data preprocessing, task losses,
   backward, optimizer step), the teacher's forward under ``no_grad``, and
@@ -30,7 +30,7 @@ import torch
 
 from mmkd.models.losses import HolisticLoss
 from mmkd.testing import REPO_ROOT, demo_seg_inputs
-from mmkd.utils import benchmark
+from mmkd.testing import benchmark
 
 DEFAULT_CONFIG = osp.join(
     REPO_ROOT, 'configs', 'skd', 'skd-all_pspnet-r101-d8_pspnet-r18-d8_4xb2-'

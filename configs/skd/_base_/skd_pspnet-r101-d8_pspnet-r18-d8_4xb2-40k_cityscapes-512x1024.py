@@ -2,8 +2,8 @@
 # the 40k PSPNet-R18 baseline as the student of a frozen PSPNet-R101 (mmseg
 # model zoo, 78.34 mIoU; the paper's teacher has 78.5). The student optimizer
 # is the stock one: SGD lr 0.01, momentum 0.9, wd 5e-4, poly 0.9. Each
-# variant adds its distillation losses.
-_base_ = '../pspnet_r18-d8_4xb2-40k_cityscapes-512x1024.py'
+# variant adds its distillation losses (from skd_terms.py).
+_base_ = ['../pspnet_r18-d8_4xb2-40k_cityscapes-512x1024.py', './skd_terms.py']
 
 model = dict(
     _delete_=True,

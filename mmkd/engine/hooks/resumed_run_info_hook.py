@@ -6,7 +6,7 @@ from mmengine.hooks import CheckpointHook, Hook
 from mmengine.logging import print_log
 
 from mmkd.registry import HOOKS
-from mmkd.utils.safe_checkpoint import BEST_CKPT_KEY
+from mmkd.checkpoint import BEST_CKPT_KEY
 
 
 @HOOKS.register_module()

@@ -1,5 +1,5 @@
-"""SKD: structured knowledge distillation for segmentation (Liu et al., CVPR
-2019): pixel-wise, pair-wise and holistic terms on any mmseg model."""
+"""A distiller with a critic: the holistic term of SKD (Liu et al., CVPR
+2019), a conditional WGAN-GP whose discriminator trains beside the student."""
 from typing import Any, Dict, Mapping, Optional
 
 import torch
@@ -10,7 +10,6 @@ from mmengine.logging import MessageHub
 from mmengine.optim import OptimWrapper, OptimWrapperDict
 from torch import Tensor
 
-from mmkd.models.losses.holistic import HolisticLoss
 from mmkd.registry import MODELS
 from mmkd.utils.config_checks import (ConfigValueError, check_positive_int,
                                       describe)
@@ -35,15 +34,17 @@ def _refuse_sync_bn(discriminator: nn.Module) -> None:
             'keep BatchNorm out of the critic.')
 
 
-@MODELS.register_module()
-class SegmentationDistiller(SingleTeacherDistiller):
-    """A :class:`SingleTeacherDistiller` that can train the holistic term's
-    discriminator.
+@MODELS.register_module(name=['CriticDistiller', 'SegmentationDistiller'])
+class CriticDistiller(SingleTeacherDistiller):
+    """A :class:`SingleTeacherDistiller` that provides a critic: it trains
+    the discriminator of a loss that needs one (``distiller_needs =
+    ('critic', )``, e.g. ``mmkd.HolisticLoss``). Registered also as
+    ``mmkd.SegmentationDistiller``, its earlier name.
 
-    Pixel-wise and pair-wise terms are ordinary ``distill_losses``
-    (``mmkd.PixelWiseLoss`` on logit taps, ``mmkd.PairWiseLoss`` on feature
-    taps). A ``mmkd.HolisticLoss`` entry (``student``/``teacher`` logit taps)
-    makes this a conditional WGAN-GP: the student's loss gets the adversarial
+    Every other term is an ordinary ``distill_losses`` entry (SKD's
+    pixel-wise and pair-wise terms run in the base class). A
+    ``mmkd.HolisticLoss`` entry (``student``/``teacher`` logit taps) makes
+    this a conditional WGAN-GP: the student's loss gets the adversarial
     term ``-E[D(S)]`` (D frozen), and after each student step the
     discriminator takes ``n_critic`` steps on the detached predictions, with
     its own optimizer. One training step:
@@ -78,7 +79,7 @@ class SegmentationDistiller(SingleTeacherDistiller):
     ``model_wrapper_cfg=dict(type='MMSeparateDistributedDataParallel')``
     (mmengine's wrapper for models with several optimizers, which wraps the
     student, the connectors and the critic each in its own DDP);
-    :func:`mmkd.utils.runner_config.prepare_config` (``tools/train.py``)
+    :func:`mmkd.engine.runner_config.prepare_config` (``tools/train.py``)
     sets it for every config with a discriminator, and a step through the
     default wrapper raises a clear error. Both optimizers see gradients
     averaged over the ranks. The gradient penalty's
@@ -101,23 +102,28 @@ class SegmentationDistiller(SingleTeacherDistiller):
     is the same with or without a loss scaler.
     """
 
+    provides = ('critic', )
+
     def __init__(self,
                  discriminator: Optional[Mapping] = None,
                  n_critic: int = 1,
                  **kwargs) -> None:
         super().__init__(**kwargs)
         holistic = [name for name, loss in self.distill_losses.items()
-                    if isinstance(loss, HolisticLoss)]
+                    if 'critic' in getattr(loss, 'distiller_needs', ())]
         if len(holistic) > 1:
-            raise ValueError(
-                f'model.distill_losses: one holistic term at most, found '
-                f'{holistic}.')
+            raise ConfigValueError(
+                'model.distill_losses', 'one term with a critic at most',
+                f'{holistic}', 'Keep one holistic term.')
         self.holistic_name = holistic[0] if holistic else None
+        if self.holistic_name:
+            self._check_holistic_route(self.holistic_name)
         if self.holistic_name and discriminator is None:
-            raise ValueError(
-                f'model.distill_losses.{self.holistic_name} is a HolisticLoss '
-                'but model.discriminator is not set: give e.g. dict(type='
-                "'mmkd.SegDiscriminator', in_channels=num_classes + 3).")
+            raise ConfigValueError(
+                'model.discriminator', 'the config of the critic of '
+                f'model.distill_losses.{self.holistic_name}', 'nothing',
+                "Give e.g. dict(type='mmkd.SegDiscriminator', "
+                'in_channels=num_classes + 3).')
         self.n_critic = check_positive_int(
             n_critic, 'model.n_critic',
             todo='Give the discriminator steps per student step (official: '
@@ -132,13 +138,11 @@ class SegmentationDistiller(SingleTeacherDistiller):
         self._critic_inputs = None
         self._in_train_step = False
 
-    def _check_loss_inputs(self, key: str, loss: nn.Module,
-                           route: Mapping[str, Any]) -> None:
+    def _check_holistic_route(self, name: str) -> None:
         """The holistic term is routed by :meth:`compute_loss` itself: the
         student and teacher logit taps as they are, and the batch's inputs
         as the condition."""
-        if not isinstance(loss, HolisticLoss):
-            return super()._check_loss_inputs(key, loss, route)
+        key, route = f'model.distill_losses.{name}', self.loss_routes[name]
         for unused in ('connector', 'extra_inputs'):
             if route[unused]:
                 raise ConfigValueError(
@@ -152,6 +156,7 @@ class SegmentationDistiller(SingleTeacherDistiller):
                      sources: Mapping[str, Any]) -> Tensor:
         if name != self.holistic_name:
             return super().compute_loss(name, loss, sources)
+        self._refuse_bypassed_train_step()
         route = self.loss_routes[name]
         student = self.student_taps[route['student']]
         teacher = self.teacher_taps[route['teacher']]
@@ -173,14 +178,14 @@ class SegmentationDistiller(SingleTeacherDistiller):
         student_wrapper, disc_wrapper = self._split_wrappers(optim_wrapper)
         _refuse_sync_bn(self.discriminator)  # e.g. converted by sync_bn
         # 1-3: the student step (teacher, student, distillation losses)
-        with student_wrapper.optim_context(self):
-            data = self.data_preprocessor(data, True)
-            losses = self._run_forward(data, mode='loss')
         self._in_train_step = True
         try:
-            parsed, log_vars = self.parse_losses(losses)
+            with student_wrapper.optim_context(self):
+                data = self.data_preprocessor(data, True)
+                losses = self._run_forward(data, mode='loss')
         finally:
             self._in_train_step = False
+        parsed, log_vars = self.parse_losses(losses)
         student_wrapper.update_params(parsed)
         # 4: the discriminator step(s) on detached predictions
         student_logits, teacher_logits, image = self._critic_inputs
@@ -200,20 +205,18 @@ class SegmentationDistiller(SingleTeacherDistiller):
         })
         return log_vars
 
-    def parse_losses(self, losses: Dict[str, Any]):
-        """As :meth:`SingleTeacherDistiller.parse_losses`; refuses a
-        distributed step that bypassed :meth:`train_step` (mmengine's default
-        DDP wrapper), which would leave the critic untrained."""
-        if (self.holistic_name is not None and not self._in_train_step
-                and f'distill.{self.holistic_name}' in losses
-                and dist.is_available() and dist.is_initialized()):
+    def _refuse_bypassed_train_step(self) -> None:
+        """Refuse a distributed step that bypassed :meth:`train_step`
+        (mmengine's default DDP wrapper computes the losses and calls
+        ``parse_losses`` itself), which would leave the critic untrained."""
+        if (not self._in_train_step and dist.is_available()
+                and dist.is_initialized()):
             raise RuntimeError(
                 f'model.distill_losses.{self.holistic_name}: the holistic '
                 "term trains a critic in the distiller's own train_step, "
                 'which the model wrapper bypassed. Set model_wrapper_cfg='
                 "dict(type='MMSeparateDistributedDataParallel') (tools/"
                 'train.py sets it for configs with model.discriminator).')
-        return super().parse_losses(losses)
 
     @staticmethod
     def _alpha(num: int, critic_step: int, device) -> Tensor:
@@ -239,13 +242,16 @@ class SegmentationDistiller(SingleTeacherDistiller):
             found = (sorted(optim_wrapper.keys()) if isinstance(
                 optim_wrapper, OptimWrapperDict) else
                      type(optim_wrapper).__name__)
-            raise ValueError(
-                f'optim_wrapper: the holistic term '
-                f"(model.distill_losses.{self.holistic_name}) trains a "
-                'discriminator with its own optimizer, so optim_wrapper needs '
-                f"'student' and 'discriminator' entries, found {found}. Use "
-                "optim_wrapper=dict(constructor='mmkd.DistillerOptimWrapper"
-                "Constructor', student=dict(optimizer=...), discriminator="
-                "dict(optimizer=dict(type='SGD', lr=4e-4, momentum=0.9, "
-                'weight_decay=5e-4))).')
+            raise ConfigValueError(
+                'optim_wrapper', "'student' and 'discriminator' entries: the "
+                f'holistic term (model.distill_losses.{self.holistic_name}) '
+                'trains a discriminator with its own optimizer', str(found),
+                "Use optim_wrapper=dict(constructor='mmkd.DistillerOptim"
+                "WrapperConstructor', student=dict(optimizer=...), "
+                "discriminator=dict(optimizer=dict(type='SGD', lr=4e-4, "
+                'momentum=0.9, weight_decay=5e-4))).')
         return optim_wrapper['student'], optim_wrapper['discriminator']
+
+
+#: The earlier name, still registered (``type='mmkd.SegmentationDistiller'``).
+SegmentationDistiller = CriticDistiller

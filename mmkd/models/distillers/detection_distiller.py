@@ -6,9 +6,9 @@ import torch
 from mmengine.logging import print_log
 from torch import Tensor
 
-from mmkd.registry import MODELS, TASK_UTILS
+from mmkd.registry import MODELS
 from mmkd.task_modules import ImitationRegion
-from mmkd.utils.config_checks import ConfigValueError
+from mmkd.utils.config_checks import ConfigKeyError, ConfigValueError
 from .single_teacher_distiller import SingleTeacherDistiller
 
 
@@ -54,28 +54,20 @@ class DetectionDistiller(SingleTeacherDistiller):
                  **kwargs) -> None:
         super().__init__(**kwargs)
         if not isinstance(mask_tap, str) or mask_tap not in self.student_taps:
-            raise KeyError(
-                f'model.mask_tap: no student tap named {mask_tap!r}; '
-                'model.student_taps defines '
-                f'{sorted(self.student_taps.paths)}.')
+            raise ConfigKeyError(
+                'model.mask_tap', 'the name of a student tap, one of '
+                f'{sorted(self.student_taps.paths)} (model.student_taps)',
+                repr(mask_tap), f'There is no student tap named {mask_tap!r}.')
         self.mask_tap = mask_tap
         self.region = region
-        generator = None
-        if region == 'imitation':
-            try:
-                generator = TASK_UTILS.build(dict(
-                    mask_generator
-                    or dict(type='mmkd.ImitationMaskGenerator')))
-            except ConfigValueError as e:
-                raise e.under('model.mask_generator') from None
-            except (ValueError, TypeError) as e:
-                raise type(e)(f'model.mask_generator: {e}') from None
+        anchors = self._find_prior_generator(anchor_generator, region)
         try:
-            self.imitation_region = ImitationRegion(
-                region, generator,
-                self._find_prior_generator(anchor_generator, region))
+            self.imitation_region = ImitationRegion(region, mask_generator,
+                                                    anchors)
         except ConfigValueError as e:
             raise e.under('model') from None
+        except (ValueError, TypeError) as e:
+            raise type(e)(f'model.{e}') from None
         self.teacher_stop = self._teacher_stop()
 
     # ------------------------------------------------------- the teacher
@@ -139,13 +131,13 @@ class DetectionDistiller(SingleTeacherDistiller):
                               'prior_generator', None)).__name__
                  for h in ('rpn_head', 'bbox_head')]
         if region == 'imitation':
-            raise ValueError(
-                f'model: the student {type(self.student).__name__} has no '
-                'anchor generator in rpn_head or bbox_head (found prior '
-                f'generators {found}), and the imitation mask needs anchors. '
-                'Give model.anchor_generator=dict(type=\'AnchorGenerator\', '
-                'strides=[...], ratios=[0.5, 1.0, 2.0], scales=[8]) for the '
-                "mask, or use region='gt'.")
+            raise ConfigValueError(
+                'model.anchor_generator', 'the anchors of the imitation mask: '
+                f'the student {type(self.student).__name__} has no anchor '
+                'generator in rpn_head or bbox_head (found prior generators '
+                f'{found})', 'nothing', "Give model.anchor_generator=dict("
+                "type='AnchorGenerator', strides=[...], ratios=[0.5, 1.0, "
+                "2.0], scales=[8]) for the mask, or use region='gt'.")
         # 'gt' and 'full' need only the strides of the levels
         return None
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from mmkd.utils.config_checks import check_number
+from mmkd.utils.config_checks import ConfigValueError, check_number, describe
 from .utils import check_dims, fp32_math, resize_to
 
 
@@ -87,10 +87,12 @@ class HolisticLoss(nn.Module):
     forward passes. The gradient norm is ``sqrt(sum g² + 1e-12)``, so it
     stays finite (and differentiable) when the gradient is 0.
 
-    ``forward`` is the generator loss, so the module can be used like the
-    other losses. The distiller also calls ``discriminator_loss`` for the
-    discriminator's own optimizer step (official: one D step after each
-    student step, SGD lr 4e-4).
+    The loss needs the distiller's help (``distiller_needs``): a distiller
+    that provides a critic (``mmkd.CriticDistiller``) calls
+    ``generator_loss`` in the student's step and ``discriminator_loss`` in
+    the discriminator's own optimizer step (official: one D step after each
+    student step, SGD lr 4e-4). The discriminator's ``in_channels`` is
+    ``C + 3`` with ``condition='image'``, ``C`` otherwise.
 
     Args:
         loss_weight (float): ``lambda_ho`` of the generator loss (paper:
@@ -104,6 +106,10 @@ class HolisticLoss(nn.Module):
             norm. Defaults to 1e-12.
     """
 
+    #: What this loss needs of the distiller (see
+    #: :mod:`mmkd.models.distillers.loss_routes`).
+    distiller_needs = ('critic', )
+
     def __init__(self,
                  loss_weight: float = 0.1,
                  gp_weight: float = 10.0,
@@ -112,10 +118,10 @@ class HolisticLoss(nn.Module):
                  grad_norm_eps: float = 1e-12) -> None:
         super().__init__()
         if condition not in ('image', 'none'):
-            raise ValueError(
-                f"HolisticLoss condition must be 'image' (the paper: softmax "
-                f"+ image) or 'none' (the official master branch: normalised "
-                f'logits), found {condition!r}.')
+            raise ConfigValueError(
+                'condition', "'image' or 'none'", describe(condition),
+                "'image' is the paper's softmax + image, 'none' the official "
+                "master branch's normalised logits.", owner='HolisticLoss')
         self.loss_weight = loss_weight
         self.gp_weight = check_number(
             gp_weight, 'gp_weight', low=0, owner='HolisticLoss',
@@ -130,10 +136,6 @@ class HolisticLoss(nn.Module):
             grad_norm_eps, 'grad_norm_eps', low=0, low_open=True,
             owner='HolisticLoss',
             todo='It keeps the gradient norm differentiable at 0 (1e-12).')
-
-    def input_channels(self, num_classes: int) -> int:
-        """The discriminator's ``in_channels`` for ``num_classes`` classes."""
-        return num_classes + 3 if self.condition == 'image' else num_classes
 
     def score_part(self, logits: Tensor) -> Tensor:
         """The score-map part ``q`` of the discriminator's input.
@@ -291,19 +293,3 @@ class HolisticLoss(nn.Module):
             loss_d=loss_d * self.d_loss_weight,
             wasserstein=(d_t.mean() - d_s.mean()).detach(),
             gradient_penalty=penalty.detach())
-
-    def forward(self,
-                discriminator: nn.Module,
-                student_logits: Tensor,
-                image: Optional[Tensor] = None) -> Tensor:
-        """The generator loss (see ``generator_loss``).
-
-        Args:
-            discriminator (nn.Module): The critic.
-            student_logits (Tensor): ``(N, C, H, W)`` student logits.
-            image (Tensor, optional): ``(N, 3, H_img, W_img)`` image.
-
-        Returns:
-            Tensor: Scalar fp32 loss, already multiplied by ``loss_weight``.
-        """
-        return self.generator_loss(discriminator, student_logits, image)

@@ -15,7 +15,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from .generate import SEG_PALETTE  # noqa: E402
+from mmkd.testing.shapes import SEG_PALETTE  # noqa: E402
 
 
 def _not_better(rows: List[dict]) -> str:
@@ -28,8 +28,9 @@ def _not_better(rows: List[dict]) -> str:
     if not worse:
         return ''
     return ('Not better than the baseline student by more than the std of '
-            'the paired differences: ' + ', '.join(worse) + '. The README '
-            'of mmkd says what was measured about why.\n\n')
+            'the paired differences: ' + ', '.join(worse) + '. The demo\'s '
+            'README (projects/shapes_demo/README.md) says what was measured '
+            'about why.\n\n')
 
 
 def _metric_chart(rows: List[dict], path: str) -> None:

@@ -15,7 +15,8 @@ import numpy as np
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from .generate import generate
+from mmkd.testing.shapes import make_shapes_dataset
+
 from .scheduler import Job, run_jobs
 
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
@@ -71,61 +72,55 @@ TASKS = [
 
 @dataclass
 class Budget:
-    """Iterations and data size of a demo mode.
+    """Data size of a demo mode, and the iterations it trains where they
+    are not the configs' own.
 
     Args:
-        teacher_iters: Teacher iterations per task name.
-        student_iters: Iterations of every student and distilled student.
         num_train: Generated training scenes.
         num_val: Generated validation scenes (choosing settings).
         num_test: Generated test scenes (the reported metrics).
-        pretrain_iters: Iterations of the pretraining stage.
         num_pool: Scenes of the pretraining pool (generator seed
             :data:`POOL_SEED`, none of them in the three splits).
+        iters: Kind of stage (``'teacher'``, ``'pretraining'``,
+            ``'student'``: the baseline and every distilled student) ->
+            iterations that replace its config's schedule
+            (:func:`shorten_schedule`). A kind not listed trains its
+            config's ``train_cfg.max_iters``.
     """
-    teacher_iters: Dict[str, int]
-    student_iters: int
     num_train: int
     num_val: int
     num_test: int
-    pretrain_iters: int
     num_pool: int
+    iters: Dict[str, int] = dataclasses.field(default_factory=dict)
 
 
 # the pool's generator seed (the splits use seed 0)
 POOL_SEED = 1
 
-
-# The segmentation teacher trains 2000 iterations. 3000 training scenes, not
-# 300: the 2000-iteration teacher memorised 300 scenes (71.3 mIoU on them,
-# 48.1 on val; its soft labels there were near one-hot, cross-entropy to the
-# labels 0.10 against 0.25 on val), while on 3000 it scored 57.4 on them and
-# 57.9 on val, for the same cost. The seg students start, backbone and decode
-# head, from a pretraining stage run once on a separate pool of 3000 scenes
-# (1500 iterations). Chosen from the baseline student alone (val, seeds
-# 1000-1007, lr 0.15, 400 iterations), before any distilled run in this
-# setting:
-# - backbone from 3000 pretraining iterations, fresh decode head: 42.95 /
-#   41.02 / 27.00 / 37.99 / 45.34 / 38.71 / 29.24 / 45.22 mIoU; two seeds of
-#   eight never learn square and triangle in 400 iterations (800 iterations
-#   fix it: 49.5-51.2 on the three worst seeds; lr 0.075 fails on four,
-#   a leaky ReLU head or batch 4 x 800 iterations change nothing);
-# - whole network from 3000 iterations: 51.31 / 52.08 / 50.64 / 51.58, only
-#   4-6 below the teacher (and every distilled candidate scored below that
-#   baseline);
-# - whole network from 1000 / 1500 / 2000 iterations: 34.2 +- 0.8 /
-#   38.5 +- 1.0 / 40.8 +- 2.4 (mean +- std over the 8 seeds).
-# 1500: every seed learns every shape class it can (ring stays near 0, too
-# thin for 12x12 logits), 19 mIoU below the teacher, and half the
-# pretraining cost, which the 15-minute default run needs.
+# The default run trains every stage for its config's schedule, on the data
+# sizes below; why these sizes and schedules: the demo's README
+# (projects/shapes_demo/README.md, "The setting, and what was measured about
+# it"). --quick is a smoke test: a few scenes, a few iterations per stage.
 BUDGETS = {
-    'default': Budget(teacher_iters=dict(seg=2000, det=1200),
-                      student_iters=400, num_train=3000, num_val=200,
-                      num_test=1000, pretrain_iters=1500, num_pool=3000),
-    'quick': Budget(teacher_iters=dict(seg=24, det=24), student_iters=12,
-                    num_train=32, num_val=8, num_test=8, pretrain_iters=12,
-                    num_pool=16),
+    'default': Budget(num_train=3000, num_val=200, num_test=1000,
+                      num_pool=3000),
+    'quick': Budget(num_train=32, num_val=8, num_test=8, num_pool=16,
+                    iters=dict(teacher=24, pretraining=12, student=12)),
 }
+
+
+@functools.lru_cache(maxsize=None)
+def config_iters(config: str) -> int:
+    """The training iterations of a config (relative to ``configs/``)."""
+    return Config.fromfile(osp.join(CONFIGS, config)).train_cfg.max_iters
+
+
+def stage_iters(budget: Budget, kind: str, config: str) -> int:
+    """The iterations a stage of ``kind`` trains ``config`` for: the
+    budget's for that kind, else the config's."""
+    if kind in budget.iters:
+        return budget.iters[kind]
+    return config_iters(config)
 
 
 @dataclass
@@ -173,9 +168,11 @@ class StageResult:
 EVAL_PARTS = 4
 
 
-def _schedule(cfg: Config, iters: int) -> None:
+def shorten_schedule(cfg: Config, iters: int) -> None:
     """Shorten a config's schedule to ``iters`` iterations, keeping the
-    shape of its learning-rate schedule."""
+    shape of its learning-rate schedule: schedulers that end with training
+    end at ``iters``, milestones scale with it, and a warm-up lasts at most
+    a tenth of it."""
     old = cfg.train_cfg.max_iters
     cfg.train_cfg.max_iters = iters
     cfg.train_cfg.val_interval = iters
@@ -306,7 +303,9 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
         task: The task.
         role: ``'teacher'``, ``'student'`` or a variant name.
         config: The config, relative to ``configs/``.
-        iters: Training iterations.
+        iters: Training iterations; another number than the config's
+            ``train_cfg.max_iters`` shortens its schedule
+            (:func:`shorten_schedule`, logged in the stage's log file).
         seed: Training seed.
         work_dir: The stage's work directory.
         teacher_checkpoint: The trained teacher (distilled students).
@@ -315,7 +314,7 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
         lr: The student's learning rate, when not the config's.
         candidate: Index of the grid candidate, recorded in the result.
     """
-    from mmkd.utils.runner_config import prepare_config
+    from mmkd.engine.runner_config import prepare_config
     if split not in ('val', 'test'):
         raise ValueError(f"split must be 'val' or 'test', got {split!r}")
     cfg = Config.fromfile(osp.join(CONFIGS, config))
@@ -323,7 +322,9 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
         cfg.merge_from_dict(overrides)
     if lr is not None:
         set_lr(cfg, lr)
-    _schedule(cfg, iters)
+    own_iters = cfg.train_cfg.max_iters
+    if iters != own_iters:
+        shorten_schedule(cfg, iters)
     if split == 'test':
         # the end-of-training evaluation runs on the test split
         cfg.val_dataloader = cfg.test_dataloader
@@ -346,6 +347,9 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
             contextlib.redirect_stderr(console), \
             _captured_results(task) as (captured, compute):
         runner = QuietRunner.from_cfg(cfg)
+        if iters != own_iters:
+            runner.logger.info(f'{config}: {iters} iterations, not the '
+                               f"config's {own_iters} (the demo's budget)")
         runner.train()
         metric_obj, results = captured[-1]
         parts = _part_metrics(task, metric_obj, results, compute,
@@ -426,8 +430,13 @@ def prepare_run(work: str, budget: Budget, stages: int
         tuple: The :class:`Progress` and task name -> dataset root.
     """
     progress = Progress(stages, time.time())
-    data = generate(osp.join(work, 'data'), budget.num_train, budget.num_val,
-                    budget.num_test)
+    data = make_shapes_dataset(osp.join(work, 'data'), budget.num_train,
+                               budget.num_val, budget.num_test)
+    if budget.iters:
+        # not a progress line: it counts no stage
+        print('shortened schedules, not the configs\': ' + ', '.join(
+            f'{kind} {iters} iterations'
+            for kind, iters in budget.iters.items()), flush=True)
     progress(f'data: {budget.num_train} train / {budget.num_val} val / '
              f'{budget.num_test} test scenes in {osp.join(work, "data")}')
     return progress, data
@@ -476,7 +485,7 @@ def train_teacher(task: Task, budget: Budget, work: str, data_root: str
     :func:`teacher_dir`, or reuse the one there (see :func:`_cached_stage`).
     """
     return _cached_stage(task, 'teacher', task.teacher,
-                         budget.teacher_iters[task.name],
+                         stage_iters(budget, 'teacher', task.teacher),
                          teacher_dir(work, task), data_root, 'test')
 
 
@@ -487,10 +496,11 @@ def pretrain_student(task: Task, budget: Budget, work: str
     :func:`pretrain_dir` is reused while its config, iterations and pool
     are unchanged. The student config reads the checkpoint from
     ``task.pretrained_env``."""
-    pool = generate(osp.join(work, 'pool'), budget.num_pool, 50, 0,
-                    seed=POOL_SEED)[task.name]
+    pool = make_shapes_dataset(osp.join(work, 'pool'), budget.num_pool, 50,
+                               0, seed=POOL_SEED)[task.name]
     return _cached_stage(task, 'pretraining', task.pretrain,
-                         budget.pretrain_iters, pretrain_dir(work, task),
+                         stage_iters(budget, 'pretraining', task.pretrain),
+                         pretrain_dir(work, task),
                          pool, 'val')
 
 
@@ -537,7 +547,8 @@ def _first_jobs(task: Task, budget: Budget, work: str, data_root: str
     pretrain = None
     if task.pretrain is not None:
         env[task.pretrained_env] = osp.join(
-            pretrain_dir(work, task), f'iter_{budget.pretrain_iters}.pth')
+            pretrain_dir(work, task),
+            f"iter_{stage_iters(budget, 'pretraining', task.pretrain)}.pth")
         pretrain = f'{task.name}_pretrain'
         jobs.append(Job(pretrain, pretrain_student,
                         dict(task=task, budget=budget, work=work), env,
@@ -557,7 +568,7 @@ def _student_job(task: Task, budget: Budget, env: Dict[str, str],
         kwargs['teacher_checkpoint'] = env[task.teacher_env]
     return Job(key, train_student,
                dict(task=task, role=role, config=config,
-                    iters=budget.student_iters, seed=seed,
+                    iters=stage_iters(budget, 'student', config), seed=seed,
                     work_dir=work_dir, split=split, **kwargs),
                env, after=tuple(dict.fromkeys(after)), priority=2)
 

@@ -18,7 +18,7 @@ def test_hook_sends_masks_to_the_visualizer(tiny_data, tmp_path):
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from mmkd.utils.runner_config import prepare_config
+    from mmkd.engine.runner_config import prepare_config
     cfg = Config.fromfile(FGFI)
     cfg.work_dir = str(tmp_path / 'work')
     cfg.custom_hooks = [

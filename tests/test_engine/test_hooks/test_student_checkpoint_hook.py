@@ -12,7 +12,7 @@ def plain_load(path):
 
 
 def full_load(path):
-    from mmkd.utils.safe_checkpoint import safe_torch_load
+    from mmkd.checkpoint import safe_torch_load
     return safe_torch_load(str(path))
 
 

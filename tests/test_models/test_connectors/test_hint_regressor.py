@@ -160,11 +160,10 @@ def test_channels_are_positive_ints():
 
 def test_a_distiller_names_the_config_key_of_a_bad_argument():
     """Built by a distiller, an argument error carries its full key."""
-    from mmkd.models.distillers.single_teacher_distiller import \
-        SingleTeacherDistiller
+    from mmkd.models.distillers.loss_routes import build_part
     with pytest.raises(ValueError, match=r'^model\.connectors\.hint\.'
                        'student_size: expected a map at least as large'):
-        SingleTeacherDistiller._build_part(
+        build_part(
             dict(type='mmkd.HintRegressor', in_channels=2, out_channels=2,
                  student_size=(2, 2), teacher_size=(3, 3)),
             'model.connectors.hint')

@@ -1,4 +1,5 @@
-"""SegmentationDistiller (SKD): the student and the critic of the holistic
+"""CriticDistiller (SKD's holistic term; also registered as
+SegmentationDistiller): the student and the critic of the holistic
 term train with their own optimizers and never touch each other's weights;
 the critic is in the training checkpoint (weights and optimizer state), not
 in the student's; resume is exact. On the tiny config
@@ -19,7 +20,7 @@ from mmkd.testing import load_training_checkpoint as load_full
 from mmkd.testing import train_with_tool as train
 
 SKD = 'skd_pspnet_r50_r18_tiny_shapes'
-TERMS = ('distill.pixel', 'distill.pair', 'distill.holistic', 'disc.loss',
+TERMS = ('distill.loss_pixel', 'distill.loss_pair', 'distill.loss_holistic', 'disc.loss',
          'disc.wasserstein', 'disc.gradient_penalty')
 
 
@@ -292,26 +293,25 @@ def test_a_distributed_step_that_bypasses_train_step_is_refused(
     ``parse_losses`` itself: the critic would never train."""
     from types import SimpleNamespace
 
-    from mmkd.models.distillers import segmentation_distiller
+    from mmkd.models.distillers import critic_distiller
     model, _ = build(cfg)
     data = model.data_preprocessor(batch(), True)
-    losses = model(**data, mode='loss')
-    monkeypatch.setattr(segmentation_distiller, 'dist', SimpleNamespace(
+    monkeypatch.setattr(critic_distiller, 'dist', SimpleNamespace(
         is_available=lambda: True, is_initialized=lambda: True))
     with pytest.raises(RuntimeError,
                        match='MMSeparateDistributedDataParallel'):
-        model.parse_losses(losses)
+        model(**data, mode='loss')
 
 
 def test_alpha_of_each_rank_is_its_share_of_the_global_batch(monkeypatch):
     """Rank r of w takes samples r, r + w, ... of the weights one process
     draws for the whole batch (mmengine's samplers deal samples so)."""
-    from mmkd.models.distillers import segmentation_distiller
-    from mmkd.models.distillers.segmentation_distiller import \
+    from mmkd.models.distillers import critic_distiller
+    from mmkd.models.distillers.critic_distiller import \
         SegmentationDistiller
     whole = SegmentationDistiller._alpha(6, 0, 'cpu')
     for rank in range(3):
-        monkeypatch.setattr(segmentation_distiller, 'get_dist_info',
+        monkeypatch.setattr(critic_distiller, 'get_dist_info',
                             lambda r=rank: (r, 3))
         torch.testing.assert_close(
             SegmentationDistiller._alpha(2, 0, 'cpu'), whole[rank::3],

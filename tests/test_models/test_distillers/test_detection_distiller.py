@@ -89,7 +89,7 @@ def test_gradients_reach_student_and_connectors_never_teacher(cfg, at_iter):
     data = batch(model, BOXES)
     losses = model(**data, mode='loss')
     masks = distiller_masks(model, data)
-    losses['distill.imitation'].backward()
+    losses['distill.loss_imitation'].backward()
 
     student = dict(model.student.named_parameters())
     # the imitation gradient reaches the neck and the trainable backbone
@@ -234,7 +234,7 @@ def test_warmup_gives_no_imitation_then_the_full_loss(cfg, at_iter):
         at_iter(k)
         with torch.no_grad():
             losses = model(**data, mode='loss')
-        assert float(losses['distill.imitation']) == 0.0
+        assert float(losses['distill.loss_imitation']) == 0.0
         assert float(losses['distill_factor.imitation']) == 0.0
         _, log_vars = model.parse_losses(losses)
         assert float(log_vars['distill_factor.imitation']) == 0.0
@@ -242,17 +242,17 @@ def test_warmup_gives_no_imitation_then_the_full_loss(cfg, at_iter):
         at_iter(k)
         with torch.no_grad():
             losses = model(**data, mode='loss')
-        assert float(losses['distill.imitation']) == pytest.approx(
+        assert float(losses['distill.loss_imitation']) == pytest.approx(
             expected, rel=1e-5)
         total, log_vars = model.parse_losses(losses)
         log_vars = {key: float(v) for key, v in log_vars.items()}
         # logged beside the losses; the factor is not summed into the loss
         assert log_vars['distill_factor.imitation'] == 1.0
-        assert log_vars['distill.imitation'] == pytest.approx(expected,
-                                                              rel=1e-5)
+        assert log_vars['distill.loss_imitation'] == pytest.approx(
+            expected, rel=1e-5)
+        # the task losses and distill.loss_imitation
         summed = sum(v for key, v in log_vars.items()
-                     if 'loss' in key and key != 'loss') + \
-            log_vars['distill.imitation']
+                     if 'loss' in key and key != 'loss')
         assert float(total) == pytest.approx(summed, rel=1e-5)
         assert log_vars['loss'] == pytest.approx(summed, rel=1e-5)
 
@@ -302,8 +302,8 @@ def test_anchor_generator_given_for_a_student_without_anchors(cfg, at_iter):
     data = batch(model, BOXES)
     losses = model(**data, mode='loss')
     assert {'loss_cls', 'loss_bbox', 'loss_centerness',
-            'distill.imitation'} <= set(losses)
-    assert float(losses['distill.imitation']) > 0
+            'distill.loss_imitation'} <= set(losses)
+    assert float(losses['distill.loss_imitation']) > 0
     # the masks use the given anchors on FCOS's P3-P7
     from mmdet.registry import TASK_UTILS
     sizes = [(8, 12), (4, 6), (2, 3), (1, 2), (1, 1)]

@@ -18,7 +18,7 @@ from mmengine.registry import MODELS, DefaultScope
 from mmkd.models.losses import HolisticLoss
 from mmkd.testing import demo_det_inputs, demo_seg_inputs, tiny_config
 from mmkd.utils.config_checks import ConfigValueError
-from mmkd.utils.runner_config import prepare_config
+from mmkd.engine.runner_config import prepare_config
 
 SCALE = 1024.0
 

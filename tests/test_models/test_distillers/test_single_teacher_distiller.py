@@ -2,7 +2,6 @@
 and the clear errors, on the tiny PSPNet configs."""
 import copy
 import math
-import os
 
 import pytest
 import torch
@@ -58,7 +57,7 @@ def test_loss_dict_and_value(cfg):
     model = build(cfg.model).train()
     data = batch(model)
     losses = model(**data, mode='loss')
-    assert {'decode.loss_ce', 'aux.loss_ce', 'distill.hint'} <= set(losses)
+    assert {'decode.loss_ce', 'aux.loss_ce', 'distill.loss_hint'} <= set(losses)
     # the hint value, recomputed by hand from the two models' bottlenecks
     with torch.no_grad():
         t_feat = model.teacher.decode_head._forward_feature(
@@ -66,7 +65,7 @@ def test_loss_dict_and_value(cfg):
         s_feat = model.student.decode_head._forward_feature(
             model.student.extract_feat(data['inputs']))
         expected = F.mse_loss(model.connectors.feat_adapt(s_feat), t_feat)
-    torch.testing.assert_close(losses['distill.hint'].detach(), expected)
+    torch.testing.assert_close(losses['distill.loss_hint'].detach(), expected)
 
 
 def test_distillation_losses_count_in_the_total(cfg):
@@ -77,13 +76,13 @@ def test_distillation_losses_count_in_the_total(cfg):
                    if 'loss' in k or k.startswith('distill.'))
     assert 'decode.acc_seg' in losses  # a logged value, not a loss
     torch.testing.assert_close(total, expected)
-    assert 'distill.hint' in log_vars and 'loss' in log_vars
+    assert 'distill.loss_hint' in log_vars and 'loss' in log_vars
 
 
 def test_gradients_reach_student_and_connector_only(cfg):
     model = build(cfg.model).train()
     losses = model(**batch(model), mode='loss')
-    losses['distill.hint'].backward()
+    losses['distill.loss_hint'].backward()
     assert all(p.grad is None for p in model.teacher.parameters())
     conv = model.connectors.feat_adapt.layers[0][0]
     assert conv.weight.grad is not None and conv.weight.grad.abs().sum() > 0
@@ -227,8 +226,9 @@ def test_data_preprocessor_must_match_the_students(cfg):
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.data_preprocessor = dict(
         model_cfg.student.data_preprocessor, size=(512, 1024))
-    with pytest.raises(ValueError, match=r"model.data_preprocessor differs.*"
-                       r"size.*\[512, 1024\].*\[64, 64\]"):
+    with pytest.raises(ValueError, match=r"model.data_preprocessor: expected "
+                       r"the same as model.student.data_preprocessor, found "
+                       r"differences.*size.*\[512, 1024\].*\[64, 64\]"):
         build(model_cfg)
     model_cfg.data_preprocessor = copy.deepcopy(
         cfg.model.student.data_preprocessor)
@@ -417,7 +417,7 @@ def test_foreign_loss_with_explicit_opt_in(cfg):
             model.student.extract_feat(data['inputs']))
         expected = 2.0 * F.mse_loss(model.connectors.feat_adapt(s_feat),
                                     t_feat)
-    torch.testing.assert_close(losses['distill.hint'].detach(), expected)
+    torch.testing.assert_close(losses['distill.loss_hint'].detach(), expected)
     model_cfg.distill_losses.hint = dict(hint, loss_weight=-2.0)
     with pytest.raises(ValueError, match=(
             r'^model\.distill_losses\.hint\.loss_weight: expected a finite '
@@ -430,7 +430,7 @@ def test_foreign_loss_with_explicit_opt_in(cfg):
         build(model_cfg)
 
 
-def test_holistic_term_needs_the_segmentation_distiller(cfg):
+def test_holistic_term_needs_a_distiller_with_a_critic(cfg):
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.student_taps = dict(logits='decode_head.conv_seg')
     model_cfg.teacher_taps = dict(logits='decode_head.conv_seg')
@@ -438,7 +438,8 @@ def test_holistic_term_needs_the_segmentation_distiller(cfg):
     model_cfg.distill_losses = dict(holistic=dict(
         type='mmkd.HolisticLoss', student='logits', teacher='logits'))
     with pytest.raises(ValueError, match=(
-            r"^model\.distill_losses\.holistic\.type: 'mmkd\.HolisticLoss' "
-            r'trains a discriminator, which SingleTeacherDistiller has not: '
-            r"use type='mmkd\.SegmentationDistiller'")):
+            r'^model\.distill_losses\.holistic\.type: expected a loss that '
+            r'SingleTeacherDistiller can run, found HolisticLoss, which needs '
+            r"the distiller's critic\. Use type='mmkd\.CriticDistiller' for "
+            r'the model')):
         build(model_cfg)

@@ -161,16 +161,16 @@ def test_warmup_through_the_distiller(cfg, hub):
     plain.load_state_dict(model.state_dict())
     plain.teacher.load_state_dict(model.teacher.state_dict())
     data = batch(model)
-    reference = plain(**data, mode='loss')['distill.hint'].detach()
+    reference = plain(**data, mode='loss')['distill.loss_hint'].detach()
     assert reference.item() > 0
 
     hub.update_info('iter', 1)  # last warm-up iteration
     losses = model(**data, mode='loss')
     _, log_vars = model.parse_losses(losses)
-    assert float(log_vars['distill.hint']) == 0.0
+    assert float(log_vars['distill.loss_hint']) == 0.0
     assert float(log_vars['distill_factor.hint']) == 0.0
     # still in the graph (every learnable part gets a gradient under DDP)
-    assert losses['distill.hint'].requires_grad
+    assert losses['distill.loss_hint'].requires_grad
     # the total is the student's own losses alone
     total, _ = model.parse_losses(losses)
     own = sum(v for k, v in losses.items() if 'loss' in k)
@@ -180,9 +180,9 @@ def test_warmup_through_the_distiller(cfg, hub):
     losses = model(**data, mode='loss')
     _, log_vars = model.parse_losses(losses)
     assert float(log_vars['distill_factor.hint']) == 1.0
-    assert float(log_vars['distill.hint']) == pytest.approx(
+    assert float(log_vars['distill.loss_hint']) == pytest.approx(
         reference.item(), rel=1e-6)
-    torch.testing.assert_close(losses['distill.hint'].detach(), reference)
+    torch.testing.assert_close(losses['distill.loss_hint'].detach(), reference)
     # an unscheduled loss logs no factor
     _, plain_vars = plain.parse_losses(plain(**data, mode='loss'))
     assert 'distill_factor.hint' not in plain_vars
@@ -200,8 +200,8 @@ def test_schedule_of_a_loss_that_does_not_exist(cfg):
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.loss_schedules = dict(imitation=dict(warmup=400))
     with pytest.raises(KeyError, match=r"model\.loss_schedules\.imitation: "
-                       r"there is no distillation loss named 'imitation'.*"
-                       r"\['hint'\]"):
+                       r"expected the name of a distillation loss, one of "
+                       r"\['hint'\].*found 'imitation'"):
         build(model_cfg)
 
 

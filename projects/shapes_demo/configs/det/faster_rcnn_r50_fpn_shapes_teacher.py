@@ -1,5 +1,5 @@
 # The demo's detection teacher: Faster R-CNN R50-FPN with 16 base channels and
-# 64 FPN channels, trained 1200 iterations (the demo's students: 400).
+# 64 FPN channels, trained 1200 iterations.
 _base_ = './faster_rcnn_r18_fpn_shapes_student.py'
 
 model = dict(
@@ -16,5 +16,6 @@ param_scheduler = [
          milestones=[int(max_iters * 0.75)], gamma=0.1)
 ]
 default_hooks = dict(checkpoint=dict(interval=max_iters))
-# not the student's selected rate: the teacher's own (see the student config)
+# the teacher's own rate, not the student's selected one (why:
+# projects/shapes_demo/README.md)
 optim_wrapper = dict(optimizer=dict(lr=0.04))

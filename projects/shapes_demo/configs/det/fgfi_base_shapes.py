@@ -1,11 +1,11 @@
 # What every FGFI variant of the demo shares: the student above, the trained
 # teacher, FPN taps, one 3x3 conv + ReLU adaptation per level (official init),
 # the imitation loss (lambda 0.01, official). Variants choose the region.
-# Each variant's loss weight and learning rate are chosen on the val split by
-# select_settings.py (selection seed 1000, never reported) from a grid fixed
-# before any selection run: the published weight x 0.05 / 0.2 / 1 (the
-# multiples every demo variant uses), each at the baseline's chosen rate
-# (0.08) and half of it.
+# Each variant holds the loss weight and learning rate select_settings.py
+# chose on the val split from weight_grid (the published weight x 0.05 / 0.2
+# / 1) crossed with the student's distill_lr_scales (its record:
+# report/selection.md and selection.json; the figures and why this grid:
+# projects/shapes_demo/README.md, "The protocol").
 _base_ = './faster_rcnn_r18_fpn_shapes_student.py'
 
 paper_loss_weights = dict(imitation=0.01)

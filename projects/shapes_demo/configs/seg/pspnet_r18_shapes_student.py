@@ -1,11 +1,10 @@
 # The demo's segmentation student: the stock mmseg PSPNet-R18-D8, shrunk for a
 # CPU (8 base channels) on 96x96 "shapes" scenes with 5 classes. The whole
 # network (backbone and decode head) starts from the demo's pretraining stage
-# (pspnet_r18_shapes_pretrain.py: 1500 iterations on a separate pool of
-# generated scenes, run once), as a user fine-tunes a small pretrained model;
-# run_demo.py sets SHAPES_SEG_PRETRAINED to its checkpoint (set it yourself
-# to train this config by hand). Why the whole network and why 1500
-# iterations: see `pretrain_iters` in shapes_demo/stages.py.
+# (pspnet_r18_shapes_pretrain.py, run once), as a user fine-tunes a small
+# pretrained model; run_demo.py sets SHAPES_SEG_PRETRAINED to its checkpoint
+# (set it yourself to train this config by hand). Why the whole network and
+# that pretraining: projects/shapes_demo/README.md, (e).
 _base_ = 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
 
 crop_size = (96, 96)
@@ -69,21 +68,16 @@ test_dataloader = dict(
                          seg_map_path='ann_dir/test'),
         pipeline=test_pipeline))
 
-max_iters = 600
+# the demo's student schedule, what run_demo.py trains (why this length:
+# projects/shapes_demo/README.md)
+max_iters = 400
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
-# The student's learning rate (the stock 0.01 is for 40k iterations; the demo
-# trains 600) is chosen on the val split by select_settings.py from this grid.
-# Distilled students try the chosen rate and half of it
-# (distill_lr_scales): a distillation term adds its gradient to the task
-# loss's (the pixel-wise term's is nearly parallel to it, cosine 0.9-0.98), so
-# at the baseline's best rate, the largest stable one in a short schedule, it
-# acts as a larger step. Each variant tries 3 loss weights x 2 rates = 6
-# candidates; the baseline gets the same budget, 6 rates. Chosen: 0.15 (val
-# mIoU at 0.05 / 0.075 / 0.1 / 0.15 / 0.2 / 0.3: 37.32 / 37.75 / 38.07 /
-# 38.65 / 36.80 / 33.69, mean of seeds 1000 and 1001). The teacher and the pretraining keep
-# 0.2 (an earlier sweep on the teacher alone: 0.02 / 0.05 / 0.1 / 0.2 gave
-# 27.8 / 30.0 / 33.3 / 37.6 mIoU at 1200 iterations on 300 scenes).
+# The learning rate (the stock 0.01 is for a 40k-iteration schedule) is the
+# one select_settings.py chose from lr_grid on the val split (its record:
+# report/selection.md and selection.json; the figures and why distilled
+# students also try the distill_lr_scales multiples of the chosen rate:
+# projects/shapes_demo/README.md, "The protocol").
 lr_grid = [0.05, 0.075, 0.1, 0.15, 0.2, 0.3]
 distill_lr_scales = [1.0, 0.5]
 optim_wrapper = dict(

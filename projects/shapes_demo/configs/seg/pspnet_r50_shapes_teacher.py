@@ -1,6 +1,5 @@
 # The demo's segmentation teacher: PSPNet-R50-D8 with 16 base channels (10x
-# the student's parameters), trained 2000 iterations (the demo's students:
-# 400).
+# the student's parameters), trained 2000 iterations.
 _base_ = './pspnet_r18_shapes_student.py'
 
 model = dict(
@@ -16,5 +15,6 @@ train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,
                         end=max_iters, by_epoch=False)]
 default_hooks = dict(checkpoint=dict(interval=max_iters))
-# not the student's selected rate: the teacher's own (see the student config)
+# the teacher's own rate, not the student's selected one (why:
+# projects/shapes_demo/README.md)
 optim_wrapper = dict(optimizer=dict(lr=0.2))

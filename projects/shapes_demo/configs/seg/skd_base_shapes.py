@@ -1,5 +1,10 @@
-# What every SKD variant of the demo shares: the student above, the trained
-# teacher, the taps. Variants add their losses.
+# What every SKD and CWD variant of the demo shares: the student above, the
+# trained teacher, the taps. Variants add their losses, each with the loss
+# weights and learning rate select_settings.py chose on the val split from
+# its weight_grid (the published weights x 0.05 / 0.2 / 1) crossed with the
+# student's distill_lr_scales (its record: report/selection.md and
+# selection.json; the figures and why this grid:
+# projects/shapes_demo/README.md, "The protocol").
 _base_ = './pspnet_r18_shapes_student.py'
 
 model = dict(

@@ -1,0 +1,80 @@
+"""What a resumed checkpoint may not make mmengine do: execute its config or
+delete files it names."""
+import logging
+import os.path as osp
+import re
+from typing import Any, Optional
+
+from mmengine.logging import print_log
+
+# runtime-info keys that name checkpoint files, and the file names each may
+# have: CheckpointHook deletes best_ckpt* ("the previous best") when it saves
+# a new best, named best_<metric>_<iter_N.pth | epoch_N.pth>
+BEST_CKPT_KEY = re.compile(r'^best_ckpt(_.+)?$')
+_PATH_INFO = {
+    BEST_CKPT_KEY: re.compile(r'^best_.+\.pth$'),
+    re.compile(r'^last_ckpt$'): re.compile(r'^.+\.pth$'),
+}
+
+
+def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
+    """Remove from a loaded checkpoint what mmengine's ``Runner.resume`` and
+    ``CheckpointHook`` would execute or turn into file removals, in place.
+
+    - ``meta['config']``: ``Runner.resume`` executes it as Python
+      (``Config.fromstring(..., '.py')``) only to read ``gpu_ids``. It is
+      removed (the check it served is skipped).
+    - ``message_hub.runtime_info`` ``best_ckpt*``: paths that
+      ``CheckpointHook`` deletes ("the previous best"). Kept only when they
+      name a ``best_*.pth`` file in the folder of the checkpoint being loaded
+      (``source``), i.e. a best checkpoint of that run; ``last_ckpt`` only
+      when it names a ``.pth`` file there. Otherwise removed, with a
+      warning.
+    - ``keep_ckpt_ids``: checkpoint steps ``CheckpointHook`` deletes; kept
+      only as a list of non-negative ints.
+
+    Args:
+        checkpoint: The loaded checkpoint.
+        source (str, optional): Local path it was loaded from; None for a
+            download (then no path is kept).
+
+    Returns:
+        The checkpoint.
+    """
+    if not isinstance(checkpoint, dict):
+        return checkpoint
+    meta = checkpoint.get('meta')
+    if isinstance(meta, dict) and 'config' in meta:
+        meta.pop('config')
+        print_log("Dropped meta['config'] of the loaded checkpoint: mmengine "
+                  'would execute it as Python on resume.', logger='current',
+                  level=logging.DEBUG)
+    hub = checkpoint.get('message_hub')
+    info = hub.get('runtime_info') if isinstance(hub, dict) else None
+    if not isinstance(info, dict):
+        return checkpoint
+    folder = osp.realpath(osp.dirname(source)) if source else None
+    for key in list(info):
+        names = [name for pattern, name in _PATH_INFO.items()
+                 if isinstance(key, str) and pattern.match(key)]
+        if not names:
+            continue
+        value = info[key]
+        ok = (folder is not None and isinstance(value, str)
+              and names[0].match(osp.basename(value)) is not None
+              and osp.realpath(osp.dirname(osp.abspath(value))) == folder)
+        if not ok:
+            info.pop(key)
+            print_log(
+                f'Ignored message_hub.runtime_info.{key} = {value!r:.200} of '
+                'the loaded checkpoint: it does not name a checkpoint file '
+                'beside the loaded one, and mmengine would delete that path.',
+                logger='current', level=logging.WARNING)
+    ids = info.get('keep_ckpt_ids')
+    if ids is not None and not (isinstance(ids, list) and all(
+            type(i) is int and i >= 0 for i in ids)):
+        info.pop('keep_ckpt_ids')
+        print_log(f'Ignored message_hub.runtime_info.keep_ckpt_ids = '
+                  f'{ids!r:.200}: expected a list of iteration numbers.',
+                  logger='current', level=logging.WARNING)
+    return checkpoint
