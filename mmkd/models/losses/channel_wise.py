@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from .utils import check_dims, check_tau, fp32_math, resize_to
+from .utils import check_map_pair, check_tau, fp32_math, resize_to
 
 
 @MODELS.register_module()
@@ -77,10 +77,7 @@ class ChannelWiseLoss(nn.Module):
         Returns:
             Tensor: Scalar fp32 loss, already multiplied by ``loss_weight``.
         """
-        check_dims(student, 4, 'ChannelWiseLoss student')
-        check_dims(teacher, 4, 'ChannelWiseLoss teacher')
-        n_s, c_s = student.shape[:2]
-        n_t, c_t = teacher.shape[:2]
+        c_s, c_t = check_map_pair(student, teacher, 'ChannelWiseLoss')
         if c_s != c_t:
             raise ValueError(
                 f'ChannelWiseLoss: the student map has {c_s} channels, the '
@@ -91,11 +88,7 @@ class ChannelWiseLoss(nn.Module):
                 f"ConvConnector', in_channels={c_s}, out_channels={c_t}, "
                 'kernel_size=1, act=False)) and connector=\'adapt\' in the '
                 'loss).')
-        if n_s != n_t:
-            raise ValueError(
-                f'ChannelWiseLoss: student batch has {n_s} samples, teacher '
-                f'batch {n_t}: both must see the same images.')
-        h, w = student.shape[-2:]
+        n_s, _, h, w = student.shape
         with fp32_math(student, teacher.detach()) as (s, t):
             t = resize_to(t, (h, w))
             # one distribution over the H·W locations per (sample, channel)

@@ -10,7 +10,7 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from mmkd.utils.config_checks import ConfigValueError, check_number, describe
-from .utils import check_dims, fp32_math, resize_to
+from .utils import check_dims, check_map_pair, fp32_math, resize_to
 
 
 @contextmanager
@@ -252,19 +252,15 @@ class HolisticLoss(nn.Module):
             - ``gradient_penalty``: ``E[(‖∇‖₂ - 1)²]`` before ``gp_weight``
               (detached).
         """
-        check_dims(student_logits, 4, 'HolisticLoss student_logits')
-        check_dims(teacher_logits, 4, 'HolisticLoss teacher_logits')
-        (n_s, c_s), (n_t, c_t) = (student_logits.shape[:2],
-                                  teacher_logits.shape[:2])
+        c_s, c_t = check_map_pair(student_logits, teacher_logits,
+                                  'HolisticLoss',
+                                  ('student_logits', 'teacher_logits'))
         if c_s != c_t:
             raise ValueError(
                 f'HolisticLoss: student has {c_s} classes, teacher {c_t}: '
                 'the discriminator compares score maps, so both models must '
                 'predict the same classes.')
-        if n_s != n_t:
-            raise ValueError(
-                f'HolisticLoss: student batch has {n_s} samples, teacher '
-                f'batch {n_t}.')
+        n_s = student_logits.shape[0]
         with fp32_math(student_logits.detach(),
                        teacher_logits.detach()) as (s, t):
             t = resize_to(t, s.shape[-2:])

@@ -8,8 +8,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from mmkd.utils.config_checks import check_number, check_positive_int
-from .utils import fp32_math, resize_to
+from mmkd.utils.config_checks import (ConfigValueError, check_number,
+                                      check_positive_int, describe)
+from .utils import check_map_pair, check_optional, fp32_math, resize_to
 
 #: Added to each node's L2 norm before dividing, as in the official code.
 NORM_EPS = 1e-8
@@ -83,13 +84,12 @@ class PairWiseLoss(nn.Module):
     detached, so the gradient reaching a node is ``∂L/∂x_i`` divided by its
     norm. The official code divides by ``‖f_i‖₂ + 1e-8`` alone: on a narrow
     ReLU feature, a node whose features are all (nearly) 0 gets its gradient
-    scaled by up to 1e8, and such nodes dominate the gradient (measured on
-    the shapes demo's 16-channel student: the pair term's gradient grew
-    from 0.01 to 1e5-1e6 within 15 iterations while the student's feature
-    died). Here a node's norm is raised to at least ``norm_floor`` times
-    the mean node norm of its sample (computed apart for student and
-    teacher), so a dead node's gradient is at most ``1/norm_floor`` times
-    the scale of a node of mean norm. What changes, and what does not:
+    scaled by up to 1e8, and such nodes dominate the gradient until the
+    student's feature dies (measured: docs/benchmarks.md). Here a node's
+    norm is raised to at least ``norm_floor`` times the mean node norm of
+    its sample (computed apart for student and teacher), so a dead node's
+    gradient is at most ``1/norm_floor`` times the scale of a node of mean
+    norm. What changes, and what does not:
 
     - Nodes whose norm is at least the floor give exactly the official
       values, and when every node is (the usual case, e.g. max pooling of a
@@ -124,7 +124,7 @@ class PairWiseLoss(nn.Module):
             ``lambda_pa``). Defaults to 1.0.
         method (str): ``'auto'``, ``'gram'`` or ``'affinity'`` (see above).
             Defaults to ``'auto'``.
-        norm_floor (float, optional): ``ρ`` in (0, 1): the least norm a
+        norm_floor (float, optional): ``ρ`` in (0, 1]: the least norm a
             node is divided by, as a fraction of the mean node norm of its
             sample; None divides by the norm + 1e-8 only (the official
             code). Defaults to 0.05.
@@ -138,38 +138,37 @@ class PairWiseLoss(nn.Module):
                  method: str = 'auto',
                  norm_floor: Optional[float] = NORM_FLOOR) -> None:
         super().__init__()
+        owner = 'PairWiseLoss'
         if pool not in ('max', 'avg'):
-            raise ValueError(
-                f"PairWiseLoss pool must be 'max' or 'avg', found {pool!r}.")
+            raise ConfigValueError('pool', "'max' or 'avg'", describe(pool),
+                                   "'max' is the official code, 'avg' TPAMI.",
+                                   owner=owner)
         if (node_size is None) == (pool_scale is None):
-            raise ValueError(
-                'PairWiseLoss needs exactly one of node_size (a fixed node '
-                'patch side, the paper) and pool_scale (the node side as a '
-                'fraction of the map, the official code), found '
-                f'node_size={node_size}, pool_scale={pool_scale}.')
-        if node_size is not None:
-            node_size = check_positive_int(
-                node_size, 'node_size', owner='PairWiseLoss',
-                todo='It is the side of a node patch in feature locations, '
-                'e.g. node_size=2 for 2x2 nodes (TPAMI).')
-        if pool_scale is not None:
-            pool_scale = check_number(
-                pool_scale, 'pool_scale', low=0, high=1, low_open=True,
-                owner='PairWiseLoss',
-                todo='It is the node side as a fraction of the map, e.g. '
-                'pool_scale=0.5 (the official code).')
+            raise ConfigValueError(
+                'node_size', 'exactly one of node_size and pool_scale',
+                f'node_size={node_size!r}, pool_scale={pool_scale!r}',
+                'Give node_size for fixed node patches (the paper) or '
+                'pool_scale for a fraction of the map (the official code).',
+                owner=owner)
+        node_size = check_optional(
+            check_positive_int, node_size, 'node_size', owner=owner,
+            todo='It is the side of a node patch in feature locations, '
+            'e.g. node_size=2 for 2x2 nodes (TPAMI).')
+        pool_scale = check_optional(
+            check_number, pool_scale, 'pool_scale', low=0, high=1,
+            low_open=True, owner=owner,
+            todo='It is the node side as a fraction of the map, e.g. '
+            'pool_scale=0.5 (the official code).')
         if method not in ('auto', 'gram', 'affinity'):
-            raise ValueError(
-                f"PairWiseLoss method must be 'auto', 'gram' or 'affinity', "
-                f'found {method!r}.')
-        if norm_floor is not None and not (
-                isinstance(norm_floor, (int, float))
-                and not isinstance(norm_floor, bool) and 0 < norm_floor < 1):
-            raise ValueError(
-                'PairWiseLoss norm_floor must be a number in (0, 1) (the '
-                "least node norm, as a fraction of the sample's mean node "
-                'norm) or None (the official normalisation, no floor), found '
-                f'{norm_floor!r}.')
+            raise ConfigValueError(
+                'method', "'auto', 'gram' or 'affinity'", describe(method),
+                'The forms give the same loss; see the class doc.',
+                owner=owner)
+        norm_floor = check_optional(
+            check_number, norm_floor, 'norm_floor', low=0, high=1,
+            low_open=True, owner=owner,
+            todo="It is the least node norm, as a fraction of the sample's "
+            'mean node norm; None gives the official normalisation.')
         self.pool = pool
         self.node_size = node_size
         self.pool_scale = pool_scale
@@ -246,21 +245,8 @@ class PairWiseLoss(nn.Module):
         Returns:
             Tensor: Scalar fp32 loss, already multiplied by ``loss_weight``.
         """
-        taps = dict(student_feat=student_feat, teacher_feat=teacher_feat)
-        for who, feat in taps.items():
-            if not isinstance(feat, Tensor) or feat.dim() != 4:
-                found = (
-                    tuple(feat.shape)
-                    if isinstance(feat, Tensor) else type(feat))
-                raise ValueError(
-                    f'PairWiseLoss expects a 4-D (N, C, H, W) feature tap as '
-                    f'{who}, found shape {found}. Check which tap the loss '
-                    'is given.')
-        if student_feat.shape[0] != teacher_feat.shape[0]:
-            raise ValueError(
-                f'PairWiseLoss: student batch has {student_feat.shape[0]} '
-                f'samples, teacher batch {teacher_feat.shape[0]}: both must '
-                'see the same images.')
+        check_map_pair(student_feat, teacher_feat, 'PairWiseLoss',
+                       ('student_feat', 'teacher_feat'))
         with fp32_math(student_feat, teacher_feat.detach()) as (s, t):
             t = resize_to(t, s.shape[-2:])
             x_s = self.build_nodes(s)
@@ -275,7 +261,7 @@ class PairWiseLoss(nn.Module):
                     x_s,
                     beta=-1)
                 # Row norms, then a float64 sum: one fp32 reduction over all
-                # B·N'² entries loses percents (measured 3.7% at N' = 4225).
+                # B·N'² entries loses percents (measured: docs/benchmarks.md).
                 total = torch.linalg.vector_norm(
                     diff, dim=-1).double().square().sum()
             else:

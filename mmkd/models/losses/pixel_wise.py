@@ -4,7 +4,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from .utils import check_dims, check_tau, fp32_math, resize_to
+from mmkd.utils.config_checks import ConfigValueError, describe
+from .utils import check_map_pair, check_tau, fp32_math, resize_to
 
 
 @MODELS.register_module()
@@ -58,9 +59,10 @@ class PixelWiseLoss(nn.Module):
                  reduction: str = 'mean') -> None:
         super().__init__()
         if reduction not in ('mean', 'official'):
-            raise ValueError(
-                f"PixelWiseLoss reduction must be 'mean' or 'official', "
-                f'found {reduction!r}.')
+            raise ConfigValueError(
+                'reduction', "'mean' or 'official'", describe(reduction),
+                "'official' is N times 'mean' (it divides the batch's sum by "
+                'H·W only).', owner='PixelWiseLoss')
         self.tau = check_tau(tau, 'PixelWiseLoss', '1 is the official value')
         self.loss_weight = loss_weight
         self.reduction = reduction
@@ -77,19 +79,14 @@ class PixelWiseLoss(nn.Module):
         Returns:
             Tensor: Scalar fp32 loss, already multiplied by ``loss_weight``.
         """
-        check_dims(student_logits, 4, 'PixelWiseLoss student_logits')
-        check_dims(teacher_logits, 4, 'PixelWiseLoss teacher_logits')
-        n_s, c_s = student_logits.shape[:2]
-        n_t, c_t = teacher_logits.shape[:2]
+        c_s, c_t = check_map_pair(student_logits, teacher_logits,
+                                  'PixelWiseLoss',
+                                  ('student_logits', 'teacher_logits'))
         if c_s != c_t:
             raise ValueError(
                 f'PixelWiseLoss: student has {c_s} classes, teacher {c_t}: '
                 'pixel-wise distillation compares class probabilities, so '
                 'both models must predict the same classes.')
-        if n_s != n_t:
-            raise ValueError(
-                f'PixelWiseLoss: student batch has {n_s} samples, teacher '
-                f'batch {n_t}: both must see the same images.')
         h, w = student_logits.shape[-2:]
         with fp32_math(student_logits, teacher_logits.detach()) as (s, t):
             t = resize_to(t, (h, w))
