@@ -4,6 +4,8 @@ wrapper of a distiller with a critic, mixed precision), shared by
 from mmengine.config import Config
 from mmengine.logging import print_log
 
+from mmkd.utils.config_checks import ConfigValueError, describe
+
 STUDENT_HOOK = 'mmkd.StudentCheckpointHook'
 RESUME_HOOK = 'mmkd.ResumedRunInfoHook'
 SEPARATE_DDP = 'MMSeparateDistributedDataParallel'
@@ -44,16 +46,20 @@ def prepare_config(cfg: Config, amp: bool = False) -> Config:
             _separate_ddp(cfg)
     if amp:
         wrapper = cfg.optim_wrapper
-        wrappers = ([wrapper[k] for k in wrapper if isinstance(
-            wrapper[k], dict) and 'optimizer' in wrapper[k]]
-                    if wrapper.get('constructor') else [wrapper])
-        for w in wrappers:
-            if w.get('type', 'OptimWrapper') == 'AmpOptimWrapper':
+        wrappers = ({f'optim_wrapper.{k}': wrapper[k] for k in wrapper
+                     if isinstance(wrapper[k], dict)
+                     and 'optimizer' in wrapper[k]}
+                    if wrapper.get('constructor') else
+                    {'optim_wrapper': wrapper})
+        for key, w in wrappers.items():
+            kind = w.get('type', 'OptimWrapper')
+            if kind == 'AmpOptimWrapper':
                 continue
-            if w.get('type', 'OptimWrapper') != 'OptimWrapper':
-                raise ValueError(
-                    f"--amp: optim_wrapper type {w.get('type')} cannot be "
-                    'turned into AmpOptimWrapper; set it in the config.')
+            if kind != 'OptimWrapper':
+                raise ConfigValueError(
+                    f'{key}.type', "'OptimWrapper' or 'AmpOptimWrapper' "
+                    'with --amp', describe(kind), 'Set a mixed-precision '
+                    'wrapper in the config, or train without --amp.')
             w.type = 'AmpOptimWrapper'
             w.setdefault('loss_scale', 'dynamic')
         print_log('Automatic mixed precision is on.', logger='current')
@@ -81,12 +87,12 @@ def _separate_ddp(cfg: Config) -> None:
             find_unused_parameters=cfg.get('find_unused_parameters', False))
         return
     if wrapper.get('type') not in (SEPARATE_DDP, f'mmengine.{SEPARATE_DDP}'):
-        raise ValueError(
-            f"model_wrapper_cfg.type: expected '{SEPARATE_DDP}' for a "
-            'distiller with model.discriminator (it runs its own train_step '
-            'with a student and a critic optimizer), found '
-            f"{wrapper.get('type')!r}. Remove model_wrapper_cfg (tools/"
-            f'train.py then sets it) or set type={SEPARATE_DDP!r}.')
+        raise ConfigValueError(
+            'model_wrapper_cfg.type', f"'{SEPARATE_DDP}' for a distiller "
+            'with model.discriminator (it steps a student and a critic '
+            'optimizer)', describe(wrapper.get('type')),
+            f'Remove model_wrapper_cfg (tools/train.py then sets it) or set '
+            f'type={SEPARATE_DDP!r}.')
 
 
 def setup_cpu_distributed(cfg: Config) -> None:
@@ -109,9 +115,9 @@ def setup_cpu_distributed(cfg: Config) -> None:
     dist_cfg = cfg.get('env_cfg', {}).get('dist_cfg', {})
     backend = dist_cfg.get('backend', 'gloo')
     if backend != 'gloo':
-        raise ValueError(
-            f"env_cfg.dist_cfg.backend: '{backend}' needs GPUs, and CUDA is "
-            "not available here. Use backend='gloo' for CPU processes.")
+        raise ConfigValueError(
+            'env_cfg.dist_cfg.backend', "'gloo' where CUDA is not available",
+            describe(backend), "Use backend='gloo' for CPU processes.")
     if not dist.is_initialized():
         dist.init_process_group(backend='gloo')
     wrapper = cfg.get('model_wrapper_cfg') or dict(

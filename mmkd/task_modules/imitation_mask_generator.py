@@ -50,11 +50,9 @@ class ImitationMaskGenerator:
     level, scale 8, has a best IoU of about 0.0015, and half of that keeps
     every anchor it touches): that is mostly background, which is what the
     method avoids. With ``'all'`` a box is imitated on the levels whose
-    anchors match its scale, as FPN's own assignment does. On the benchmark
-    batch of ``tools/analysis_tools/benchmark_imitation_mask.py`` (50 boxes
-    per 800x1333 image) ``'all'`` keeps 6-33% of the locations of a level,
-    ``'level'`` 44-100% (all of the stride-64 level). ``'level'`` is offered
-    for comparison.
+    anchors match its scale, as FPN's own assignment does, and keeps far
+    fewer locations than ``'level'`` (measured: docs/benchmarks.md).
+    ``'level'`` is offered for comparison.
 
     Note:
         Memory: the IoUs are computed for a chunk of ``box_chunk_size`` boxes
@@ -69,8 +67,8 @@ class ImitationMaskGenerator:
         800x1333 input (padded to 800x1344), 5 FPN levels (strides 4 to 64)
         and ``K = 3``: about 1.2 MB per box, 19 MB for the default 16 boxes.
         mmcv's CUDA kernel writes the IoUs directly; its CPU kernel builds
-        ``(B, A, 2)`` temporaries with torch ops, about 10 MB per box of a
-        chunk here (measured peak: 156 MB for 16 boxes, 310 MB for 32).
+        ``(B, A, 2)`` temporaries with torch ops, several times more per box
+        of a chunk (measured: docs/benchmarks.md).
 
     Args:
         psi (float): The threshold factor ``psi`` in ``[0, 1]``; the paper

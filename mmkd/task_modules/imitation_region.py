@@ -7,7 +7,8 @@ import torch
 from torch import Tensor
 
 from mmkd.registry import TASK_UTILS
-from mmkd.utils.config_checks import ConfigValueError, describe
+from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
+                                      describe)
 from .imitation_mask_generator import valid_location_masks
 
 #: The regions :class:`ImitationRegion` builds.
@@ -45,7 +46,8 @@ class ImitationRegion:
             ``'imitation'``.
         mask_generator (ImitationMaskGenerator | dict, optional): The
             imitation-mask generator or its config (``region='imitation'``
-            only). Defaults to ``ImitationMaskGenerator(psi=0.5)``.
+            only; ``type`` defaults to ``'mmkd.ImitationMaskGenerator'``).
+            Defaults to ``ImitationMaskGenerator(psi=0.5)``.
         anchor_generator (AnchorGenerator | dict, optional): An mmdet anchor
             generator, or its config: the student's own anchors. Required for
             ``region='imitation'``.
@@ -78,11 +80,19 @@ class ImitationRegion:
 
     @staticmethod
     def _build_mask_generator(cfg: Optional[Mapping]) -> object:
-        """The generator of ``cfg``; ``ImitationMaskGenerator(psi=0.5)``
-        without one. Its argument errors name ``mask_generator.<arg>``."""
+        """The generator of ``cfg`` (of type ``mmkd.ImitationMaskGenerator``
+        unless it names one); ``ImitationMaskGenerator(psi=0.5)`` without
+        one. Its argument errors name ``mask_generator.<arg>``."""
+        cfg = dict(cfg or {})
+        kind = cfg.setdefault('type', 'mmkd.ImitationMaskGenerator')
+        if isinstance(kind, str) and TASK_UTILS.get(kind) is None:
+            raise ConfigKeyError(
+                'mask_generator.type', 'a registered task module, e.g. '
+                "'mmkd.ImitationMaskGenerator'", repr(kind),
+                'Check the name, or import the module that registers it.',
+                owner='ImitationRegion')
         try:
-            return TASK_UTILS.build(
-                dict(cfg or dict(type='mmkd.ImitationMaskGenerator')))
+            return TASK_UTILS.build(cfg)
         except ConfigValueError as e:
             raise e.under('mask_generator') from None
         except (ValueError, TypeError) as e:

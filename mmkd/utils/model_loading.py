@@ -10,6 +10,7 @@ from mmengine.runner.checkpoint import CheckpointLoader
 
 from mmkd.checkpoint import (checkpoint_purpose,
                              register_safe_checkpoint_loaders)
+from .config_checks import ConfigKeyError, ConfigValueError, describe
 
 
 def strip_wrapper_prefix(key: str) -> str:
@@ -34,8 +35,9 @@ def load_model_config(spec: Union[str, Mapping], key: str) -> ConfigDict:
     if isinstance(spec, Mapping):
         return ConfigDict(spec)
     if not isinstance(spec, str):
-        raise TypeError(f'{key}: expected a config path or a model dict, '
-                        f'found {type(spec).__name__}.')
+        raise ConfigValueError(
+            key, "a config path ('<package>::<path>' or a local .py file) "
+            'or a model dict', describe(spec))
     if '::' in spec:
         from mmengine.hub import get_config
         try:
@@ -56,7 +58,9 @@ def load_model_config(spec: Union[str, Mapping], key: str) -> ConfigDict:
                 "512x1024.py'), or an inline model dict.")
         cfg = Config.fromfile(path)
     if 'model' not in cfg:
-        raise KeyError(f"{key}: config '{spec}' has no 'model'.")
+        raise ConfigKeyError(
+            key, "a config with a 'model'", repr(spec),
+            'Give the config file of the model itself.')
     model = cfg.model
     if '_scope_' not in model and cfg.get('default_scope'):
         model['_scope_'] = cfg.default_scope

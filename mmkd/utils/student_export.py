@@ -14,6 +14,7 @@ import torch
 from mmengine.config import Config
 
 from mmkd.version import __version__
+from .config_checks import ConfigKeyError
 from .model_loading import load_model_config, strip_wrapper_prefix
 
 STUDENT_PREFIX = 'student.'
@@ -128,9 +129,11 @@ def student_config(cfg: Config) -> Config:
     Returns:
         Config: A config the stock test scripts accept.
     """
-    if 'student' not in cfg.model:
-        raise KeyError('The config has no model.student: it is not an mmkd '
-                       'distillation config.')
+    if 'student' not in (cfg.get('model') or {}):
+        raise ConfigKeyError(
+            'model.student', 'the student of an mmkd distillation config',
+            'nothing', 'Give the distillation config the student was '
+            'trained with.')
     plain = Config(cfg.to_dict(), filename=cfg.filename)
     model = load_model_config(cfg.model.student, 'model.student').to_dict()
     scope = model.pop('_scope_', None) or cfg.get('default_scope')

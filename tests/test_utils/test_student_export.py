@@ -1,9 +1,13 @@
-"""The plain student config written beside student checkpoints."""
+"""The plain student config written beside student checkpoints, and the
+model configs it is read from (load_model_config)."""
 import os.path as osp
 
+import pytest
 from mmengine.config import Config
 
 from mmkd.testing import REPO_ROOT
+from mmkd.utils.config_checks import ConfigKeyError, ConfigValueError
+from mmkd.utils.model_loading import load_model_config
 from mmkd.utils.student_export import student_config
 
 
@@ -21,3 +25,34 @@ def test_student_config_of_a_holistic_config_is_plain():
     assert 'constructor' not in plain.optim_wrapper
     assert not any(str(h.get('type', '')).startswith('mmkd.')
                    for h in plain.get('custom_hooks', []))
+
+
+def test_a_config_without_a_student_is_refused():
+    cfg = Config(dict(model=dict(type='EncoderDecoder')))
+    with pytest.raises(ConfigKeyError, match=(
+            r'^model\.student: expected the student of an mmkd distillation '
+            'config, found nothing')):
+        student_config(cfg)
+    with pytest.raises(KeyError, match='^model.student: '):
+        student_config(Config(dict()))
+
+
+@pytest.mark.parametrize('spec, found', [
+    (3, '3'), (['a.py'], r"\['a\.py'\] \(list\)")])
+def test_a_model_spec_of_the_wrong_type_is_refused(spec, found):
+    with pytest.raises(ConfigValueError, match=(
+            r"^model\.teacher: expected a config path \('<package>::<path>' "
+            rf"or a local \.py file\) or a model dict, found {found}\.$")):
+        load_model_config(spec, 'model.teacher')
+
+
+def test_a_config_file_without_a_model_is_refused(tmp_path):
+    path = tmp_path / 'no_model.py'
+    path.write_text('default_scope = "mmseg"\n')
+    with pytest.raises(ConfigKeyError, match=(
+            r"^model\.student: expected a config with a 'model', found "
+            rf"'{path}'\. Give the config file of the model itself\.")):
+        load_model_config(str(path), 'model.student')
+    # a file that does not exist stays a FileNotFoundError
+    with pytest.raises(FileNotFoundError, match='does not exist'):
+        load_model_config(str(tmp_path / 'missing.py'), 'model.student')

@@ -8,6 +8,8 @@ from mmengine.logging import print_log
 from mmengine.model import is_model_wrapper
 
 from mmkd.registry import HOOKS
+from mmkd.utils.config_checks import (ConfigValueError, check_positive_int,
+                                      describe)
 from mmkd.visualization import draw_imitation_masks
 
 
@@ -41,12 +43,18 @@ class ImitationMaskVisualizationHook(Hook):
 
     def __init__(self, interval: int = 50, name: str = 'imitation_mask',
                  scale: int = 1) -> None:
-        if int(interval) < 1:
-            raise ValueError('ImitationMaskVisualizationHook interval must '
-                             f'be a positive int, found {interval}.')
-        self.interval = int(interval)
+        owner = 'ImitationMaskVisualizationHook'
+        self.interval = check_positive_int(
+            interval, 'interval', owner=owner,
+            todo='Draw every `interval` training iterations, e.g. 50.')
+        if not (isinstance(name, str) and name):
+            raise ConfigValueError('name', 'a non-empty str', describe(name),
+                                   'It names the image for the backends.',
+                                   owner=owner)
         self.name = name
-        self.scale = int(scale)
+        self.scale = check_positive_int(
+            scale, 'scale', owner=owner,
+            todo='It is the integer upscaling of the panels, e.g. 1.')
         self._warned = False
 
     def after_train_iter(self, runner, batch_idx: int,

@@ -10,6 +10,7 @@ from mmengine.hooks import Hook
 from mmengine.logging import print_log
 
 from mmkd.registry import HOOKS
+from mmkd.utils.config_checks import ConfigValueError, describe
 from mmkd.utils.student_export import (atomic_write, dump_student_config,
                                        save_student_checkpoint,
                                        student_checkpoint_path)
@@ -49,6 +50,11 @@ class StudentCheckpointHook(Hook):
     priority = 'VERY_LOW'
 
     def __init__(self, write_config: bool = True) -> None:
+        if not isinstance(write_config, bool):
+            raise ConfigValueError(
+                'write_config', 'True or False', describe(write_config),
+                'True writes student_config.py beside the checkpoints.',
+                owner='StudentCheckpointHook')
         self.write_config = write_config
         self._checkpoint: Optional[dict] = None
         self._config_written = False

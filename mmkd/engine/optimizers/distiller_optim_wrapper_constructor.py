@@ -5,6 +5,11 @@ import torch.nn as nn
 from mmengine.optim import DefaultOptimWrapperConstructor, OptimWrapperDict
 
 from mmkd.registry import OPTIM_WRAPPER_CONSTRUCTORS
+from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
+                                      describe)
+
+#: The learnable parts that get an optimizer each.
+PARTS = ('student', 'discriminator')
 
 
 class _Parts(nn.Module):
@@ -37,14 +42,28 @@ class DistillerOptimWrapperConstructor:
     def __init__(self, optim_wrapper_cfg: Mapping,
                  paramwise_cfg: Optional[Mapping] = None) -> None:
         if paramwise_cfg is not None:
-            raise ValueError(
-                'optim_wrapper.paramwise_cfg: give it inside '
+            raise ConfigValueError(
+                'optim_wrapper.paramwise_cfg', 'None',
+                describe(paramwise_cfg), 'Give it inside '
                 'optim_wrapper.student or optim_wrapper.discriminator.')
-        unknown = set(optim_wrapper_cfg) - {'student', 'discriminator'}
-        if unknown or 'student' not in optim_wrapper_cfg:
-            raise ValueError(
-                "optim_wrapper: expected the entries 'student' and "
-                f"(optionally) 'discriminator', found {sorted(optim_wrapper_cfg)}.")
+        if not isinstance(optim_wrapper_cfg, Mapping):
+            raise ConfigValueError(
+                'optim_wrapper', "a dict of the entries 'student' and "
+                "(optionally) 'discriminator'", describe(optim_wrapper_cfg))
+        for name, cfg in optim_wrapper_cfg.items():
+            if name not in PARTS:
+                raise ConfigKeyError(
+                    f'optim_wrapper.{name}', f'one of {PARTS}', repr(name),
+                    'The constructor builds one optimizer for each part.')
+            if not isinstance(cfg, Mapping):
+                raise ConfigValueError(
+                    f'optim_wrapper.{name}', 'an optim wrapper config (a '
+                    'dict with optimizer=...)', describe(cfg))
+        if 'student' not in optim_wrapper_cfg:
+            raise ConfigValueError(
+                'optim_wrapper.student', 'the optim wrapper config of the '
+                'student', 'nothing', "Add optim_wrapper.student=dict("
+                "optimizer=...).")
         self.optim_wrapper_cfg = optim_wrapper_cfg
 
     def __call__(self, model: nn.Module) -> OptimWrapperDict:
@@ -56,9 +75,10 @@ class DistillerOptimWrapperConstructor:
             if name == 'discriminator':
                 part = getattr(model, 'discriminator', None)
                 if part is None:
-                    raise ValueError(
-                        'optim_wrapper.discriminator: the model has no '
-                        'discriminator (model.discriminator is not set).')
+                    raise ConfigValueError(
+                        'optim_wrapper.discriminator', 'nothing, as '
+                        'model.discriminator is not set', 'an optim wrapper '
+                        'config', 'Remove it, or set model.discriminator.')
             else:
                 part = _Parts(model, exclude='discriminator')
             wrappers[name] = DefaultOptimWrapperConstructor(cfg, paramwise)(

@@ -1,10 +1,12 @@
 """Learnable adaptation layers that map a student tap to the teacher's."""
-from typing import Sequence, Union
+from typing import Optional, Union
 
 import torch.nn as nn
 from torch import Tensor
 
+from mmkd.models.losses.utils import check_optional
 from mmkd.registry import MODELS
+from mmkd.taps import MultiLevel, as_levels
 from mmkd.utils.config_checks import (ConfigValueError, check_number,
                                       check_positive_int, describe)
 
@@ -37,8 +39,8 @@ class ConvConnector(nn.Module):
                  out_channels: int,
                  kernel_size: int = 3,
                  act: bool = True,
-                 init_std: Union[float, None] = 1e-4,
-                 num_levels: Union[int, None] = None) -> None:
+                 init_std: Optional[float] = 1e-4,
+                 num_levels: Optional[int] = None) -> None:
         super().__init__()
         in_channels = check_positive_int(
             in_channels, 'in_channels', owner='ConvConnector',
@@ -52,19 +54,17 @@ class ConvConnector(nn.Module):
                 'kernel_size', 'an odd int (the spatial size is kept)',
                 describe(kernel_size), 'Use 3 (official) or 1.',
                 owner='ConvConnector')
-        if init_std is not None:
-            check_number(init_std, 'init_std', low=0, low_open=True,
-                         owner='ConvConnector',
-                         todo="Give the weights' std (1e-4 official), or "
-                         "None for PyTorch's default init.")
-        if num_levels is not None:
-            check_positive_int(
-                num_levels, 'num_levels', owner='ConvConnector',
-                todo='Give the levels of the tap for one layer per level, '
-                'or None for one layer shared by all levels.')
+        check_optional(check_number, init_std, 'init_std', low=0,
+                       low_open=True, owner='ConvConnector',
+                       todo="Give the weights' std (1e-4 official), or None "
+                       "for PyTorch's default init.")
+        self.num_levels = check_optional(
+            check_positive_int, num_levels, 'num_levels',
+            owner='ConvConnector',
+            todo='Give the levels of the tap for one layer per level, or '
+            'None for one layer shared by all levels.')
         self.in_channels = in_channels
         self.out_channels = out_channels
-        self.num_levels = num_levels
 
         def make() -> nn.Module:
             conv = nn.Conv2d(
@@ -80,8 +80,7 @@ class ConvConnector(nn.Module):
         else:
             self.layers = nn.ModuleList([make() for _ in range(num_levels)])
 
-    def forward(self, x: Union[Tensor, Sequence[Tensor]]
-                ) -> Union[Tensor, tuple]:
+    def forward(self, x: MultiLevel) -> Union[Tensor, tuple]:
         """Adapt one map ``(N, C_s, H, W) -> (N, C_t, H, W)`` or a sequence
         of them (one per level)."""
         if isinstance(x, Tensor):
@@ -90,13 +89,14 @@ class ConvConnector(nn.Module):
                     f'ConvConnector(num_levels={self.num_levels}) expects a '
                     'multi-level tap (tuple of maps), found one tensor.')
             return self.layers[0](x)
-        if self.num_levels is not None and len(x) != self.num_levels:
+        levels = as_levels(x, 'ConvConnector input')
+        if self.num_levels is not None and len(levels) != self.num_levels:
             raise ValueError(
                 f'ConvConnector(num_levels={self.num_levels}) got a tap with '
-                f'{len(x)} levels.')
+                f'{len(levels)} levels.')
         layers = (self.layers if self.num_levels is not None else
-                  [self.layers[0]] * len(x))
-        return tuple(layer(f) for layer, f in zip(layers, x))
+                  [self.layers[0]] * len(levels))
+        return tuple(layer(f) for layer, f in zip(layers, levels))
 
     def extra_repr(self) -> str:
         return f'{self.in_channels} -> {self.out_channels}'

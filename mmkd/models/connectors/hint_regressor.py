@@ -6,7 +6,9 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import torch.nn as nn
 from torch import Tensor
 
+from mmkd.models.losses.utils import check_optional
 from mmkd.registry import MODELS
+from mmkd.taps import MultiLevel, as_levels
 from mmkd.utils.config_checks import (ConfigValueError, check_number,
                                       check_positive_int, describe)
 
@@ -123,10 +125,9 @@ class HintRegressor(nn.Module):
         self.out_channels = check_positive_int(
             out_channels, 'out_channels', owner=OWNER,
             todo='Give the channels of the teacher tap.')
-        if init_std is not None:
-            check_number(init_std, 'init_std', low=0, low_open=True,
-                         owner=OWNER, todo="Or None for PyTorch's default "
-                         'init.')
+        check_optional(check_number, init_std, 'init_std', low=0,
+                       low_open=True, owner=OWNER,
+                       todo="Or None for PyTorch's default init.")
         if kernel_size is not None and (student_size is not None
                                         or teacher_size is not None):
             raise ConfigValueError(
@@ -190,8 +191,7 @@ class HintRegressor(nn.Module):
                 nn.init.zeros_(conv.bias)
         self.act = nn.ReLU() if act else nn.Identity()
 
-    def forward(self, x: Union[Tensor, Sequence[Tensor]]
-                ) -> Union[Tensor, tuple]:
+    def forward(self, x: MultiLevel) -> Union[Tensor, tuple]:
         """Regress the student tap onto the teacher's map size.
 
         Args:
@@ -210,6 +210,7 @@ class HintRegressor(nn.Module):
                     f'{tuple(x.shape)}: tap the multi-level output, or give '
                     'single (H, W) sizes.')
             return self.act(self.convs[0](self._check(x, 0)))
+        x = as_levels(x, 'HintRegressor input')
         if not self.per_level:
             raise ValueError(
                 f'{self._describe()} was built for one map but got a tap of '

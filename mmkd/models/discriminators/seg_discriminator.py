@@ -1,5 +1,6 @@
 """The holistic-distillation discriminator of SKD (Liu et al., CVPR 2019,
 Sec. 3.1): a SAGAN-style critic that scores whole segmentation maps."""
+from numbers import Integral
 from typing import List, Sequence, Tuple
 
 import torch
@@ -8,6 +9,8 @@ from torch import Tensor
 from torch.nn.utils.parametrizations import spectral_norm
 
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import (ConfigValueError, check_number,
+                                      check_positive_int, describe)
 
 
 class SelfAttention(nn.Module):
@@ -123,22 +126,33 @@ class SegDiscriminator(nn.Module):
                  last_kernel_size: int = 4,
                  negative_slope: float = 0.1) -> None:
         super().__init__()
-        conv_channels = tuple(int(c) for c in conv_channels)
-        if in_channels < 1 or not conv_channels or min(conv_channels) < 1:
-            raise ValueError(
-                f'SegDiscriminator needs in_channels >= 1 and a non-empty '
-                f'conv_channels of positive ints, found in_channels='
-                f'{in_channels}, conv_channels={conv_channels}.')
-        bad = [i for i in attn_after if not 0 <= i < len(conv_channels)]
-        if bad:
-            raise ValueError(
-                f'SegDiscriminator attn_after holds layer indices {bad} '
-                f'outside 0..{len(conv_channels) - 1} (conv_channels='
-                f'{conv_channels}).')
-        if last_kernel_size < 1:
-            raise ValueError(
-                f'SegDiscriminator last_kernel_size must be >= 1, found '
-                f'{last_kernel_size}.')
+        owner = 'SegDiscriminator'
+        in_channels = check_positive_int(
+            in_channels, 'in_channels', owner=owner,
+            todo='Give the classes, plus 3 for an image-conditioned input.')
+        if not (isinstance(conv_channels, (list, tuple)) and conv_channels):
+            raise ConfigValueError(
+                'conv_channels', 'a non-empty list of ints >= 1',
+                describe(conv_channels),
+                'Give the channels of the stride-2 layers, e.g. (64, 128, '
+                '256, 512).', owner=owner)
+        conv_channels = tuple(
+            check_positive_int(c, f'conv_channels[{i}]', owner=owner)
+            for i, c in enumerate(conv_channels))
+        if not (isinstance(attn_after, (list, tuple)) and all(
+                isinstance(i, Integral) and not isinstance(i, bool)
+                and 0 <= i < len(conv_channels) for i in attn_after)):
+            raise ConfigValueError(
+                'attn_after', 'layer indices in 0..'
+                f'{len(conv_channels) - 1} (conv_channels={conv_channels})',
+                describe(attn_after), 'Give the stride-2 layers followed by '
+                'self-attention, e.g. (2, 3).', owner=owner)
+        last_kernel_size = check_positive_int(
+            last_kernel_size, 'last_kernel_size', owner=owner,
+            todo='It is the kernel of the last convolution (official: 4).')
+        negative_slope = check_number(
+            negative_slope, 'negative_slope', low=0, owner=owner,
+            todo='It is the LeakyReLU slope (official: 0.1).')
         self.in_channels = in_channels
         self.conv_channels = conv_channels
         self.attn_after = tuple(attn_after)

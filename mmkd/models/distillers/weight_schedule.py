@@ -5,9 +5,25 @@ distillation late in training; both are a factor in [0, 1] that multiplies a
 loss, as a function of the iteration (or epoch).
 """
 import math
-from typing import Optional
+from numbers import Integral
+from typing import Any, Optional
 
 from mmengine.logging import MessageHub
+
+from mmkd.utils.config_checks import ConfigValueError, check_number, describe
+
+
+def _check_step(value: Any, key: str, todo: str,
+                optional: bool = False) -> Optional[int]:
+    """An iteration (or epoch) count: an int >= 0, or None if
+    ``optional``."""
+    if value is None and optional:
+        return None
+    if not (isinstance(value, Integral) and not isinstance(value, bool)
+            and value >= 0):
+        raise ConfigValueError(key, ('None or ' if optional else '') +
+                               'an int >= 0', describe(value), todo)
+    return int(value)
 
 
 class LossWeightSchedule:
@@ -42,24 +58,35 @@ class LossWeightSchedule:
                  min_factor: float = 0.0,
                  by_epoch: bool = False,
                  key: str = 'schedule') -> None:
-        if warmup < 0:
-            raise ValueError(f'{key}.warmup: expected >= 0, found {warmup}.')
+        warmup = _check_step(warmup, f'{key}.warmup',
+                             'It is the steps without distillation.')
+        stop = _check_step(stop, f'{key}.stop',
+                           'It is the first step without distillation again.',
+                           optional=True)
         if stop is not None and stop <= warmup:
-            raise ValueError(
-                f'{key}: the warm-up ends at {warmup} but distillation stops '
-                f'at {stop}, so it would never run. Set stop > warmup.')
+            raise ConfigValueError(
+                f'{key}.stop', f'None or a step > warmup ({warmup})',
+                describe(stop), 'Distillation would never run: set stop > '
+                'warmup.')
         if decay not in (None, 'linear', 'cosine'):
-            raise ValueError(f"{key}.decay: expected None, 'linear' or "
-                             f"'cosine', found {decay!r}.")
+            raise ConfigValueError(
+                f'{key}.decay', "None, 'linear' or 'cosine'", describe(decay),
+                'A decay lowers the factor from 1 to min_factor.')
+        decay_begin = _check_step(
+            decay_begin, f'{key}.decay_begin',
+            'It is the start of the decay (None: warmup).', optional=True)
         decay_begin = warmup if decay_begin is None else decay_begin
+        decay_end = _check_step(decay_end, f'{key}.decay_end',
+                                'It is the end of the decay.', optional=True)
         if decay is not None and (decay_end is None
                                   or decay_end <= decay_begin):
-            raise ValueError(
-                f'{key}: decay={decay!r} needs decay_end > decay_begin '
-                f'({decay_begin}), found decay_end={decay_end}.')
-        if not 0.0 <= min_factor <= 1.0:
-            raise ValueError(
-                f'{key}.min_factor: expected in [0, 1], found {min_factor}.')
+            raise ConfigValueError(
+                f'{key}.decay_end',
+                f'a step > decay_begin ({decay_begin}) with decay={decay!r}',
+                describe(decay_end), 'Give the step at which the decay ends.')
+        min_factor = check_number(
+            min_factor, f'{key}.min_factor', low=0, high=1,
+            todo='It is the factor at the end of the decay.')
         self.warmup, self.stop, self.decay = warmup, stop, decay
         self.decay_begin, self.decay_end = decay_begin, decay_end
         self.min_factor, self.by_epoch = min_factor, by_epoch

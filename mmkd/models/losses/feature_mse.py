@@ -1,16 +1,13 @@
 """Feature hint loss: mean squared error between an (adapted) student tap and
 a teacher tap (FitNets-style hint learning, FGFI's full-feature variant)."""
-from typing import Sequence, Union
-
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from mmkd.taps import MultiLevel, as_levels
 from .utils import fp32_math
-
-Maps = Union[Tensor, Sequence[Tensor]]
 
 
 @MODELS.register_module()
@@ -28,7 +25,7 @@ class FeatureMSELoss(nn.Module):
         super().__init__()
         self.loss_weight = loss_weight
 
-    def forward(self, student: Maps, teacher: Maps) -> Tensor:
+    def forward(self, student: MultiLevel, teacher: MultiLevel) -> Tensor:
         """Args:
             student (Tensor | Sequence[Tensor]): ``(N, C, H, W)`` per level.
             teacher (Tensor | Sequence[Tensor]): Same shapes as student.
@@ -36,12 +33,14 @@ class FeatureMSELoss(nn.Module):
         Returns:
             Tensor: Scalar weighted loss.
         """
-        students = [student] if isinstance(student, Tensor) else list(student)
-        teachers = [teacher] if isinstance(teacher, Tensor) else list(teacher)
+        students = as_levels(student, 'FeatureMSELoss student')
+        teachers = as_levels(teacher, 'FeatureMSELoss teacher')
         if len(students) != len(teachers):
             raise ValueError(
                 f'FeatureMSELoss: the student tap has {len(students)} levels, '
                 f'the teacher tap {len(teachers)}.')
+        if not students:
+            raise ValueError('FeatureMSELoss: got no feature levels.')
         total = []
         for level, (s, t) in enumerate(zip(students, teachers)):
             if s.shape != t.shape:

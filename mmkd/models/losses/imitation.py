@@ -1,14 +1,13 @@
 """FGFI's fine-grained feature imitation loss (Wang et al., CVPR 2019)."""
-from typing import List, Sequence, Tuple, Union
+from typing import List, Tuple
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from mmkd.taps import MultiLevel, as_levels
 from .utils import check_dims, fp32_math
-
-MultiLevel = Union[Tensor, Sequence[Tensor]]
 
 
 @MODELS.register_module()
@@ -73,19 +72,9 @@ class ImitationLoss(nn.Module):
         student_feats: MultiLevel, teacher_feats: MultiLevel, masks: MultiLevel
     ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
         """Turn the inputs into per-level lists and check their shapes."""
-
-        def as_levels(x: MultiLevel, what: str) -> List[Tensor]:
-            if isinstance(x, Tensor):
-                return [x]
-            if isinstance(x, (list, tuple)):
-                return list(x)
-            raise TypeError(
-                f'ImitationLoss {what}: expected a Tensor or a list/tuple of '
-                f'Tensors (one per level), found {type(x)}.')
-
-        students = as_levels(student_feats, 'student_feats')
-        teachers = as_levels(teacher_feats, 'teacher_feats')
-        level_masks = as_levels(masks, 'masks')
+        students = as_levels(student_feats, 'ImitationLoss student_feats')
+        teachers = as_levels(teacher_feats, 'ImitationLoss teacher_feats')
+        level_masks = as_levels(masks, 'ImitationLoss masks')
         if len(students) != len(teachers):
             raise ValueError(
                 f'ImitationLoss: the student tap has {len(students)} levels '
@@ -115,9 +104,9 @@ class ImitationLoss(nn.Module):
                     f'= {s.shape[1]} channels to the teacher\'s C_t = '
                     f'{t.shape[1]} (e.g. ConvConnector).')
             expected = (s.shape[0], ) + tuple(s.shape[2:])
-            if not isinstance(m, Tensor) or tuple(m.shape) != expected:
-                found = tuple(m.shape) if isinstance(m, Tensor) else type(m)
+            if tuple(m.shape) != expected:
                 raise ValueError(
                     f'ImitationLoss level {lvl}: expected a mask of shape '
-                    f'{expected} (N, H, W of the features), found {found}.')
+                    f'{expected} (N, H, W of the features), found '
+                    f'{tuple(m.shape)}.')
         return students, teachers, level_masks

@@ -1,5 +1,5 @@
 """Classic output distillation (Hinton et al., 2015) for dense predictors."""
-from typing import List, Optional, Sequence, Union
+from typing import Optional
 
 import torch
 import torch.nn as nn
@@ -7,10 +7,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from mmkd.utils.config_checks import check_positive_int
-from .utils import check_tau, fp32_math
-
-MultiLevel = Union[Tensor, Sequence[Tensor]]
+from mmkd.taps import MultiLevel, as_levels
+from mmkd.utils.config_checks import (ConfigValueError, check_positive_int,
+                                      describe)
+from .utils import check_optional, check_tau, fp32_math
 
 
 @MODELS.register_module()
@@ -64,15 +64,18 @@ class KDLoss(nn.Module):
                  num_classes: Optional[int] = None) -> None:
         super().__init__()
         self.tau = check_tau(tau, 'KDLoss', '1 leaves the logits unchanged')
-        if num_classes is not None:
-            num_classes = check_positive_int(
-                num_classes, 'num_classes', owner='KDLoss',
-                todo='Give the classes per anchor of an (N, K*C, H, W) map, '
-                'or None when the class dimension is one distribution.')
+        self.num_classes = check_optional(
+            check_positive_int, num_classes, 'num_classes', owner='KDLoss',
+            todo='Give the classes per anchor of an (N, K*C, H, W) map, '
+            'or None when the class dimension is one distribution.')
+        if not isinstance(class_dim, int) or isinstance(class_dim, bool):
+            raise ConfigValueError(
+                'class_dim', 'an int', describe(class_dim),
+                'Use -1 for (M, C) logits, 1 for (N, C, H, W) maps.',
+                owner='KDLoss')
         self.loss_weight = loss_weight
         self.class_dim = class_dim
         self.use_sigmoid = use_sigmoid
-        self.num_classes = num_classes
 
     def forward(self, student_logits: MultiLevel,
                 teacher_logits: MultiLevel) -> Tensor:
@@ -88,8 +91,8 @@ class KDLoss(nn.Module):
         Returns:
             Tensor: The scalar loss, multiplied by ``loss_weight``.
         """
-        students = self._as_levels(student_logits, 'student_logits')
-        teachers = self._as_levels(teacher_logits, 'teacher_logits')
+        students = as_levels(student_logits, 'KDLoss student_logits')
+        teachers = as_levels(teacher_logits, 'KDLoss teacher_logits')
         if len(students) != len(teachers):
             raise ValueError(
                 f'KDLoss: {len(students)} student levels but '
@@ -147,14 +150,3 @@ class KDLoss(nn.Module):
                 f'num_classes={self.num_classes}; expected K*C channels.')
         return x.reshape(*x.shape[:-1], size // self.num_classes,
                          self.num_classes)
-
-    @staticmethod
-    def _as_levels(x: MultiLevel, what: str) -> List[Tensor]:
-        if isinstance(x, Tensor):
-            return [x]
-        if isinstance(x, (list, tuple)) and all(
-                isinstance(level, Tensor) for level in x):
-            return list(x)
-        raise TypeError(
-            f'KDLoss {what}: expected a Tensor or a list/tuple of Tensors '
-            f'(one per level), found {type(x)}.')

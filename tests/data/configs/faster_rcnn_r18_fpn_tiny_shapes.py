@@ -12,7 +12,7 @@ model = dict(
         bbox_head=dict(in_channels=16, fc_out_channels=32, num_classes=2)))
 
 data_root = '{{$MMKD_TINY_DET:data/tiny_det}}'
-metainfo = dict(classes=('square', 'disc'))
+metainfo = dict(classes=('disc', 'square'))
 pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations', with_bbox=True),

@@ -19,7 +19,7 @@ model = dict(
 
 data_root = '{{$MMKD_TINY_SEG:data/tiny_seg}}'
 metainfo = dict(
-    classes=('background', 'square', 'disc'),
+    classes=('background', 'disc', 'square'),
     palette=[[0, 0, 0], [200, 60, 60], [60, 200, 60]])
 pipeline = [
     dict(type='LoadImageFromFile'),

@@ -51,5 +51,16 @@ def test_hook_draws_nothing_for_a_model_without_masks():
     hook = ImitationMaskVisualizationHook(interval=1)
     hook.after_train_iter(runner, 0, data_batch=dict(inputs=[]))
     assert sent == []
-    with pytest.raises(ValueError, match='interval must be a positive int'):
-        ImitationMaskVisualizationHook(interval=0)
+    for interval in (0, 2.5, '50'):
+        with pytest.raises(ValueError, match=(
+                '^ImitationMaskVisualizationHook interval: expected an int '
+                f'>= 1, found {interval!r}')):
+            ImitationMaskVisualizationHook(interval=interval)
+    with pytest.raises(ValueError, match=(
+            '^ImitationMaskVisualizationHook scale: expected an int >= 1, '
+            'found 0')):
+        ImitationMaskVisualizationHook(scale=0)
+    with pytest.raises(ValueError, match=(
+            '^ImitationMaskVisualizationHook name: expected a non-empty str, '
+            r"found '' \(str\)")):
+        ImitationMaskVisualizationHook(name='')

@@ -157,3 +157,13 @@ def test_an_interrupted_save_leaves_no_partial_file(tmp_path, monkeypatch):
         export.save_student_checkpoint(
             {'student.w': torch.zeros(1)}, str(target))
     assert os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize('value', ['yes', 1, None])
+def test_write_config_is_a_bool(value):
+    from mmkd.engine.hooks import StudentCheckpointHook
+    from mmkd.utils.config_checks import ConfigValueError
+    with pytest.raises(ConfigValueError, match=(
+            '^StudentCheckpointHook write_config: expected True or False, '
+            f'found {value!r}')):
+        StudentCheckpointHook(write_config=value)

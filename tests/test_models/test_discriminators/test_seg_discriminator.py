@@ -9,6 +9,7 @@ from torch.nn.utils import parametrize
 from mmkd.models.discriminators.seg_discriminator import (SegDiscriminator,
                                                           SelfAttention)
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import ConfigValueError
 
 
 def convs(disc: SegDiscriminator):
@@ -83,12 +84,32 @@ def test_channel_mismatch_is_explained():
 
 
 def test_bad_arguments_are_explained():
-    with pytest.raises(ValueError, match=r'indices \[4\] outside 0..3'):
+    with pytest.raises(ConfigValueError, match=(
+            r'^SegDiscriminator attn_after: expected layer indices in 0\.\.3 '
+            r'\(conv_channels=\(64, 128, 256, 512\)\), found \(2, 4\)')):
         SegDiscriminator(5, attn_after=(2, 4))
-    with pytest.raises(ValueError, match='last_kernel_size must be >= 1'):
+    with pytest.raises(ConfigValueError, match=(
+            r'^SegDiscriminator attn_after: .*found \(2\.0,\)')):
+        SegDiscriminator(5, attn_after=(2.0, ))
+    with pytest.raises(ConfigValueError, match=(
+            '^SegDiscriminator last_kernel_size: expected an int >= 1, found '
+            '0')):
         SegDiscriminator(5, last_kernel_size=0)
-    with pytest.raises(ValueError, match='non-empty conv_channels'):
+    with pytest.raises(ConfigValueError, match=(
+            '^SegDiscriminator conv_channels: expected a non-empty list of '
+            r'ints >= 1, found \(\) \(tuple\)')):
         SegDiscriminator(5, conv_channels=())
+    with pytest.raises(ConfigValueError, match=(
+            r'^SegDiscriminator conv_channels\[1\]: expected an int >= 1, '
+            'found 0')):
+        SegDiscriminator(5, conv_channels=(8, 0))
+    with pytest.raises(ConfigValueError, match=(
+            '^SegDiscriminator in_channels: expected an int >= 1, found 0')):
+        SegDiscriminator(0)
+    with pytest.raises(ConfigValueError, match=(
+            "^SegDiscriminator negative_slope: expected a finite number >= 0, "
+            r"found '0.1' \(str\)")):
+        SegDiscriminator(5, negative_slope='0.1')
 
 
 def test_spectral_norm_bounds_the_weight_matrices():

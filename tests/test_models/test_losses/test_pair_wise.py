@@ -3,6 +3,7 @@ a_ij the cosine similarity of pooled nodes (norms detached, raised to a floor
 relative to the sample's mean node norm, +1e-8), computed either from the
 N'×N' affinity matrices or from C×C Gram matrices."""
 import math
+import re
 
 import pytest
 import torch
@@ -10,6 +11,7 @@ import torch.nn.functional as F
 
 from mmkd.models.losses.pair_wise import NORM_FLOOR, PairWiseLoss
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import ConfigValueError
 
 METHODS = ('gram', 'affinity')
 
@@ -288,18 +290,24 @@ def test_gradient_reaches_student_only():
 def test_errors_are_explained():
     with pytest.raises(
             ValueError,
-            match=r'4-D \(N, C, H, W\) feature tap as student_feat, found '
+            match=r'^PairWiseLoss student_feat: expected a 4-D tensor, found '
             r'shape \(2, 3, 4\)'):
         PairWiseLoss(node_size=1)(torch.zeros(2, 3, 4),
                                   torch.zeros(2, 3, 4, 4))
-    with pytest.raises(ValueError, match='teacher_feat, found shape'):
+    with pytest.raises(ValueError, match='^PairWiseLoss teacher_feat: '
+                       r'expected a 4-D tensor, found shape \(2, 3\)'):
         PairWiseLoss(node_size=1)(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3))
+    with pytest.raises(TypeError, match='^PairWiseLoss student_feat: '
+                       'expected a Tensor'):
+        PairWiseLoss(node_size=1)([torch.zeros(2, 3, 4, 4)],
+                                  torch.zeros(2, 3, 4, 4))
     with pytest.raises(
-            ValueError,
-            match='exactly one of node_size.*'
-            'node_size=2, pool_scale=0.5'):
+            ConfigValueError,
+            match='^PairWiseLoss node_size: expected exactly one of node_size '
+            'and pool_scale, found node_size=2, pool_scale=0.5'):
         PairWiseLoss(node_size=2, pool_scale=0.5)
-    with pytest.raises(ValueError, match='node_size=None, pool_scale=None'):
+    with pytest.raises(ConfigValueError,
+                       match='found node_size=None, pool_scale=None'):
         PairWiseLoss()
     for bad in (0, 'a', 2.0, True):
         with pytest.raises(ValueError,
@@ -311,19 +319,32 @@ def test_errors_are_explained():
                            match=r'pool_scale: expected a number in \(0, 1\]'
                            f', found {bad!r}'):
             PairWiseLoss(pool_scale=bad)
-    with pytest.raises(ValueError, match="'max' or 'avg', found 'sum'"):
+    with pytest.raises(ConfigValueError, match="^PairWiseLoss pool: expected "
+                       r"'max' or 'avg', found 'sum' \(str\)"):
         PairWiseLoss(pool='sum', node_size=1)
-    with pytest.raises(ValueError, match="'gram' or 'affinity'.*'fast'"):
+    with pytest.raises(ConfigValueError, match="^PairWiseLoss method: "
+                       "expected 'auto', 'gram' or 'affinity', found 'fast'"):
         PairWiseLoss(node_size=1, method='fast')
-    for bad in (0, 1, -0.1, '0.05', True):
+    for bad in (0, 1.5, -0.1, '0.05', True, float('inf')):
         with pytest.raises(
-                ValueError,
-                match=r'norm_floor must be a number in \(0, 1\).*None \(the '
-                f'official normalisation, no floor\\), found {bad!r}'):
+                ConfigValueError,
+                match=r'^PairWiseLoss norm_floor: expected a number in '
+                rf'\(0, 1\], found {re.escape(repr(bad))}.*None gives the '
+                'official normalisation'):
             PairWiseLoss(node_size=1, norm_floor=bad)
     with pytest.raises(ValueError, match='batch has 2 samples.*batch 3'):
         PairWiseLoss(node_size=1)(torch.zeros(2, 3, 4, 4),
                                   torch.zeros(3, 3, 4, 4))
+
+
+def test_norm_floor_of_one_floors_every_node_at_the_mean_norm():
+    """ρ = 1, the top of (0, 1]: a node below its sample's mean node norm is
+    divided by the mean norm instead of its own."""
+    loss = PairWiseLoss(node_size=1, norm_floor=1)
+    assert loss.norm_floor == 1.0
+    feat = torch.tensor([[[[3.0, 1.0]]]])  # norms 3 and 1, mean 2
+    nodes = loss.build_nodes(feat)
+    torch.testing.assert_close(nodes, torch.tensor([[[1.0, 0.5]]]))
 
 
 def test_registered():

@@ -144,7 +144,9 @@ def test_bad_arguments_are_explained():
         with pytest.raises(ValueError, match='^PixelWiseLoss tau: expected a '
                            f'finite number > 0, found {tau!r}'):
             PixelWiseLoss(tau=tau)
-    with pytest.raises(ValueError, match="'mean' or 'official'.*'sum'"):
+    with pytest.raises(ConfigValueError, match="^PixelWiseLoss reduction: "
+                       "expected 'mean' or 'official', found 'sum' "
+                       r"\(str\)\. 'official' is N times 'mean'"):
         PixelWiseLoss(reduction='sum')
     with pytest.raises(ValueError, match=r'4-D tensor, found shape \(2, 3\)'):
         PixelWiseLoss()(torch.zeros(2, 3), torch.zeros(2, 3))
