@@ -9,6 +9,7 @@ import torch.nn.functional as F
 
 from mmkd.models.losses.pixel_wise import PixelWiseLoss
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import ConfigValueError
 
 # One pixel, two classes: teacher logits (ln 3, 0) -> q^T = (0.75, 0.25),
 # student logits (0, 0) -> q^S = (0.5, 0.5).
