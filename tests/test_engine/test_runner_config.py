@@ -1,5 +1,6 @@
 """prepare_config: the distributed wrapper of distillers with a critic (every
-published SKD config with the holistic term gets it without choosing it)."""
+published SKD config with the holistic term gets it without choosing it) and
+mixed precision; setup_cpu_distributed's backend."""
 import glob
 import os.path as osp
 
@@ -7,7 +8,8 @@ import pytest
 from mmengine.config import Config
 
 from mmkd.testing import REPO_ROOT as REPO
-from mmkd.engine.runner_config import prepare_config
+from mmkd.engine.runner_config import prepare_config, setup_cpu_distributed
+from mmkd.utils.config_checks import ConfigValueError
 
 SKD = sorted(glob.glob(osp.join(REPO, 'configs', 'skd', '*.py')))
 
@@ -28,6 +30,51 @@ def test_a_critic_under_another_wrapper_is_refused():
     holistic = [p for p in SKD if 'holistic' in p][0]
     cfg = Config.fromfile(holistic)
     cfg.model_wrapper_cfg = dict(type='MMDistributedDataParallel')
-    with pytest.raises(ValueError, match=r'model_wrapper_cfg\.type.*'
-                       'MMSeparateDistributedDataParallel'):
+    with pytest.raises(ConfigValueError, match=(
+            r"^model_wrapper_cfg\.type: expected "
+            r"'MMSeparateDistributedDataParallel' for a distiller with "
+            r"model\.discriminator .*found 'MMDistributedDataParallel' "
+            r'\(str\)\. Remove model_wrapper_cfg')):
         prepare_config(cfg)
+
+
+def test_amp_refuses_a_wrapper_it_cannot_convert():
+    cfg = Config(dict(optim_wrapper=dict(
+        type='ApexOptimWrapper', optimizer=dict(type='SGD', lr=0.1))))
+    with pytest.raises(ConfigValueError, match=(
+            r"^optim_wrapper\.type: expected 'OptimWrapper' or "
+            r"'AmpOptimWrapper' with --amp, found 'ApexOptimWrapper' "
+            r'\(str\)\. Set a mixed-precision wrapper')):
+        prepare_config(cfg, amp=True)
+    # the entries of an OptimWrapperDict are named by their own key
+    cfg = Config(dict(optim_wrapper=dict(
+        constructor='mmkd.DistillerOptimWrapperConstructor',
+        student=dict(type='OptimWrapper', optimizer=dict(type='SGD')),
+        discriminator=dict(type='ApexOptimWrapper',
+                           optimizer=dict(type='SGD')))))
+    with pytest.raises(ConfigValueError, match=(
+            r"^optim_wrapper\.discriminator\.type: expected 'OptimWrapper'")):
+        prepare_config(cfg, amp=True)
+
+
+def test_amp_turns_plain_wrappers_into_amp_ones():
+    cfg = Config(dict(optim_wrapper=dict(
+        constructor='mmkd.DistillerOptimWrapperConstructor',
+        student=dict(optimizer=dict(type='SGD')),
+        discriminator=dict(type='AmpOptimWrapper', loss_scale=512.0,
+                           optimizer=dict(type='SGD')))))
+    prepare_config(cfg, amp=True)
+    assert cfg.optim_wrapper.student.type == 'AmpOptimWrapper'
+    assert cfg.optim_wrapper.student.loss_scale == 'dynamic'
+    assert cfg.optim_wrapper.discriminator.loss_scale == 512.0
+
+
+def test_a_gpu_backend_without_cuda_is_refused(monkeypatch):
+    import torch
+    monkeypatch.setattr(torch.cuda, 'is_available', lambda: False)
+    cfg = Config(dict(launcher='pytorch',
+                      env_cfg=dict(dist_cfg=dict(backend='nccl'))))
+    with pytest.raises(ConfigValueError, match=(
+            r"^env_cfg\.dist_cfg\.backend: expected 'gloo' where CUDA is not "
+            r"available, found 'nccl' \(str\)\. Use backend='gloo'")):
+        setup_cpu_distributed(cfg)

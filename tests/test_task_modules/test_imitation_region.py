@@ -128,3 +128,17 @@ def test_bad_configs():
                        '1'):
         region('full', anchor_generator=ANCHORS)(
             BOXES, SIZES * 2, IMG_SHAPES, INPUT)
+
+
+def test_mask_generator_config():
+    # type defaults to mmkd.ImitationMaskGenerator
+    built = ImitationRegion('imitation', dict(psi=0.7), ANCHORS)
+    assert built.mask_generator.psi == 0.7
+    with pytest.raises(KeyError, match=(
+            r"^ImitationRegion mask_generator\.type: expected a registered "
+            r"task module, e\.g\. 'mmkd\.ImitationMaskGenerator', found "
+            r"'NoSuchGenerator'\.")):
+        ImitationRegion('imitation', dict(type='NoSuchGenerator'), ANCHORS)
+    with pytest.raises(ValueError, match=(
+            r'^mask_generator\.psi: expected a number in \[0, 1\], found 2')):
+        ImitationRegion('imitation', dict(psi=2), ANCHORS)

@@ -89,8 +89,8 @@ class SegDiscriminator(nn.Module):
         score:  mean of the last map per sample -> (N,)
 
     Summaries of the method often describe "five 4×4 stride-2 spectral-norm
-    convolutions". In the official code the fifth is a plain 4×4 convolution with stride 1;
-    this class follows the code.
+    convolutions". In the official code the fifth is a plain 4×4 convolution
+    with stride 1; this class follows the code.
 
     The official discriminator also normalises its input first (BatchNorm2d
     on the logits on the master branch). Here the input is used as given,

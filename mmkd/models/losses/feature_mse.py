@@ -6,8 +6,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from mmkd.taps import MultiLevel, as_levels
-from .utils import fp32_math
+from mmkd.taps import MultiLevel
+from .utils import fp32_math, level_pairs
 
 
 @MODELS.register_module()
@@ -33,14 +33,7 @@ class FeatureMSELoss(nn.Module):
         Returns:
             Tensor: Scalar weighted loss.
         """
-        students = as_levels(student, 'FeatureMSELoss student')
-        teachers = as_levels(teacher, 'FeatureMSELoss teacher')
-        if len(students) != len(teachers):
-            raise ValueError(
-                f'FeatureMSELoss: the student tap has {len(students)} levels, '
-                f'the teacher tap {len(teachers)}.')
-        if not students:
-            raise ValueError('FeatureMSELoss: got no feature levels.')
+        students, teachers = level_pairs(student, teacher, 'FeatureMSELoss')
         total = []
         for level, (s, t) in enumerate(zip(students, teachers)):
             if s.shape != t.shape:

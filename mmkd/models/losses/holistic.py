@@ -9,8 +9,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from mmkd.utils.config_checks import ConfigValueError, check_number, describe
-from .utils import check_dims, check_map_pair, fp32_math, resize_to
+from mmkd.utils.config_checks import check_number
+from .utils import (check_choice, check_dims, check_map_pair, fp32_math,
+                    resize_to)
 
 
 @contextmanager
@@ -117,17 +118,15 @@ class HolisticLoss(nn.Module):
                  d_loss_weight: float = 1.0,
                  grad_norm_eps: float = 1e-12) -> None:
         super().__init__()
-        if condition not in ('image', 'none'):
-            raise ConfigValueError(
-                'condition', "'image' or 'none'", describe(condition),
-                "'image' is the paper's softmax + image, 'none' the official "
-                "master branch's normalised logits.", owner='HolisticLoss')
+        self.condition = check_choice(
+            condition, 'condition', ('image', 'none'), 'HolisticLoss',
+            "'image' is the paper's softmax + image, 'none' the official "
+            "master branch's normalised logits.")
         self.loss_weight = loss_weight
         self.gp_weight = check_number(
             gp_weight, 'gp_weight', low=0, owner='HolisticLoss',
             todo='It weighs the gradient penalty of the discriminator loss '
             '(official: 10).')
-        self.condition = condition
         self.d_loss_weight = check_number(
             d_loss_weight, 'd_loss_weight', low=0, owner='HolisticLoss',
             todo='It multiplies the discriminator loss (1, or 0.1 as the '
@@ -252,14 +251,9 @@ class HolisticLoss(nn.Module):
             - ``gradient_penalty``: ``E[(‖∇‖₂ - 1)²]`` before ``gp_weight``
               (detached).
         """
-        c_s, c_t = check_map_pair(student_logits, teacher_logits,
-                                  'HolisticLoss',
-                                  ('student_logits', 'teacher_logits'))
-        if c_s != c_t:
-            raise ValueError(
-                f'HolisticLoss: student has {c_s} classes, teacher {c_t}: '
-                'the discriminator compares score maps, so both models must '
-                'predict the same classes.')
+        check_map_pair(student_logits, teacher_logits, 'HolisticLoss',
+                       ('student_logits', 'teacher_logits'),
+                       same_classes='the discriminator compares score maps')
         n_s = student_logits.shape[0]
         with fp32_math(student_logits.detach(),
                        teacher_logits.detach()) as (s, t):

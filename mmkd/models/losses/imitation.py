@@ -7,7 +7,7 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from mmkd.taps import MultiLevel, as_levels
-from .utils import check_dims, fp32_math
+from .utils import check_dims, fp32_math, level_pairs
 
 
 @MODELS.register_module()
@@ -72,21 +72,15 @@ class ImitationLoss(nn.Module):
         student_feats: MultiLevel, teacher_feats: MultiLevel, masks: MultiLevel
     ) -> Tuple[List[Tensor], List[Tensor], List[Tensor]]:
         """Turn the inputs into per-level lists and check their shapes."""
-        students = as_levels(student_feats, 'ImitationLoss student_feats')
-        teachers = as_levels(teacher_feats, 'ImitationLoss teacher_feats')
+        students, teachers = level_pairs(student_feats, teacher_feats,
+                                         'ImitationLoss',
+                                         ('student_feats', 'teacher_feats'))
         level_masks = as_levels(masks, 'ImitationLoss masks')
-        if len(students) != len(teachers):
-            raise ValueError(
-                f'ImitationLoss: the student tap has {len(students)} levels '
-                f'but the teacher tap has {len(teachers)}; imitate the same '
-                'levels (e.g. the same FPN outputs) on both sides.')
         if len(level_masks) != len(students):
             raise ValueError(
                 f'ImitationLoss: {len(level_masks)} mask levels for '
                 f'{len(students)} feature levels; give one (N, H, W) mask '
                 'per level.')
-        if not students:
-            raise ValueError('ImitationLoss: got no feature levels.')
         for lvl, (s, t, m) in enumerate(zip(students, teachers, level_masks)):
             check_dims(s, 4, f'ImitationLoss student feature (level {lvl})')
             check_dims(t, 4, f'ImitationLoss teacher feature (level {lvl})')

@@ -7,10 +7,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from mmkd.taps import MultiLevel, as_levels
+from mmkd.taps import MultiLevel
 from mmkd.utils.config_checks import (ConfigValueError, check_positive_int,
                                       describe)
-from .utils import check_optional, check_tau, fp32_math
+from .utils import check_optional, check_tau, fp32_math, level_pairs
 
 
 @MODELS.register_module()
@@ -91,14 +91,9 @@ class KDLoss(nn.Module):
         Returns:
             Tensor: The scalar loss, multiplied by ``loss_weight``.
         """
-        students = as_levels(student_logits, 'KDLoss student_logits')
-        teachers = as_levels(teacher_logits, 'KDLoss teacher_logits')
-        if len(students) != len(teachers):
-            raise ValueError(
-                f'KDLoss: {len(students)} student levels but '
-                f'{len(teachers)} teacher levels; distil the same heads.')
-        if not students:
-            raise ValueError('KDLoss: got no logits.')
+        students, teachers = level_pairs(
+            student_logits, teacher_logits, 'KDLoss',
+            ('student_logits', 'teacher_logits'))
         total = None
         count = 0
         for lvl, (student, teacher) in enumerate(zip(students, teachers)):

@@ -9,8 +9,9 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from mmkd.utils.config_checks import (ConfigValueError, check_number,
-                                      check_positive_int, describe)
-from .utils import check_map_pair, check_optional, fp32_math, resize_to
+                                      check_positive_int)
+from .utils import (check_choice, check_map_pair, check_optional, fp32_math,
+                    resize_to)
 
 #: Added to each node's L2 norm before dividing, as in the official code.
 NORM_EPS = 1e-8
@@ -139,10 +140,13 @@ class PairWiseLoss(nn.Module):
                  norm_floor: Optional[float] = NORM_FLOOR) -> None:
         super().__init__()
         owner = 'PairWiseLoss'
-        if pool not in ('max', 'avg'):
-            raise ConfigValueError('pool', "'max' or 'avg'", describe(pool),
-                                   "'max' is the official code, 'avg' TPAMI.",
-                                   owner=owner)
+
+        def fraction(value, key, todo):  # None, or a number in (0, 1]
+            return check_optional(check_number, value, key, low=0, high=1,
+                                  low_open=True, owner=owner, todo=todo)
+
+        self.pool = check_choice(pool, 'pool', ('max', 'avg'), owner,
+                                 "'max' is the official code, 'avg' TPAMI.")
         if (node_size is None) == (pool_scale is None):
             raise ConfigValueError(
                 'node_size', 'exactly one of node_size and pool_scale',
@@ -150,31 +154,21 @@ class PairWiseLoss(nn.Module):
                 'Give node_size for fixed node patches (the paper) or '
                 'pool_scale for a fraction of the map (the official code).',
                 owner=owner)
-        node_size = check_optional(
+        self.node_size = check_optional(
             check_positive_int, node_size, 'node_size', owner=owner,
             todo='It is the side of a node patch in feature locations, '
             'e.g. node_size=2 for 2x2 nodes (TPAMI).')
-        pool_scale = check_optional(
-            check_number, pool_scale, 'pool_scale', low=0, high=1,
-            low_open=True, owner=owner,
-            todo='It is the node side as a fraction of the map, e.g. '
-            'pool_scale=0.5 (the official code).')
-        if method not in ('auto', 'gram', 'affinity'):
-            raise ConfigValueError(
-                'method', "'auto', 'gram' or 'affinity'", describe(method),
-                'The forms give the same loss; see the class doc.',
-                owner=owner)
-        norm_floor = check_optional(
-            check_number, norm_floor, 'norm_floor', low=0, high=1,
-            low_open=True, owner=owner,
-            todo="It is the least node norm, as a fraction of the sample's "
-            'mean node norm; None gives the official normalisation.')
-        self.pool = pool
-        self.node_size = node_size
-        self.pool_scale = pool_scale
+        self.pool_scale = fraction(
+            pool_scale, 'pool_scale', 'It is the node side as a fraction of '
+            'the map, e.g. pool_scale=0.5 (the official code).')
+        self.method = check_choice(
+            method, 'method', ('auto', 'gram', 'affinity'), owner,
+            'The forms give the same loss; see the class doc.')
+        self.norm_floor = fraction(
+            norm_floor, 'norm_floor', 'It is the least node norm, as a '
+            "fraction of the sample's mean node norm; None gives the "
+            'official normalisation.')
         self.loss_weight = loss_weight
-        self.method = method
-        self.norm_floor = norm_floor
 
     def kernel_size(self, height: int, width: int) -> Tuple[int, int]:
         """The node patch (pooling kernel and stride) for an ``H×W`` map.

@@ -4,8 +4,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from mmkd.utils.config_checks import ConfigValueError, describe
-from .utils import check_map_pair, check_tau, fp32_math, resize_to
+from .utils import (check_choice, check_map_pair, check_tau, fp32_math,
+                    resize_to)
 
 
 @MODELS.register_module()
@@ -58,14 +58,12 @@ class PixelWiseLoss(nn.Module):
                  loss_weight: float = 1.0,
                  reduction: str = 'mean') -> None:
         super().__init__()
-        if reduction not in ('mean', 'official'):
-            raise ConfigValueError(
-                'reduction', "'mean' or 'official'", describe(reduction),
-                "'official' is N times 'mean' (it divides the batch's sum by "
-                'H·W only).', owner='PixelWiseLoss')
+        self.reduction = check_choice(
+            reduction, 'reduction', ('mean', 'official'), 'PixelWiseLoss',
+            "'official' is N times 'mean' (it divides the batch's sum by H·W "
+            'only).')
         self.tau = check_tau(tau, 'PixelWiseLoss', '1 is the official value')
         self.loss_weight = loss_weight
-        self.reduction = reduction
 
     def forward(self, student_logits: Tensor,
                 teacher_logits: Tensor) -> Tensor:
@@ -79,14 +77,11 @@ class PixelWiseLoss(nn.Module):
         Returns:
             Tensor: Scalar fp32 loss, already multiplied by ``loss_weight``.
         """
-        c_s, c_t = check_map_pair(student_logits, teacher_logits,
-                                  'PixelWiseLoss',
-                                  ('student_logits', 'teacher_logits'))
-        if c_s != c_t:
-            raise ValueError(
-                f'PixelWiseLoss: student has {c_s} classes, teacher {c_t}: '
-                'pixel-wise distillation compares class probabilities, so '
-                'both models must predict the same classes.')
+        check_map_pair(
+            student_logits, teacher_logits, 'PixelWiseLoss',
+            ('student_logits', 'teacher_logits'),
+            same_classes='pixel-wise distillation compares class '
+            'probabilities')
         h, w = student_logits.shape[-2:]
         with fp32_math(student_logits, teacher_logits.detach()) as (s, t):
             t = resize_to(t, (h, w))

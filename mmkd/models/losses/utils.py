@@ -1,12 +1,14 @@
 """Small helpers shared by the distillation losses."""
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator, Optional, Sequence, Tuple, TypeVar
+from typing import (Any, Callable, Iterator, List, Optional, Sequence, Tuple,
+                    TypeVar)
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from mmkd.utils.config_checks import check_number
+from mmkd.taps import MultiLevel, as_levels
+from mmkd.utils.config_checks import ConfigValueError, check_number, describe
 
 T = TypeVar('T')
 
@@ -49,6 +51,32 @@ def check_tau(tau: float, owner: str, usual: str) -> float:
         todo=f'tau is a softmax temperature ({usual}).')
 
 
+def check_choice(value: Any,
+                 key: str,
+                 choices: Sequence[Any],
+                 owner: Optional[str] = None,
+                 todo: str = '') -> Any:
+    """Check that ``value`` is one of ``choices`` (e.g. ``('mean',
+    'official')``).
+
+    Args:
+        value: The config value.
+        key (str): Its argument name or config key, for the message.
+        choices (Sequence): The values allowed.
+        owner (str, optional): See :class:`ConfigValueError`.
+        todo (str): What to do, for the message.
+
+    Returns:
+        ``value``.
+    """
+    if value not in choices:
+        names = [repr(c) for c in choices]
+        expected = (f'{", ".join(names[:-1])} or {names[-1]}'
+                    if len(names) > 1 else names[0])
+        raise ConfigValueError(key, expected, describe(value), todo, owner)
+    return value
+
+
 def check_optional(check: Callable[..., T], value: Any, *args: Any,
                    **kwargs: Any) -> Optional[T]:
     """``None`` for ``None``, else ``check(value, *args, **kwargs)``: an
@@ -77,26 +105,63 @@ def check_dims(tensor: Tensor, ndim: int, what: str) -> None:
             ``'PairWiseLoss student feature'``).
     """
     if not isinstance(tensor, Tensor):
-        raise TypeError(f'{what}: expected a Tensor, found {type(tensor)}.')
+        # a multi-level tap (a tuple) given to a single-map loss: the tap
+        # named in the config is the mistake (both a ValueError and a
+        # TypeError)
+        raise ConfigValueError(what, f'a Tensor ({ndim}-D)', str(type(tensor)),
+                               'Check which tap the loss is given.')
     if tensor.dim() != ndim:
         raise ValueError(
             f'{what}: expected a {ndim}-D tensor, found shape '
             f'{tuple(tensor.shape)}. Check which tap the loss is given.')
 
 
+def level_pairs(student: MultiLevel,
+                teacher: MultiLevel,
+                owner: str,
+                names: Tuple[str, str] = ('student', 'teacher')
+                ) -> Tuple[List[Tensor], List[Tensor]]:
+    """The levels of a student and a teacher tap, as many on both sides
+    (see :func:`mmkd.taps.as_levels`).
+
+    Args:
+        student (Tensor | Sequence[Tensor]): The student tap.
+        teacher (Tensor | Sequence[Tensor]): The teacher tap.
+        owner (str): The loss, for the messages (e.g. ``'KDLoss'``).
+        names (tuple[str, str]): The inputs' names, for the messages.
+
+    Returns:
+        tuple[list[Tensor], list[Tensor]]: The student's and the teacher's
+        levels, at least one each.
+    """
+    students = as_levels(student, f'{owner} {names[0]}')
+    teachers = as_levels(teacher, f'{owner} {names[1]}')
+    if len(students) != len(teachers):
+        raise ValueError(
+            f'{owner}: the student tap has {len(students)} levels but the '
+            f'teacher tap has {len(teachers)}; compare the same levels (e.g. '
+            'the same FPN outputs) on both sides.')
+    if not students:
+        raise ValueError(f'{owner}: got no levels.')
+    return students, teachers
+
+
 def check_map_pair(student: Tensor,
                    teacher: Tensor,
                    owner: str,
-                   names: Tuple[str, str] = ('student', 'teacher')
-                   ) -> Tuple[int, int]:
+                   names: Tuple[str, str] = ('student', 'teacher'),
+                   same_classes: str = '') -> Tuple[int, int]:
     """Check a student and a teacher map: both ``(N, C, H, W)``, of the same
-    batch (the sizes and channels may differ).
+    batch (the sizes may differ; the channels too, unless ``same_classes``).
 
     Args:
         student (Tensor): The student map.
         teacher (Tensor): The teacher map.
         owner (str): The loss, for the messages (e.g. ``'PixelWiseLoss'``).
         names (tuple[str, str]): The inputs' names, for the messages.
+        same_classes (str): For class scores: what the loss compares (e.g.
+            ``'pixel-wise distillation compares class probabilities'``),
+            given to require ``C_s = C_t``. Defaults to '' (any channels).
 
     Returns:
         tuple[int, int]: The channels ``(C_s, C_t)``.
@@ -108,7 +173,12 @@ def check_map_pair(student: Tensor,
         raise ValueError(
             f'{owner}: student batch has {n_s} samples, teacher batch {n_t}: '
             'both must see the same images.')
-    return student.shape[1], teacher.shape[1]
+    c_s, c_t = student.shape[1], teacher.shape[1]
+    if same_classes and c_s != c_t:
+        raise ValueError(
+            f'{owner}: student has {c_s} classes, teacher {c_t}: '
+            f'{same_classes}, so both models must predict the same classes.')
+    return c_s, c_t
 
 
 def resize_to(tensor: Tensor, size: Sequence[int]) -> Tensor:

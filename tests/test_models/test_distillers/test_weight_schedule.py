@@ -12,6 +12,7 @@ from mmengine.registry import DefaultScope
 
 from mmkd.models.distillers.weight_schedule import LossWeightSchedule
 from mmkd.testing import demo_seg_inputs, tiny_config
+from mmkd.utils.config_checks import ConfigValueError
 
 HINT = 'hint_pspnet_r50_r18_tiny_shapes'
 
@@ -115,21 +116,44 @@ def test_by_epoch_reads_the_epoch(hub):
 
 
 def test_bad_schedules_are_explained():
-    with pytest.raises(ValueError, match='warm-up ends at 10 but '
-                       'distillation stops at 5.*stop > warmup'):
+    with pytest.raises(ConfigValueError, match=(
+            r'^schedule\.stop: expected None or a step > warmup \(10\), '
+            r'found 5\. Distillation would never run: set stop > warmup\.$')):
         LossWeightSchedule(warmup=10, stop=5)
-    with pytest.raises(ValueError, match='warm-up ends at 5.*stops at 5'):
+    with pytest.raises(ValueError, match=r'stop: .*warmup \(5\), found 5'):
         LossWeightSchedule(warmup=5, stop=5)
-    with pytest.raises(ValueError, match='warmup: expected >= 0, found -1'):
+    with pytest.raises(ValueError, match=(
+            r'^schedule\.warmup: expected an int >= 0, found -1\.')):
         LossWeightSchedule(warmup=-1)
-    with pytest.raises(ValueError, match="decay.*'step'"):
+    with pytest.raises(ValueError, match=(
+            r"^schedule\.decay: expected None, 'linear' or 'cosine', found "
+            r"'step' \(str\)")):
         LossWeightSchedule(decay='step')
-    with pytest.raises(ValueError, match='needs decay_end > decay_begin'):
+    with pytest.raises(ValueError, match=(
+            r"^schedule\.decay_end: expected a step > decay_begin \(0\) with "
+            r"decay='linear', found None")):
         LossWeightSchedule(decay='linear')
-    with pytest.raises(ValueError, match='needs decay_end > decay_begin'):
+    with pytest.raises(ValueError, match=(
+            r'decay_end: expected a step > decay_begin \(10\).*found 10')):
         LossWeightSchedule(warmup=10, decay='cosine', decay_end=10)
-    with pytest.raises(ValueError, match=r'min_factor: expected in \[0, 1\]'):
+    with pytest.raises(ValueError, match=(
+            r'^schedule\.min_factor: expected a number in \[0, 1\], found '
+            '1.5')):
         LossWeightSchedule(decay='linear', decay_end=5, min_factor=1.5)
+
+
+@pytest.mark.parametrize('arg, value, found', [
+    ('warmup', '400', r"'400' \(str\)"), ('warmup', 1.5, '1.5'),
+    ('warmup', None, 'None'), ('stop', True, r'True \(bool\)'),
+    ('decay_begin', -1, '-1'), ('decay_end', 2.0, '2.0')])
+def test_steps_are_ints(arg, value, found):
+    """A string or a float step failed with a TypeError of a comparison, or
+    was used as it was."""
+    expected = 'an int >= 0' if arg == 'warmup' else 'None or an int >= 0'
+    with pytest.raises(ConfigValueError, match=(
+            rf'^model\.loss_schedules\.hint\.{arg}: expected {expected}, '
+            f'found {found}\\.')):
+        LossWeightSchedule(**{arg: value}, key='model.loss_schedules.hint')
 
 
 # --------------------------------------------------- through the distiller
@@ -191,8 +215,9 @@ def test_warmup_through_the_distiller(cfg, hub):
 def test_schedule_whose_warmup_ends_after_its_stop(cfg):
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.loss_schedules = dict(hint=dict(warmup=10, stop=5))
-    with pytest.raises(ValueError, match=r'model\.loss_schedules\.hint: the '
-                       'warm-up ends at 10 but distillation stops at 5'):
+    with pytest.raises(ConfigValueError, match=(
+            r'^model\.loss_schedules\.hint\.stop: expected None or a step > '
+            r'warmup \(10\), found 5\.')):
         build(model_cfg)
 
 
@@ -209,7 +234,8 @@ def test_schedule_of_a_loss_that_does_not_exist(cfg):
     (0, '0'), (-1.0, '-1.0'), (math.inf, 'inf'), (math.nan, 'nan'),
     (None, 'None'), ('1', r"'1' \(str\)")])
 def test_temperature_that_is_no_temperature_is_refused(cfg, tau, found):
-    """tau = inf made every distribution uniform: accepted silently before."""
+    """tau = inf makes every distribution uniform, tau <= 0 is no
+    temperature."""
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.distill_losses.cwd = dict(
         type='mmkd.ChannelWiseLoss', tau=tau, student='feat',

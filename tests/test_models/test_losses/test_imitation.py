@@ -136,3 +136,18 @@ def test_error_not_a_feature_map():
     with pytest.raises(ValueError, match='4-D tensor'):
         ImitationLoss()(torch.zeros(3, 4), torch.zeros(3, 4),
                         torch.ones(3, 4))
+
+
+def test_error_inputs_that_are_no_levels():
+    s = torch.zeros(1, 2, 2, 2)
+    with pytest.raises(TypeError, match=(
+            r'^ImitationLoss masks: expected a Tensor or a list/tuple of '
+            r'Tensors \(one per level\)')):
+        ImitationLoss()(s, s, [torch.ones(1, 2, 2).numpy()])
+    with pytest.raises(TypeError, match='^ImitationLoss teacher_feats: '):
+        ImitationLoss()(s, 'teacher', torch.ones(1, 2, 2))
+
+
+def test_error_no_levels():
+    with pytest.raises(ValueError, match='^ImitationLoss: got no levels'):
+        ImitationLoss()([], [], [])

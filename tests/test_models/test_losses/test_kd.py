@@ -148,5 +148,22 @@ def test_error_shape_mismatch_names_both_shapes():
 
 def test_error_level_counts_differ():
     x = torch.zeros(4, 3)
-    with pytest.raises(ValueError, match='2 student levels but 1 teacher'):
+    with pytest.raises(ValueError, match='^KDLoss: the student tap has 2 '
+                       'levels but the teacher tap has 1'):
         KDLoss()([x, x], [x])
+
+
+@pytest.mark.parametrize('class_dim, found', [
+    ('1', r"'1' \(str\)"), (1.0, '1.0'), (True, r'True \(bool\)')])
+def test_error_class_dim_not_an_int(class_dim, found):
+    with pytest.raises(ValueError, match=(
+            f'^KDLoss class_dim: expected an int, found {found}. Use -1 for '
+            r'\(M, C\) logits')):
+        KDLoss(class_dim=class_dim)
+
+
+def test_error_logits_that_are_no_levels():
+    with pytest.raises(TypeError, match=(
+            r'^KDLoss student_logits: expected a Tensor or a list/tuple of '
+            r'Tensors \(one per level\), found <class .dict.>')):
+        KDLoss()(dict(x=torch.zeros(1, 2)), torch.zeros(1, 2))

@@ -1,0 +1,49 @@
+"""ConvConnector: the FGFI adaptation layer (conv + ReLU), one layer shared
+by the levels of a tap or one per level; its arguments checked."""
+import pytest
+import torch
+
+from mmkd.models.connectors.conv_connector import ConvConnector
+from mmkd.utils.config_checks import ConfigValueError
+
+
+def test_shapes_one_map_and_levels():
+    one = ConvConnector(2, 3)
+    assert one(torch.zeros(1, 2, 5, 4)).shape == (1, 3, 5, 4)
+    levels = one((torch.zeros(1, 2, 4, 4), torch.zeros(1, 2, 2, 2)))
+    assert [tuple(f.shape) for f in levels] == [(1, 3, 4, 4), (1, 3, 2, 2)]
+    per_level = ConvConnector(2, 3, kernel_size=1, num_levels=2)
+    assert len(per_level.layers) == 2
+    assert len(per_level([torch.zeros(1, 2, 4, 4)] * 2)) == 2
+
+
+def test_tap_errors_are_explained():
+    per_level = ConvConnector(2, 3, num_levels=2)
+    with pytest.raises(ValueError, match='expects a multi-level tap'):
+        per_level(torch.zeros(1, 2, 4, 4))
+    with pytest.raises(ValueError, match='got a tap with 3 levels'):
+        per_level([torch.zeros(1, 2, 4, 4)] * 3)
+    with pytest.raises(TypeError, match=(
+            r'^ConvConnector input: expected a Tensor or a list/tuple of '
+            r'Tensors \(one per level\)')):
+        ConvConnector(2, 3)([torch.zeros(1, 2, 4, 4), None])
+
+
+@pytest.mark.parametrize('kwargs, message', [
+    (dict(in_channels=0), 'in_channels: expected an int >= 1, found 0'),
+    (dict(out_channels=2.0), 'out_channels: expected an int >= 1, found 2.0'),
+    (dict(kernel_size=2), r'kernel_size: expected an odd int \(the spatial '
+     r'size is kept\), found 2\. Use 3 \(official\) or 1\.'),
+    (dict(init_std=0), 'init_std: expected a finite number > 0, found 0'),
+    (dict(num_levels=0), 'num_levels: expected an int >= 1, found 0'),
+])
+def test_bad_arguments_are_explained(kwargs, message):
+    args = dict(in_channels=2, out_channels=3)
+    args.update(kwargs)
+    with pytest.raises(ConfigValueError, match='^ConvConnector ' + message):
+        ConvConnector(**args)
+
+
+def test_optional_arguments_may_be_none():
+    connector = ConvConnector(2, 3, init_std=None, num_levels=None)
+    assert connector.num_levels is None and len(connector.layers) == 1
