@@ -52,8 +52,8 @@ class ConfigValueError(ValueError, TypeError):
     def under(self, prefix: str) -> 'ConfigValueError':
         """The same error, named by its full config key
         ``<prefix>.<key>``."""
-        return ConfigValueError(f'{prefix}.{self.key}', self.expected,
-                                self.found, self.todo)
+        return type(self)(f'{prefix}.{self.key}', self.expected, self.found,
+                          self.todo)
 
     def __reduce__(self):
         return (type(self), (self.key, self.expected, self.found, self.todo,
@@ -71,10 +71,6 @@ class ConfigKeyError(ConfigValueError, KeyError):
 
     def __str__(self) -> str:
         return str(self.args[0]) if self.args else ''
-
-    def under(self, prefix: str) -> 'ConfigKeyError':
-        return ConfigKeyError(f'{prefix}.{self.key}', self.expected,
-                              self.found, self.todo)
 
 
 def check_number(value: Any,
