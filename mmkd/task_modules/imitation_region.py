@@ -8,7 +8,7 @@ from torch import Tensor
 
 from mmkd.registry import TASK_UTILS
 from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
-                                      describe)
+                                      config_errors_under, describe)
 from .imitation_mask_generator import valid_location_masks
 
 #: The regions :class:`ImitationRegion` builds.
@@ -91,12 +91,8 @@ class ImitationRegion:
                 "'mmkd.ImitationMaskGenerator'", repr(kind),
                 'Check the name, or import the module that registers it.',
                 owner='ImitationRegion')
-        try:
+        with config_errors_under('mask_generator'):
             return TASK_UTILS.build(cfg)
-        except ConfigValueError as e:
-            raise e.under('mask_generator') from None
-        except (ValueError, TypeError) as e:
-            raise type(e)(f'mask_generator: {e}') from None
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(region={self.region!r}, '

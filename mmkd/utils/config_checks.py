@@ -7,9 +7,12 @@ know the key it was built under, so its checks name the argument
 error under the full key (``model.distill_losses.cwd.tau: ...``) with
 :meth:`ConfigValueError.under`.
 """
+import contextlib
 import math
 import numbers
-from typing import Any, Optional
+from typing import Any, Callable, Iterator, Optional, Sequence, TypeVar
+
+T = TypeVar('T')
 
 
 def describe(value: Any) -> str:
@@ -135,3 +138,74 @@ def check_positive_int(value: Any,
         raise ConfigValueError(key, 'an int >= 1', describe(value), todo,
                                owner)
     return int(value)
+
+
+def check_choice(value: Any,
+                 key: str,
+                 choices: Sequence[Any],
+                 owner: Optional[str] = None,
+                 todo: str = '') -> Any:
+    """Check that ``value`` is one of ``choices`` (e.g. ``('mean',
+    'official')``).
+
+    Args:
+        value: The config value.
+        key (str): Its argument name or config key, for the message.
+        choices (Sequence): The values allowed.
+        owner (str, optional): See :class:`ConfigValueError`.
+        todo (str): What to do, for the message.
+
+    Returns:
+        ``value``.
+    """
+    if value not in choices:
+        names = [repr(c) for c in choices]
+        expected = (f'{", ".join(names[:-1])} or {names[-1]}'
+                    if len(names) > 1 else names[0])
+        raise ConfigValueError(key, expected, describe(value), todo, owner)
+    return value
+
+
+def check_optional(check: Callable[..., T], value: Any, *args: Any,
+                   **kwargs: Any) -> Optional[T]:
+    """``None`` for ``None``, else ``check(value, *args, **kwargs)``: an
+    optional config value (e.g. ``check_optional(check_positive_int,
+    num_levels, 'num_levels', owner='ConvConnector')``).
+
+    Args:
+        check (Callable): A check of :mod:`mmkd.utils.config_checks`.
+        value: The config value, or None.
+        *args: The check's other arguments (the key, ...).
+        **kwargs: Its keyword arguments (``owner``, ``todo``, ...).
+
+    Returns:
+        What ``check`` returns, or None.
+    """
+    return None if value is None else check(value, *args, **kwargs)
+
+
+@contextlib.contextmanager
+def config_errors_under(key: str) -> Iterator[None]:
+    """Name the config key of what is built inside: a
+    :class:`ConfigValueError` of an argument (``tau``) is re-raised under
+    ``<key>.tau`` (one that already names a key below ``key`` as it is); any
+    other ``ValueError`` or ``TypeError`` of the build (an
+    unknown or missing constructor argument, a class's own check) becomes a
+    :class:`ConfigValueError` of ``key`` with the original message as what
+    was found.
+
+    Args:
+        key (str): The config key of the part being built (e.g.
+            ``'model.distill_losses.cwd'``).
+    """
+    try:
+        yield
+    except ConfigValueError as e:
+        if e.key == key or e.key.startswith(f'{key}.'):
+            raise
+        raise e.under(key) from None
+    except (ValueError, TypeError) as e:
+        raise ConfigValueError(
+            key, 'arguments its class accepts', str(e),
+            "Check the argument names and values against the class's "
+            'docstring.') from None

@@ -51,3 +51,28 @@ def test_check_positive_int():
         with pytest.raises(ConfigValueError,
                            match='^n: expected an int >= 1, found'):
             check_positive_int(value, 'n')
+
+
+def test_config_errors_under_names_the_key_of_each_kind_of_error():
+    from mmkd.utils.config_checks import config_errors_under
+
+    def build(error):
+        with config_errors_under('model.distill_losses.kd'):
+            raise error
+
+    with pytest.raises(ConfigValueError) as error:
+        build(ConfigValueError('tau', 'a number > 0', '0', owner='KDLoss'))
+    assert str(error.value) == \
+        'model.distill_losses.kd.tau: expected a number > 0, found 0.'
+    # an error that already names a key below it keeps its key
+    with pytest.raises(ConfigValueError) as error:
+        build(ConfigValueError('model.distill_losses.kd.tau', 'x', 'y'))
+    assert error.value.key == 'model.distill_losses.kd.tau'
+    for plain in (TypeError("__init__() got an unexpected keyword argument "
+                            "'t'"), ValueError('shapes differ')):
+        with pytest.raises(ConfigValueError) as error:
+            build(plain)
+        assert error.value.key == 'model.distill_losses.kd'
+        assert str(error.value).startswith(
+            'model.distill_losses.kd: expected arguments its class accepts, '
+            f'found {plain}.')

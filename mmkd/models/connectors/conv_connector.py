@@ -4,11 +4,11 @@ from typing import Optional, Union
 import torch.nn as nn
 from torch import Tensor
 
-from mmkd.models.losses.utils import check_optional
 from mmkd.registry import MODELS
 from mmkd.taps import MultiLevel, as_levels
 from mmkd.utils.config_checks import (ConfigValueError, check_number,
-                                      check_positive_int, describe)
+                                      check_optional, check_positive_int,
+                                      describe)
 
 
 @MODELS.register_module()

@@ -6,11 +6,11 @@ from typing import Any, List, Optional, Sequence, Tuple, Union
 import torch.nn as nn
 from torch import Tensor
 
-from mmkd.models.losses.utils import check_optional
 from mmkd.registry import MODELS
 from mmkd.taps import MultiLevel, as_levels
 from mmkd.utils.config_checks import (ConfigValueError, check_number,
-                                      check_positive_int, describe)
+                                      check_optional, check_positive_int,
+                                      describe)
 
 OWNER = 'HintRegressor'
 

@@ -12,7 +12,7 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from mmkd.utils.config_checks import (ConfigValueError, check_positive_int,
-                                      describe)
+                                      config_errors_under, describe)
 from .single_teacher_distiller import SingleTeacherDistiller
 
 
@@ -131,8 +131,10 @@ class CriticDistiller(SingleTeacherDistiller):
         # drawn from a fork of the global generator, as the teacher and the
         # connectors are (see SingleTeacherDistiller)
         with torch.random.fork_rng(devices=[]):
-            self.discriminator = (MODELS.build(discriminator)
-                                  if discriminator is not None else None)
+            self.discriminator = None
+            if discriminator is not None:
+                with config_errors_under('model.discriminator'):
+                    self.discriminator = MODELS.build(discriminator)
         if self.discriminator is not None:
             _refuse_sync_bn(self.discriminator)
         self._critic_inputs = None

@@ -8,7 +8,8 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from mmkd.task_modules import ImitationRegion
-from mmkd.utils.config_checks import ConfigKeyError, ConfigValueError
+from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
+                                      config_errors_under)
 from .single_teacher_distiller import SingleTeacherDistiller
 
 
@@ -61,13 +62,9 @@ class DetectionDistiller(SingleTeacherDistiller):
         self.mask_tap = mask_tap
         self.region = region
         anchors = self._find_prior_generator(anchor_generator, region)
-        try:
+        with config_errors_under('model'):
             self.imitation_region = ImitationRegion(region, mask_generator,
                                                     anchors)
-        except ConfigValueError as e:
-            raise e.under('model') from None
-        except (ValueError, TypeError) as e:
-            raise type(e)(f'model.{e}') from None
         self.teacher_stop = self._teacher_stop()
 
     # ------------------------------------------------------- the teacher

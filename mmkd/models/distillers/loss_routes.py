@@ -20,7 +20,8 @@ from torch import Tensor
 from mmkd.registry import MODELS
 from mmkd.taps import FeatureTaps
 from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
-                                      check_number, describe)
+                                      check_number, config_errors_under,
+                                      describe)
 
 ROUTING_KEYS = ('student', 'teacher', 'connector', 'extra_inputs')
 #: A loss's route: ``ROUTING_KEYS`` -> tap name, connector name (or None)
@@ -30,12 +31,8 @@ Route = Dict[str, Any]
 
 def build_part(cfg: Mapping, key: str) -> nn.Module:
     """Build an mmkd loss or connector; its argument errors name ``key``."""
-    try:
+    with config_errors_under(key):
         return MODELS.build(cfg)
-    except ConfigValueError as e:
-        raise e.under(key) from None
-    except (ValueError, TypeError) as e:
-        raise type(e)(f'{key}: {e}') from None
 
 
 def registered_losses() -> List[str]:

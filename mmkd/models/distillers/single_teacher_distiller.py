@@ -11,7 +11,8 @@ from torch import Tensor
 from mmkd.models.connectors.connector_dict import ConnectorDict
 from mmkd.registry import MODELS
 from mmkd.taps import FeatureTaps
-from mmkd.utils.config_checks import ConfigKeyError, check_number
+from mmkd.utils.config_checks import (ConfigKeyError, check_number,
+                                      config_errors_under)
 from mmkd.utils.model_loading import load_model_config, load_weights
 from .frozen_teacher import (build_frozen_teacher, build_model,
                              check_data_preprocessor, check_teacher_run,
@@ -171,7 +172,9 @@ class SingleTeacherDistiller(BaseModel):
                     key, 'the name of a distillation loss, one of '
                     f'{sorted(self.distill_losses)} (model.distill_losses)',
                     repr(name), 'A schedule sets the weight of one loss.')
-            self.loss_schedules[name] = LossWeightSchedule(**cfg, key=key)
+            with config_errors_under(key):
+                self.loss_schedules[name] = LossWeightSchedule(
+                    **cfg, key=key)
 
     def extra_sources(self) -> Sequence[str]:
         """Names of non-tap inputs a loss can ask for in ``extra_inputs``."""

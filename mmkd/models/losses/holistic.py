@@ -9,9 +9,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from mmkd.utils.config_checks import check_number
-from .utils import (check_choice, check_dims, check_map_pair, fp32_math,
-                    resize_to)
+from mmkd.utils.config_checks import check_choice, check_number
+from .utils import check_dims, check_map_pair, fp32_math, resize_to
 
 
 @contextmanager

@@ -8,9 +8,9 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from mmkd.taps import MultiLevel
-from mmkd.utils.config_checks import (ConfigValueError, check_positive_int,
-                                      describe)
-from .utils import check_optional, check_tau, fp32_math, level_pairs
+from mmkd.utils.config_checks import (ConfigValueError, check_optional,
+                                      check_positive_int, describe)
+from .utils import check_tau, fp32_math, level_pairs
 
 
 @MODELS.register_module()

@@ -8,10 +8,10 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from mmkd.utils.config_checks import (ConfigValueError, check_number,
+from mmkd.utils.config_checks import (ConfigValueError, check_choice,
+                                      check_number, check_optional,
                                       check_positive_int)
-from .utils import (check_choice, check_map_pair, check_optional, fp32_math,
-                    resize_to)
+from .utils import check_map_pair, fp32_math, resize_to
 
 #: Added to each node's L2 norm before dividing, as in the official code.
 NORM_EPS = 1e-8

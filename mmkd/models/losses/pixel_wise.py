@@ -4,8 +4,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from .utils import (check_choice, check_map_pair, check_tau, fp32_math,
-                    resize_to)
+from mmkd.utils.config_checks import check_choice
+from .utils import check_map_pair, check_tau, fp32_math, resize_to
 
 
 @MODELS.register_module()

@@ -1,16 +1,13 @@
 """Small helpers shared by the distillation losses."""
 from contextlib import contextmanager
-from typing import (Any, Callable, Iterator, List, Optional, Sequence, Tuple,
-                    TypeVar)
+from typing import Iterator, List, Sequence, Tuple
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.taps import MultiLevel, as_levels
-from mmkd.utils.config_checks import ConfigValueError, check_number, describe
-
-T = TypeVar('T')
+from mmkd.utils.config_checks import ConfigValueError, check_number
 
 
 @contextmanager
@@ -49,50 +46,6 @@ def check_tau(tau: float, owner: str, usual: str) -> float:
     return check_number(
         tau, 'tau', low=0, low_open=True, owner=owner,
         todo=f'tau is a softmax temperature ({usual}).')
-
-
-def check_choice(value: Any,
-                 key: str,
-                 choices: Sequence[Any],
-                 owner: Optional[str] = None,
-                 todo: str = '') -> Any:
-    """Check that ``value`` is one of ``choices`` (e.g. ``('mean',
-    'official')``).
-
-    Args:
-        value: The config value.
-        key (str): Its argument name or config key, for the message.
-        choices (Sequence): The values allowed.
-        owner (str, optional): See :class:`ConfigValueError`.
-        todo (str): What to do, for the message.
-
-    Returns:
-        ``value``.
-    """
-    if value not in choices:
-        names = [repr(c) for c in choices]
-        expected = (f'{", ".join(names[:-1])} or {names[-1]}'
-                    if len(names) > 1 else names[0])
-        raise ConfigValueError(key, expected, describe(value), todo, owner)
-    return value
-
-
-def check_optional(check: Callable[..., T], value: Any, *args: Any,
-                   **kwargs: Any) -> Optional[T]:
-    """``None`` for ``None``, else ``check(value, *args, **kwargs)``: an
-    optional config value (e.g. ``check_optional(check_positive_int,
-    num_levels, 'num_levels', owner='ConvConnector')``).
-
-    Args:
-        check (Callable): A check of :mod:`mmkd.utils.config_checks`.
-        value: The config value, or None.
-        *args: The check's other arguments (the key, ...).
-        **kwargs: Its keyword arguments (``owner``, ``todo``, ...).
-
-    Returns:
-        What ``check`` returns, or None.
-    """
-    return None if value is None else check(value, *args, **kwargs)
 
 
 def check_dims(tensor: Tensor, ndim: int, what: str) -> None:

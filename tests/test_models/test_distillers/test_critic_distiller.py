@@ -16,6 +16,7 @@ from mmengine.registry import MODELS, DefaultScope
 from mmkd.testing import TINY_CONFIGS as TINY
 from mmkd.testing import demo_seg_inputs, tiny_config
 from mmkd.testing import load_plain_checkpoint as load
+from mmkd.utils.config_checks import ConfigValueError
 from mmkd.testing import load_training_checkpoint as load_full
 from mmkd.testing import train_with_tool as train
 
@@ -316,3 +317,20 @@ def test_alpha_of_each_rank_is_its_share_of_the_global_batch(monkeypatch):
         torch.testing.assert_close(
             SegmentationDistiller._alpha(2, 0, 'cpu'), whole[rank::3],
             rtol=0, atol=0)
+
+
+def test_discriminator_arguments_are_named_by_their_key(cfg):
+    """The critic's own checks named its argument only (``SegDiscriminator
+    in_channels``), not where it sits in the config."""
+    discriminator = copy.deepcopy(cfg.model.discriminator)
+    discriminator.in_channels = 0
+    with pytest.raises(ConfigValueError, match=(
+            r'^model\.discriminator\.in_channels: expected an int >= 1, '
+            'found 0')):
+        build(cfg, discriminator=discriminator)
+    discriminator.in_channels = 6
+    discriminator.channels = 8  # no such argument
+    with pytest.raises(ConfigValueError, match=(
+            r"^model\.discriminator: expected arguments its class accepts, "
+            r".*unexpected keyword argument 'channels'")):
+        build(cfg, discriminator=discriminator)

@@ -9,6 +9,7 @@ import torch.nn.functional as F
 from mmengine.optim import build_optim_wrapper
 
 from mmkd.testing import demo_seg_inputs, tiny_config
+from mmkd.utils.config_checks import ConfigValueError
 
 HINT = 'hint_pspnet_r50_r18_tiny_shapes'
 
@@ -442,4 +443,16 @@ def test_holistic_term_needs_a_distiller_with_a_critic(cfg):
             r'SingleTeacherDistiller can run, found HolisticLoss, which needs '
             r"the distiller's critic\. Use type='mmkd\.CriticDistiller' for "
             r'the model')):
+        build(model_cfg)
+
+
+def test_loss_with_an_unknown_argument(cfg):
+    """An unknown argument failed with a TypeError that named no key."""
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.distill_losses.hint.weight = 1.0  # loss_weight is meant
+    with pytest.raises(ConfigValueError, match=(
+            r'^model\.distill_losses\.hint: expected arguments its class '
+            r"accepts, found .*unexpected keyword argument 'weight'.* Check "
+            r"the argument names and values against the class's "
+            r'docstring\.$')):
         build(model_cfg)

@@ -244,3 +244,13 @@ def test_temperature_that_is_no_temperature_is_refused(cfg, tau, found):
             r'^model\.distill_losses\.cwd\.tau: expected a finite number > '
             f'0, found {found}\\. tau is a softmax temperature')):
         build(model_cfg)
+
+
+def test_schedule_with_an_unknown_argument(cfg):
+    """An unknown argument failed with a bare TypeError of __init__."""
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.loss_schedules = dict(hint=dict(warm_up=10))
+    with pytest.raises(ConfigValueError, match=(
+            r'^model\.loss_schedules\.hint: expected arguments its class '
+            r"accepts, found .*unexpected keyword argument 'warm_up'")):
+        build(model_cfg)
