@@ -159,4 +159,21 @@ def student_config(cfg: Config) -> Config:
             'student' in plain.optim_wrapper and \
             plain.optim_wrapper.get('constructor'):
         plain.optim_wrapper = plain.optim_wrapper.student
+    # helper values of the distillation configs (e.g. ``skd_losses`` of
+    # configs/skd/_base_/skd_terms.py, the critic's optimizer) are not the
+    # student's: a plain config names no mmkd type
+    for key in [k for k, v in plain.items() if _names_mmkd_type(v)]:
+        plain.pop(key)
     return plain
+
+
+def _names_mmkd_type(value: Any) -> bool:
+    """Whether a config value holds a string naming an mmkd type
+    (``'mmkd.<Name>'``) anywhere inside it."""
+    if isinstance(value, str):
+        return value.startswith('mmkd.')
+    if isinstance(value, Mapping):
+        return any(_names_mmkd_type(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_names_mmkd_type(v) for v in value)
+    return False

@@ -26,6 +26,12 @@ def test_student_config_of_a_holistic_config_is_plain():
     assert 'constructor' not in plain.optim_wrapper
     assert not any(str(h.get('type', '')).startswith('mmkd.')
                    for h in plain.get('custom_hooks', []))
+    # the SKD configs' helper values (their loss configs, the critic's
+    # optimizer) named mmkd types in the exported config
+    assert 'skd_losses' in cfg and 'skd_critic_optim_wrapper' in cfg
+    assert 'skd_losses' not in plain
+    assert 'skd_critic_optim_wrapper' not in plain
+    assert 'mmkd.' not in plain.pretty_text
 
 
 def test_a_config_without_a_student_is_refused():
