@@ -22,8 +22,8 @@ measurements behind the demo README's detection diagnostics.
    negative (what an adaptation layer ending in ReLU cannot produce) and the
    share of adapted locations the ReLU zeroes.
 
-Needs a demo work dir with the trained detection teacher (``run_demo.py
---tasks det``). Writes ``<work-dir>/diagnose_fgfi/<variant>.json`` (every
+Needs a demo work dir with the trained detection teacher and pretraining
+stage (``run_demo.py --tasks det``). Writes ``<work-dir>/diagnose_fgfi/<variant>.json`` (every
 measured iteration and level).
 """
 import argparse
@@ -303,6 +303,9 @@ def main() -> None:
     data_root = osp.join(work, 'data', 'det')
     os.environ[task.data_env] = data_root
     os.environ[task.teacher_env] = teacher_ckpt
+    if task.pretrain is not None:
+        os.environ[task.pretrained_env] = osp.join(
+            work, 'det_pretrain', f'iter_{config_iters(task.pretrain)}.pth')
     out = osp.join(work, 'diagnose_fgfi')
     os.makedirs(out, exist_ok=True)
     if not args.skip_teacher:

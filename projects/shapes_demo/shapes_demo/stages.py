@@ -65,8 +65,11 @@ TASKS = [
     Task('det', 'coco/bbox_mAP', 'det/faster_rcnn_r50_fpn_shapes_teacher.py',
          'det/faster_rcnn_r18_fpn_shapes_student.py',
          dict(imitation='det/fgfi_imitation_shapes.py',
-              full='det/fgfi_full_shapes.py', gt='det/fgfi_gt_shapes.py'),
-         'SHAPES_DET_TEACHER', 'SHAPES_DET'),
+              full='det/fgfi_full_shapes.py', gt='det/fgfi_gt_shapes.py',
+              d='det/fgfi_d_shapes.py', id='det/fgfi_id_shapes.py'),
+         'SHAPES_DET_TEACHER', 'SHAPES_DET',
+         pretrain='det/faster_rcnn_r18_fpn_shapes_pretrain.py',
+         pretrained_env='SHAPES_DET_PRETRAINED'),
 ]
 
 

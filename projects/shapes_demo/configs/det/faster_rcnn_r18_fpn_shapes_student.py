@@ -1,16 +1,23 @@
 # The demo's detection student: the stock mmdet Faster R-CNN R50-FPN turned
-# into a CPU-sized R18-FPN (8 base channels, 32 FPN channels) on 96x96 "shapes"
-# scenes with 4 classes. Anchors are halved (scale 4: 16..256 px).
+# into a CPU-sized R18-FPN (4 base channels, 16 FPN channels: a quarter of
+# the teacher's width) on 96x96 "shapes"
+# scenes with 4 classes. Anchors are halved (scale 4: 16..256 px). It starts
+# from the demo's pretrained model (the whole network;
+# faster_rcnn_r18_fpn_shapes_pretrain.py); run_demo.py sets
+# SHAPES_DET_PRETRAINED to its checkpoint.
 _base_ = 'mmdet::faster_rcnn/faster-rcnn_r50_fpn_1x_coco.py'
 
 model = dict(
-    backbone=dict(depth=18, base_channels=8, init_cfg=None),
-    neck=dict(in_channels=[8, 16, 32, 64], out_channels=32),
-    rpn_head=dict(in_channels=32, feat_channels=32,
+    init_cfg=dict(
+        type='Pretrained',
+        checkpoint='{{$SHAPES_DET_PRETRAINED:work_dirs/shapes_demo/det_pretrain/iter_1200.pth}}'),  # noqa
+    backbone=dict(depth=18, base_channels=4, init_cfg=None),
+    neck=dict(in_channels=[4, 8, 16, 32], out_channels=16),
+    rpn_head=dict(in_channels=16, feat_channels=16,
                   anchor_generator=dict(scales=[4])),
     roi_head=dict(
-        bbox_roi_extractor=dict(out_channels=32),
-        bbox_head=dict(in_channels=32, fc_out_channels=128, num_classes=4)),
+        bbox_roi_extractor=dict(out_channels=16),
+        bbox_head=dict(in_channels=16, fc_out_channels=64, num_classes=4)),
     # few objects on small images: fewer proposals and sampled RoIs (the
     # proposal NMS and RoIAlign dominate a CPU step otherwise)
     train_cfg=dict(rpn=dict(sampler=dict(num=128)),

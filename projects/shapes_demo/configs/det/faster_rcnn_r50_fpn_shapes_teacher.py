@@ -3,6 +3,7 @@
 _base_ = './faster_rcnn_r18_fpn_shapes_student.py'
 
 model = dict(
+    init_cfg=None,  # trained from scratch
     backbone=dict(depth=50, base_channels=16),
     neck=dict(in_channels=[64, 128, 256, 512], out_channels=64),
     rpn_head=dict(in_channels=64, feat_channels=64),

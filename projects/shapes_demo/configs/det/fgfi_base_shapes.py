@@ -21,7 +21,7 @@ model = dict(
     student_taps=dict(fpn='neck'),
     teacher_taps=dict(fpn='neck'),
     mask_tap='fpn',
-    connectors=dict(fpn_adapt=dict(type='mmkd.ConvConnector', in_channels=32,
+    connectors=dict(fpn_adapt=dict(type='mmkd.ConvConnector', in_channels=16,
                                    out_channels=64, num_levels=5)),
     distill_losses=dict(
         imitation=dict(type='mmkd.ImitationLoss', loss_weight=0.01,
