@@ -23,8 +23,9 @@ measurements behind the demo README's detection diagnostics.
    share of adapted locations the ReLU zeroes.
 
 Needs a demo work dir with the trained detection teacher and pretraining
-stage (``run_demo.py --tasks det``). Writes ``<work-dir>/diagnose_fgfi/<variant>.json`` (every
-measured iteration and level).
+stage (``run_demo.py --tasks det``). Writes
+``<work-dir>/diagnose_fgfi/<variant>.json`` (every measured iteration and
+level).
 """
 import argparse
 import contextlib
@@ -259,7 +260,8 @@ def _layer_norm(connector, level: int) -> float:
 
 def probe_table(rows: List[dict], windows: int = 4) -> str:
     """The probe's rows as a markdown table: per level, the mean of each
-    quantity over ``windows`` equal spans of training."""
+    quantity over ``windows`` equal spans of training (the gradient ratio:
+    of the mean norms)."""
     last = max(r['step'] for r in rows) + 1
     bounds = [round(last * i / windows) for i in range(windows + 1)]
     lines = ['| steps | level | ‖g_imit‖/‖g_task‖ | cos | adapter ‖W‖ | '
@@ -276,8 +278,9 @@ def probe_table(rows: List[dict], windows: int = 4) -> str:
             def mean(key):
                 return sum(r[key] for r in span) / len(span)
 
-            ratio = sum(r['imit_grad'] / max(r['task_grad'], 1e-12)
-                        for r in span) / len(span)
+            # the ratio of the mean norms: a step whose task gradient is
+            # nearly 0 (the heads' first steps) would dominate a mean ratio
+            ratio = mean('imit_grad') / max(mean('task_grad'), 1e-12)
             lines.append(
                 f"| {lo}–{hi - 1} | P{level + 2} | {ratio:.3g} | "
                 f"{mean('cos'):.2f} | {mean('adapter_norm'):.3g} | "
@@ -331,6 +334,10 @@ def main() -> None:
           f'{result.metric:.2f}; measured every {args.every} steps, mean '
           'per quarter of training:\n')
     print(probe_table(probe.rows))
+    print('\n(‖g‖: gradient norms at the FPN output of the level; cover: '
+          "share of the level's locations inside the image; diff: share of "
+          'Σ_c (f_adap(s) − t)² inside the region; teacher² < 0: share of '
+          "the teacher's squared feature that is negative)")
 
 
 if __name__ == '__main__':

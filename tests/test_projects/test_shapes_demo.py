@@ -29,8 +29,9 @@ def test_quick_demo_end_to_end(tmp_path):
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     # one progress line per stage
-    # data, seg pretraining + teacher + 6 students, det teacher + 4 students
-    assert proc.stdout.count('[shapes demo') == 1 + (2 + 1 + 5) + (1 + 1 + 3)
+    # data, then per task its pretraining, teacher and students (seg 6, det
+    # 6)
+    assert proc.stdout.count('[shapes demo') == 1 + (2 + 1 + 5) + (2 + 1 + 5)
 
     results = json.loads((work / 'report' / 'results.json').read_text())
     runs = results['runs']
@@ -38,7 +39,8 @@ def test_quick_demo_end_to_end(tmp_path):
     assert roles == {('seg', m) for m in ('teacher', 'student', 'pixel',
                                           'pair', 'holistic', 'all',
                                           'cwd')} | {
-        ('det', m) for m in ('teacher', 'student', 'imitation', 'full', 'gt')}
+        ('det', m) for m in ('teacher', 'student', 'imitation', 'full', 'gt',
+                             'd', 'id')}
     for run in runs:
         assert run['split'] == 'test' and run['seed'] == 0, run
         assert len(run['parts']) == 4, run
@@ -68,6 +70,12 @@ def test_quick_demo_end_to_end(tmp_path):
             for part in ('backbone.', 'decode_head.'):
                 assert (f'load {part} in model from: ' +
                         str(work / 'seg_pretrain' / 'iter_12.pth')) in text
+        if run['task'] == 'det' and run['role'] != 'teacher':
+            # det students start from the whole pretrained network
+            log = glob.glob(osp.join(work_dir, '*', '*.log'))[0]
+            with open(log) as f:
+                assert 'load model from: ' + str(
+                    work / 'det_pretrain' / 'iter_12.pth') in f.read()
         if run['role'] not in ('teacher', 'student'):
             assert osp.isfile(run['student_checkpoint']), run
             assert any(k.startswith('distill.') for k in keys), keys
@@ -90,7 +98,7 @@ def test_quick_demo_end_to_end(tmp_path):
     table = (work / 'report' / 'results.md').read_text()
     for row in results['rows']:
         assert f"| {row['task']} | {row['model']} |" in table
-    assert len(results['rows']) == 7 + 5
+    assert len(results['rows']) == 7 + 7
     # per class: every seg model, a paired difference for each variant
     class_rows = results['class_rows']
     assert {r['model'] for r in class_rows} == {

@@ -272,19 +272,23 @@ def _det_predictions(results: List, rows: List[dict], data: Dict[str, str],
 
 def _mask_figure(results: List, data: Dict[str, str], path: str,
                  num: int = 3) -> None:
-    """The imitation masks (psi 0.5, best IoU over all levels) of a few
-    test scenes, from the demo student's own RPN anchors, drawn by
+    """The regions FGFI's variants imitate on a few test scenes, one row of
+    levels per region: I (the imitation mask, psi 0.5, best IoU over all
+    levels, from the demo student's own RPN anchors), G (the ground-truth
+    boxes' cells) and F (every location), drawn by
     :func:`mmkd.visualization.draw_imitation_masks`."""
     import torch
     from mmdet.registry import TASK_UTILS as MMDET_TASK_UTILS
     from mmengine.config import Config
-    from mmkd.registry import TASK_UTILS
+    from mmkd.task_modules import ImitationRegion
     from mmkd.visualization import draw_imitation_masks
-    run = next(r for r in results if r.task == 'det' and r.role == 'imitation')
+    run = next(r for r in results if r.task == 'det'
+               and r.role not in ('teacher', 'student'))
     cfg = Config.fromfile(osp.join(run.work_dir, 'student_config.py'))
     prior = MMDET_TASK_UTILS.build(cfg.model.rpn_head.anchor_generator)
-    generator = TASK_UTILS.build(
-        dict(type='mmkd.ImitationMaskGenerator', psi=0.5))
+    regions = dict(I=ImitationRegion('imitation', dict(psi=0.5), prior),
+                   G=ImitationRegion('gt', anchor_generator=prior),
+                   F=ImitationRegion('full', anchor_generator=prior))
     with open(osp.join(data['det'], 'test.json')) as f:
         coco = json.load(f)
     panels = []
@@ -292,16 +296,18 @@ def _mask_figure(results: List, data: Dict[str, str], path: str,
         img = np.array(Image.open(osp.join(data['det'], 'test',
                                            info['file_name'])))
         h, w = img.shape[:2]
-        sizes = [(int(np.ceil(h / s[1])), int(np.ceil(w / s[0])))
-                 for s in prior.strides]
+        sizes = regions['I'].featmap_sizes((h, w))
         boxes = torch.tensor(
             [[a['bbox'][0], a['bbox'][1], a['bbox'][0] + a['bbox'][2],
               a['bbox'][1] + a['bbox'][3]]
              for a in coco['annotations'] if a['image_id'] == info['id']],
             dtype=torch.float32).reshape(-1, 4)
-        masks = generator(boxes, prior.grid_priors(sizes, device='cpu'), sizes)
-        panels.append(draw_imitation_masks(img, masks, boxes, prior.strides,
-                                           scale=2, ncols=len(masks)))
+        for name, region in regions.items():
+            masks = [m[0] for m in region([boxes], sizes, [(h, w)], (h, w))]
+            titles = [f'{name} P{level + 2}' for level in range(len(masks))]
+            panels.append(draw_imitation_masks(
+                img, masks, boxes, prior.strides, titles=titles, scale=2,
+                ncols=len(masks)))
     width = max(p.shape[1] for p in panels)
     rows = [np.pad(p, ((0, 8), (0, width - p.shape[1]), (0, 0)),
                    constant_values=255) for p in panels]

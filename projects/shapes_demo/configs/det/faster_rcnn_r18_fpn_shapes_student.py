@@ -74,9 +74,9 @@ test_cfg = dict(type='TestLoop')
 # val split (its record: report/selection.md and selection.json; the figures
 # and why distilled students also try the distill_lr_scales multiples of the
 # chosen rate: projects/shapes_demo/README.md, "The protocol").
-lr_grid = [0.02, 0.03, 0.04, 0.06, 0.08, 0.12]
-distill_lr_scales = [1.0, 0.5]
-optim_wrapper = dict(optimizer=dict(lr=0.08),
+lr_grid = [0.01, 0.02, 0.04]
+distill_lr_scales = [1.0]
+optim_wrapper = dict(optimizer=dict(lr=0.02),
                      clip_grad=dict(max_norm=10, norm_type=2))
 # a linear warm-up over the first tenth, lr x 0.1 for the last quarter
 param_scheduler = [

@@ -1,5 +1,5 @@
 # What every FGFI variant of the demo shares: the student above, the trained
-# teacher, FPN taps, one 3x3 conv + ReLU adaptation per level (official init),
+# teacher, FPN taps, one 3x3 conv adaptation per level (official init),
 # the imitation loss (lambda 0.01, official). Variants choose the region.
 # Each variant holds the loss weight and learning rate select_settings.py
 # chose on the val split from weight_grid (the published weight x 0.05 / 0.2
@@ -21,8 +21,13 @@ model = dict(
     student_taps=dict(fpn='neck'),
     teacher_taps=dict(fpn='neck'),
     mask_tap='fpn',
+    # no ReLU after the 3x3 conv: FPN outputs are not rectified (the official
+    # layer's ReLU matches VGG's conv5), and half the teacher's squared FPN
+    # feature is negative here (diagnose_fgfi.py; projects/shapes_demo/
+    # README.md, "The detection setting")
     connectors=dict(fpn_adapt=dict(type='mmkd.ConvConnector', in_channels=16,
-                                   out_channels=64, num_levels=5)),
+                                   out_channels=64, act=False,
+                                   num_levels=5)),
     distill_losses=dict(
         imitation=dict(type='mmkd.ImitationLoss', loss_weight=0.01,
                        student='fpn', connector='fpn_adapt', teacher='fpn',
