@@ -6,6 +6,3 @@ model = dict(
     region='imitation',
     mask_generator=dict(type='mmkd.ImitationMaskGenerator', psi=0.5,
                         max_iou_scope='all'))
-# the setting select_settings.py chose: the published weight (inherited) at
-# this rate (see fgfi_base_shapes.py)
-optim_wrapper = dict(optimizer=dict(lr=0.04))
