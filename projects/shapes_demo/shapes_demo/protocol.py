@@ -137,13 +137,12 @@ def grid_size(cfg: Config, name: str) -> int:
 
 def paper_scale(setting: Dict[str, float],
                 paper: Dict[str, float]) -> float:
-    """A variant's loss weights relative to the published ones (the same
-    ratio for every loss of a candidate)."""
-    ratios = {round(setting[k] / w, 6) for k, w in paper.items()}
-    if len(ratios) != 1:
-        raise ValueError(f'weights {setting} are not one multiple of the '
-                         f'published {paper}')
-    return ratios.pop()
+    """A variant's loss weights relative to the published ones: their
+    common ratio, or, where the losses of a candidate have different ratios
+    (e.g. FGFI's ID scans the imitation weight at D's published weights),
+    the geometric mean of the ratios."""
+    ratios = [setting[k] / w for k, w in paper.items()]
+    return round(float(np.exp(np.mean(np.log(ratios)))), 6)
 
 
 def best_candidate(results: Sequence) -> int:

@@ -2,3 +2,6 @@
 _base_ = './fgfi_base_shapes.py'
 
 model = dict(region='gt')
+# G's gradient per unit weight is about half of I's (see
+# fgfi_base_shapes.py)
+weight_grid = dict(imitation=[0.01, 0.2, 2.0])

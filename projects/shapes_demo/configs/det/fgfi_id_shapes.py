@@ -2,7 +2,10 @@
 # shapes.py) plus the output distillation of D (fgfi_d_shapes.py).
 _base_ = './fgfi_imitation_shapes.py'
 
+# the imitation weight scanned as I's, D's terms at their published weight
 paper_loss_weights = dict(imitation=0.01, rpn_cls=1.0, rpn_reg=1.0)
+weight_grid = dict(imitation=[0.01, 0.1, 1.0], rpn_cls=[1.0, 1.0, 1.0],
+                   rpn_reg=[1.0, 1.0, 1.0])
 
 model = dict(
     teacher_forward='tensor',  # the teacher's RPN head must run (see D)
