@@ -5,8 +5,9 @@
 _base_ = './fgfi_base_shapes.py'
 
 # mmkd's published D weight (1.0; the paper gives none) and 4x either side
-paper_loss_weights = dict(rpn_cls=1.0, rpn_reg=1.0)
-weight_grid = dict(rpn_cls=[0.25, 1.0, 4.0], rpn_reg=[0.25, 1.0, 4.0])
+paper_loss_weights = dict(_delete_=True, rpn_cls=1.0, rpn_reg=1.0)
+weight_grid = dict(_delete_=True, rpn_cls=[0.25, 1.0, 4.0],
+                   rpn_reg=[0.25, 1.0, 4.0])
 
 model = dict(
     # the teacher runs up to its RPN head (its taps end there)
