@@ -2,9 +2,12 @@
 ``mmkd`` is imported) loads goes through :func:`safe_torch_load`.
 
 - :mod:`.safe_load`: one file, ``torch.load(weights_only=True)`` with an
-  allow-list, after format and codec checks;
+  allow-list, after format and bounds checks;
+- :mod:`.bounds`: what loading may cost, checked before torch reads the
+  file (:mod:`.archive`: the zip layout; :mod:`.limits`: the bounds;
+  :mod:`.window`: the file read in pieces);
 - :mod:`.safe_numpy`: numeric numpy values without numpy's unpickling;
-- :mod:`.pickle_scan`: the pickle's strings, read without executing it;
+- :mod:`.pickle_scan`: the pickle streamed without executing it;
 - :mod:`.download`: URLs, cached under a name no other URL shares;
 - :mod:`.resume_state`: what mmengine's resume would execute or delete;
 - :mod:`.schemes`: mmengine's checkpoint schemes routed through the above.

@@ -4,8 +4,13 @@ A checkpoint is a pickle: unpickling an arbitrary one can run arbitrary code.
 
 1. The file must be a PyTorch file (zip or legacy format); an HTML page, a
    truncated download or random bytes get an error that says so.
-2. Its pickle is scanned (nothing executed) for the names of codecs whose
-   decoding time is quadratic (:mod:`mmkd.checkpoint.pickle_scan`).
+2. What loading it may cost is checked before anything in it is inflated,
+   allocated or unpickled (:mod:`mmkd.checkpoint.bounds`): the zip layout
+   (stored, non-overlapping members inside the file, a bounded number of
+   them), every storage's declared size against the bytes the file holds
+   for it, and a streamed scan of the pickle (nothing executed) for
+   quadratic codecs, allocating calls and nesting too deep
+   (:mod:`mmkd.checkpoint.pickle_scan`).
 3. ``torch.load(weights_only=True)`` rebuilds tensors, plain containers and
    the globals allow-listed here: mmengine's ``HistoryBuffer`` (message hub),
    a ``getattr`` that only returns ``HistoryBuffer`` statistics methods, and
@@ -24,9 +29,9 @@ from typing import IO, Any, Callable, List, Optional, Union
 import torch
 from mmengine.logging import HistoryBuffer
 
+from .bounds import check_checkpoint
 from .errors import (NEVER_SWITCH_OFF, CheckpointFormatError,
                      UnsafeCheckpointError)
-from .pickle_scan import check_codecs
 from .safe_numpy import numpy_stub_globals, rebuild_numpy
 
 # HistoryBuffer fills its class-level table on first instantiation, so a fresh
@@ -75,6 +80,16 @@ def _unpickler_reason(error: Exception) -> str:
 
 
 def _check_format(file: IO[bytes], what: str, name: str) -> None:
+    """Refuse a file that is not a torch zip or legacy file.
+
+    Args:
+        file (file-like): The checkpoint; its position is restored.
+        what (str): What is loaded, for messages.
+        name (str): The file's name, for messages.
+
+    Raises:
+        CheckpointFormatError: It is empty, an HTML page or something else.
+    """
     start = file.tell()
     head = file.read(4)
     file.seek(start)
@@ -82,7 +97,7 @@ def _check_format(file: IO[bytes], what: str, name: str) -> None:
         raise CheckpointFormatError(
             f'{what}: {name} is empty (an interrupted download or save?). '
             'Give the path of a complete checkpoint.')
-    if head.startswith(b'PK') or head.startswith(b'\x80\x02'):
+    if head == b'PK\x03\x04' or head.startswith(b'\x80\x02'):
         return  # torch's zip format, or the legacy pickle format
     looks_like = 'an HTML page (a login or error page saved instead of the ' \
         'file?)' if head.lstrip()[:1] == b'<' else 'not a PyTorch file'
@@ -112,8 +127,12 @@ def safe_torch_load(file: Union[str, IO[bytes]],
         FileNotFoundError: ``file`` is a path that does not exist.
         CheckpointFormatError: The file is not a readable PyTorch checkpoint.
         UnsafeCheckpointError: The file holds a global outside the
-            allow-list, a non-numeric numpy value or a quadratic codec
-            (nothing in it has been executed).
+            allow-list, a non-numeric numpy value, a quadratic codec or an
+            allocating call, is nested too deeply, or its layout would cost
+            more memory than its contents (compressed, oversized or
+            overlapping members, too many members, storages whose declared
+            size is not the size of their data). Nothing in it has been
+            executed.
     """
     if isinstance(file, str):
         path = osp.expanduser(file)
@@ -126,11 +145,21 @@ def safe_torch_load(file: Union[str, IO[bytes]],
     name = getattr(file, 'name', '<file object>')
     _check_format(file, what, name)
     try:
-        check_codecs(file)
+        check_checkpoint(file)
         with torch.serialization.safe_globals(safe_globals()):
             checkpoint = torch.load(
                 file, map_location=map_location, weights_only=True)
         return rebuild_numpy(checkpoint)
+    except UnsafeCheckpointError as e:
+        reason = str(e).rstrip('.')
+        raise UnsafeCheckpointError(
+            f'Refusing to load {what} {name}: {reason}.\n{NEVER_SWITCH_OFF}'
+        ) from None
+    except CheckpointFormatError as e:
+        reason = str(e).rstrip('.')
+        raise CheckpointFormatError(
+            f'{what}: {name} is not a readable PyTorch checkpoint (truncated '
+            f'or damaged?): {reason}. Download or copy it again.') from None
     except pickle.UnpicklingError as e:
         raise UnsafeCheckpointError(
             f'Refusing to load {what} {name}: it holds Python objects outside '

@@ -20,13 +20,18 @@ real numpy value, built from a validated description:
   buffer whose length is exactly ``prod(shape) * itemsize``;
 - scalars: a dtype as above and exactly ``itemsize`` bytes.
 
-Anything else raises :class:`pickle.UnpicklingError`.
+Anything else raises :class:`pickle.UnpicklingError`; a checkpoint nested
+too deeply to walk raises :class:`~mmkd.checkpoint.UnsafeCheckpointError`.
 """
 import math
 import pickle
+import sys
 from typing import Any, Dict, List, Tuple
 
 import numpy as np
+
+from . import limits
+from .errors import TOO_DEEP, UnsafeCheckpointError
 
 #: The dtype codes a checkpoint may use (numpy pickles dtypes by these).
 ALLOWED_DTYPES = frozenset({
@@ -147,7 +152,10 @@ def rebuild_numpy(obj: Any) -> Any:
     Walks dicts, lists, tuples, sets and the ``__dict__`` of other objects
     (``HistoryBuffer``); dicts, lists and attributes are updated in place,
     tuples and sets rebuilt. Each object is visited once (shared and cyclic
-    references keep their identity).
+    references keep their identity). A container is one level; the walk
+    refuses to go deeper than :data:`~mmkd.checkpoint.limits.MAX_NESTING`
+    levels (the pickle scan refuses structures written that deep; this
+    catches ones linked up through the pickle's memo afterwards).
 
     Args:
         obj: What ``torch.load`` returned.
@@ -157,42 +165,48 @@ def rebuild_numpy(obj: Any) -> Any:
 
     Raises:
         pickle.UnpicklingError: A stand-in does not describe a numeric numpy
-            value, or the object is nested too deeply to walk.
+            value.
+        UnsafeCheckpointError: The object is nested deeper than the limit.
     """
     import torch
     done: Dict[int, Any] = {}
 
-    def convert(item: Any) -> Any:
+    def convert(item: Any, depth: int) -> Any:
         if isinstance(item, (str, bytes, int, float, complex, torch.Tensor,
                              type)) or item is None or callable(item):
             return item
         if id(item) in done:
             return done[id(item)]
+        if depth > limits.MAX_NESTING:
+            raise UnsafeCheckpointError(
+                TOO_DEEP.format(limit=limits.MAX_NESTING))
+        inner = depth + 1
         if isinstance(item, STUBS):
             done[id(item)] = item.build()
         elif isinstance(item, dict):
             done[id(item)] = item
             for key, value in list(item.items()):
-                item[key] = convert(value)
+                item[key] = convert(value, inner)
         elif isinstance(item, list):
             done[id(item)] = item
-            item[:] = [convert(value) for value in item]
+            item[:] = [convert(value, inner) for value in item]
         elif isinstance(item, (tuple, set, frozenset)):
             done[id(item)] = item
-            values = [convert(value) for value in item]
+            values = [convert(value, inner) for value in item]
             if any(a is not b for a, b in zip(values, item)):
                 done[id(item)] = type(item)(values)
         elif hasattr(item, '__dict__'):
             done[id(item)] = item
             attrs = vars(item)
             for key, value in list(attrs.items()):
-                attrs[key] = convert(value)
+                attrs[key] = convert(value, inner)
         else:
             done[id(item)] = item
         return done[id(item)]
 
     try:
-        return convert(obj)
+        return convert(obj, 1)
     except RecursionError:
-        raise pickle.UnpicklingError(
-            'the checkpoint is nested too deeply to check') from None
+        raise UnsafeCheckpointError(
+            "it is nested too deeply to walk within Python's recursion limit "
+            f'of {sys.getrecursionlimit()} frames') from None
