@@ -18,7 +18,8 @@ model = dict(
     connectors=dict(_delete_=True),
     distill_losses=dict(
         _delete_=True,
+        # the weights select_settings.py chose (see fgfi_base_shapes.py)
         rpn_cls=dict(type='mmkd.KDLoss', tau=2.0, use_sigmoid=True,
-                     loss_weight=1.0, student='rpn_cls', teacher='rpn_cls'),
-        rpn_reg=dict(type='mmkd.FeatureMSELoss', loss_weight=1.0,
+                     loss_weight=0.25, student='rpn_cls', teacher='rpn_cls'),
+        rpn_reg=dict(type='mmkd.FeatureMSELoss', loss_weight=0.25,
                      student='rpn_reg', teacher='rpn_reg')))

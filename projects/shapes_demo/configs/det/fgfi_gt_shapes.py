@@ -5,3 +5,5 @@ model = dict(region='gt')
 # G's gradient per unit weight is about half of I's (see
 # fgfi_base_shapes.py)
 weight_grid = dict(imitation=[0.01, 0.2, 2.0])
+# the weight select_settings.py chose (see fgfi_base_shapes.py)
+model = dict(distill_losses=dict(imitation=dict(loss_weight=0.2)))
