@@ -20,6 +20,7 @@ from torch import nn
 from mmkd.checkpoint import (CheckpointFormatError, UnsafeCheckpointError,
                              limits, safe_torch_load)
 from mmkd.checkpoint.bounds import check_checkpoint
+from mmkd.testing.crafted_checkpoints import write_zip_bomb
 
 _LOCAL = struct.Struct('<4s5H3L2H')
 _CENTRAL = struct.Struct('<4s6H3L5H2L')
@@ -80,50 +81,6 @@ def with_pickle(tmp_path, pickle_bytes, name='crafted.pth'):
     members = [(n, pickle_bytes if n.endswith('data.pkl') else d)
                for n, d in members_of(saved({'x': 1}))]
     return write_zip(tmp_path / name, members)
-
-
-def write_bomb(path, inflated):
-    """A real ``torch.save`` file whose ``data.pkl`` member is
-    deflate-compressed and padded after its STOP opcode with zeros up to
-    ``inflated`` bytes; the compressed stream is built one 1 MiB piece at a
-    time (after a full flush, every piece of zeros compresses to the same
-    bytes), so neither this function nor the file holds what it inflates
-    to."""
-    with open(path, 'wb') as out:
-        entries = []
-        for name, data in members_of(saved({'w': torch.arange(4.)})):
-            raw, offset = name.encode(), out.tell()
-            if not name.endswith('data.pkl'):
-                crc = zlib.crc32(data)
-                out.write(_LOCAL.pack(b'PK\x03\x04', 20, 0, 0, 0, 0, crc,
-                                      len(data), len(data), len(raw), 0)
-                          + raw + data)
-                entries.append((raw, offset, 0, crc, len(data), len(data)))
-                continue
-            deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
-            first = data + bytes(_CHUNK - len(data))
-            head = deflate.compress(first) + deflate.flush(zlib.Z_FULL_FLUSH)
-            zeros = bytes(_CHUNK)
-            block = deflate.compress(zeros) + deflate.flush(zlib.Z_FULL_FLUSH)
-            tail = deflate.compress(zeros) + deflate.flush()
-            pieces = inflated // _CHUNK
-            crc = zlib.crc32(first)
-            for _ in range(pieces - 1):
-                crc = zlib.crc32(zeros, crc)
-            size = len(head) + len(block) * (pieces - 2) + len(tail)
-            out.write(_LOCAL.pack(b'PK\x03\x04', 20, 0, 8, 0, 0, crc, size,
-                                  pieces * _CHUNK, len(raw), 0) + raw + head)
-            for _ in range(pieces - 2):
-                out.write(block)
-            out.write(tail)
-            entries.append((raw, offset, 8, crc, size, pieces * _CHUNK))
-        directory = out.tell()
-        for raw, offset, method, crc, size, full in entries:
-            out.write(_CENTRAL.pack(b'PK\x01\x02', 20, 20, 0, method, 0, 0,
-                                    crc, size, full, len(raw), 0, 0, 0, 0, 0,
-                                    offset) + raw)
-        out.write(_EOCD.pack(b'PK\x05\x06', 0, 0, len(entries), len(entries),
-                             out.tell() - directory, directory, 0))
 
 
 def assert_same(got, want):
@@ -226,7 +183,7 @@ def test_a_3mb_file_that_inflates_to_3gb_is_refused_before_inflating(
     4.55 GB on it before a bare MemoryError. Measured in a child process:
     its peak memory may grow by less than 100 MB."""
     path = tmp_path / 'bomb.pth'
-    write_bomb(path, 3 << 30)
+    write_zip_bomb(path, 3 << 30)
     assert osp.getsize(path) < 4 << 20
     with zipfile.ZipFile(path) as archive:  # a valid zip: it does inflate
         assert archive.getinfo('archive/data.pkl').file_size == 3 << 30

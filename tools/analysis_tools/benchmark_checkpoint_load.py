@@ -32,12 +32,10 @@ import os
 import os.path as osp
 import pickletools
 import statistics
-import struct
 import subprocess
 import sys
 import tempfile
 import zipfile
-import zlib
 from typing import Callable, Dict, List
 
 import torch
@@ -45,11 +43,7 @@ import torch
 from mmkd.checkpoint import safe_globals, safe_torch_load
 from mmkd.checkpoint.safe_numpy import rebuild_numpy
 from mmkd.testing import benchmark
-
-_LOCAL = struct.Struct('<4s5H3L2H')
-_CENTRAL = struct.Struct('<4s6H3L5H2L')
-_EOCD = struct.Struct('<4s4H2LH')
-_CHUNK = 1 << 20
+from mmkd.testing.crafted_checkpoints import write_zip_bomb
 
 
 def parse_args() -> argparse.Namespace:
@@ -120,53 +114,6 @@ def load_before(path: str) -> object:
         with torch.serialization.safe_globals(safe_globals()):
             return rebuild_numpy(torch.load(f, map_location='cpu',
                                             weights_only=True))
-
-
-def write_bomb(path: str, inflated: int) -> None:
-    """A real torch.save file whose data.pkl is deflate-compressed and
-    padded after STOP with zeros to ``inflated`` bytes, built one 1 MiB
-    piece at a time (after a full flush, every piece of zeros compresses to
-    the same bytes)."""
-    buf = io.BytesIO()
-    torch.save({'w': torch.arange(4.)}, buf)
-    with zipfile.ZipFile(buf) as source, open(path, 'wb') as out:
-        entries = []
-        for info in source.infolist():
-            data, raw = source.read(info), info.filename.encode()
-            offset, method = out.tell(), 0
-            if raw.endswith(b'data.pkl'):
-                method, full, zeros = 8, inflated // _CHUNK * _CHUNK, \
-                    bytes(_CHUNK)
-                deflate = zlib.compressobj(9, zlib.DEFLATED, -15)
-                first = data + bytes(_CHUNK - len(data))
-                pieces = [deflate.compress(first)
-                          + deflate.flush(zlib.Z_FULL_FLUSH)]
-                pieces.append(deflate.compress(zeros)
-                              + deflate.flush(zlib.Z_FULL_FLUSH))
-                tail = deflate.compress(zeros) + deflate.flush()
-                count = full // _CHUNK
-                crc = zlib.crc32(first)
-                for _ in range(count - 1):
-                    crc = zlib.crc32(zeros, crc)
-                size = len(pieces[0]) + len(pieces[1]) * (count - 2) + \
-                    len(tail)
-                out.write(_LOCAL.pack(b'PK\x03\x04', 20, 0, 8, 0, 0, crc, size,
-                                      full, len(raw), 0) + raw + pieces[0])
-                for _ in range(count - 2):
-                    out.write(pieces[1])
-                out.write(tail)
-            else:
-                crc, size, full = zlib.crc32(data), len(data), len(data)
-                out.write(_LOCAL.pack(b'PK\x03\x04', 20, 0, 0, 0, 0, crc, size,
-                                      full, len(raw), 0) + raw + data)
-            entries.append((raw, offset, method, crc, size, full))
-        directory = out.tell()
-        for raw, offset, method, crc, size, full in entries:
-            out.write(_CENTRAL.pack(b'PK\x01\x02', 20, 20, 0, method, 0, 0,
-                                    crc, size, full, len(raw), 0, 0, 0, 0,
-                                    0, offset) + raw)
-        out.write(_EOCD.pack(b'PK\x05\x06', 0, 0, len(entries), len(entries),
-                             out.tell() - directory, directory, 0))
 
 
 def bomb_child(path: str, rounds: int, with_torch: bool) -> None:
@@ -254,7 +201,7 @@ def main() -> None:
                              f'{100 * change:+.1f}%' if variant == 'after'
                              else ''))
         bomb = osp.join(tmp, 'bomb.pth')
-        write_bomb(bomb, args.bomb_gib << 30)
+        write_zip_bomb(bomb, args.bomb_gib << 30)
         with zipfile.ZipFile(bomb) as archive:
             inflated = archive.getinfo('archive/data.pkl').file_size
         proc = subprocess.run(
