@@ -205,7 +205,8 @@ def test_demo_configs_hold_valid_grids():
             cfg = Config.fromfile(osp.join(CONFIGS, name))
             candidates = variant_candidates(cfg, name,
                                             stage_setting(base)['lr'])
-            assert len(candidates) == len(cfg.lr_grid) == 6
+            # the baseline's budget, a grid of at least three
+            assert len(candidates) == len(cfg.lr_grid) >= 3, name
             held = ({f'model.distill_losses.{k}.loss_weight': v.loss_weight
                      for k, v in cfg.model.distill_losses.items()},
                     stage_setting(cfg)['lr'])
