@@ -93,6 +93,8 @@ def teacher_map(work: str, checkpoint: str, ann_file: str,
     """The teacher's bbox mAP (percent) on the scenes of ``ann_file``."""
     from mmengine.config import Config
     from mmengine.runner import Runner
+
+    from shapes_demo.stages import close_logger
     task = next(t for t in TASKS if t.name == 'det')
     data_root = os.environ[task.data_env]
     cfg = Config.fromfile(osp.join(CONFIGS, task.teacher))
@@ -108,9 +110,7 @@ def teacher_map(work: str, checkpoint: str, ann_file: str,
             contextlib.redirect_stdout(console):
         runner = Runner.from_cfg(cfg)
         metrics = runner.test()
-        for handler in list(runner.logger.handlers):
-            handler.close()
-            runner.logger.removeHandler(handler)
+        close_logger(runner)
     return 100 * float(metrics['coco/bbox_mAP'])
 
 
@@ -195,13 +195,17 @@ class ImitationProbe:
         import torch.nn.functional as F
         current = self._current
         students, teachers = current['student'], current['teacher']
-        task = sum(_loss_sum(v) for k, v in losses.items()
-                   if 'loss' in k and not k.startswith('distill'))
+        # the student's own losses, summed as mmengine sums them
+        task, _ = distiller.parse_losses(
+            {k: v for k, v in losses.items() if not k.startswith('distill')})
         imitation = losses[f'distill.loss_{self.loss_name}']
+        # a level a loss does not reach gets a zero gradient
         g_task = torch.autograd.grad(task, students, retain_graph=True,
-                                     allow_unused=True)
+                                     allow_unused=True,
+                                     materialize_grads=True)
         g_imit = torch.autograd.grad(imitation, students, retain_graph=True,
-                                     allow_unused=True)
+                                     allow_unused=True,
+                                     materialize_grads=True)
         route = distiller.loss_routes[self.loss_name]
         connectors = getattr(distiller.connectors, 'module',
                              distiller.connectors)
@@ -214,8 +218,7 @@ class ImitationProbe:
             students[0].device)
         weight = distiller.distill_losses[self.loss_name].loss_weight
         for level, (s, t, a) in enumerate(zip(students, teachers, adapted)):
-            gt_ = _zeros_if_none(g_task[level], s)
-            gi = _zeros_if_none(g_imit[level], s)
+            gt_, gi = g_task[level], g_imit[level]
             t = t.float()
             diff = (a - t).pow(2).sum(1)  # (N, H, W)
             row = dict(
@@ -235,19 +238,6 @@ class ImitationProbe:
                 row[f'diff_{short}'] = ((diff * m).sum() / (
                     diff * full).sum().clamp(min=1e-12)).item()
             self.rows.append(row)
-
-
-def _loss_sum(value):
-    """A loss dict value (a tensor, or mmdet's list per level) as one
-    tensor."""
-    if isinstance(value, (list, tuple)):
-        return sum(value)
-    return value
-
-
-def _zeros_if_none(grad, like):
-    import torch
-    return torch.zeros_like(like) if grad is None else grad
 
 
 def _layer_norm(connector, level: int) -> float:

@@ -379,12 +379,19 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
         shutil.copyfile(checkpoint, osp.join(work_dir, 'teacher.pth'))
     # the stage's logger is done: its log file is complete and its console
     # handler writes to console.log, closed above
-    for handler in list(runner.logger.handlers):
-        handler.close()
-        runner.logger.removeHandler(handler)
+    close_logger(runner)
     with open(osp.join(work_dir, 'result.json'), 'w') as f:
         json.dump(asdict(result), f)
     return result
+
+
+def close_logger(runner: Runner) -> None:
+    """Close and remove the handlers of a finished runner's logger (its log
+    file is complete; its console handler may write to a file that is about
+    to close), so that later runners of the process do not write to them."""
+    for handler in list(runner.logger.handlers):
+        handler.close()
+        runner.logger.removeHandler(handler)
 
 
 class Progress:
