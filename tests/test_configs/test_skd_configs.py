@@ -219,19 +219,24 @@ def test_pair_term_on_a_tap_that_is_not_4d():
         model.train_step(batch(19), optim_wrapper)
 
 
-@pytest.mark.parametrize('nodes', [
-    dict(node_size=2, pool_scale=0.5),
-    dict(node_size=None, pool_scale=None),
-], ids=['both', 'neither'])
-def test_pair_term_needs_exactly_one_node_definition(nodes):
+def test_pair_term_takes_at_most_one_node_definition():
     cfg = load(R18_PAIR)
     model_cfg = shrink(cfg)
     model_cfg.teacher = small_teacher(cfg, num_classes=19)
-    model_cfg.distill_losses.pair.update(nodes)
+    model_cfg.distill_losses.pair.update(node_size=2, pool_scale=0.5)
     with pytest.raises(ValueError, match=r'model\.distill_losses\.pair\.'
-                       r'node_size: expected exactly one of node_size and '
+                       r'node_size: expected at most one of node_size and '
                        r'pool_scale'):
         build(model_cfg, cfg.default_scope)
+
+
+def test_pair_term_without_a_node_definition_is_the_official_one():
+    cfg = load(R18_PAIR)
+    model_cfg = shrink(cfg)
+    model_cfg.teacher = small_teacher(cfg, num_classes=19)
+    model_cfg.distill_losses.pair.update(node_size=None, pool_scale=None)
+    pair = build(model_cfg, cfg.default_scope).distill_losses.pair
+    assert (pair.pool, pair.pool_scale) == ('max', 0.5)
 
 
 @pytest.mark.parametrize('optim_cfg', [

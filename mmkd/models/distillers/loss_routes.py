@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Mapping, Sequence, Tuple
 import torch.nn as nn
 from torch import Tensor
 
+from mmkd.models.losses.levelwise import LevelwiseLoss
 from mmkd.registry import MODELS
 from mmkd.taps import FeatureTaps
 from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
@@ -191,8 +192,13 @@ class LossRouteBuilder:
         """Check that ``loss.forward`` takes the student tap and the teacher
         tap (positionally, in this order), and ``extra_inputs`` as keyword
         arguments."""
-        signature = inspect.signature(loss.forward)
-        params = list(signature.parameters.values())
+        # a loss computed per level states its inputs in forward_level
+        # (its forward takes them as **inputs and splits them by level)
+        levelwise = isinstance(loss, LevelwiseLoss)
+        method = 'forward_level' if levelwise else 'forward'
+        signature = inspect.signature(getattr(loss, method))
+        params = [p for p in signature.parameters.values()
+                  if not (levelwise and p.name == 'level')]
         kind = inspect.Parameter
         positional = [p for p in params
                       if p.kind in (kind.POSITIONAL_ONLY,
@@ -202,7 +208,7 @@ class LossRouteBuilder:
         plain = signature.replace(
             parameters=[p.replace(annotation=p.empty) for p in params],
             return_annotation=signature.empty)
-        described = f'{type(loss).__name__}.forward{plain}'
+        described = f'{type(loss).__name__}.{method}{plain}'
         if len(positional) < 2 and kind.VAR_POSITIONAL not in takes_any:
             raise ConfigValueError(
                 f'{key}.type',

@@ -1,15 +1,17 @@
 """Channel-wise distillation (CWD, Shu et al., "Channel-wise Knowledge
 Distillation for Dense Prediction", ICCV 2021, Sec. 3.2)."""
-import torch.nn as nn
+from typing import Optional
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from .levelwise import LevelwiseLoss
 from .utils import check_map_pair, check_tau, fp32_math, resize_to
 
 
 @MODELS.register_module()
-class ChannelWiseLoss(nn.Module):
+class ChannelWiseLoss(LevelwiseLoss):
     """Each channel's spatial distribution of the student imitates the
     teacher's.
 
@@ -57,22 +59,33 @@ class ChannelWiseLoss(nn.Module):
             Cityscapes reproduction use 1 on the logits. Defaults to 1.0.
         loss_weight (float): Multiplier of the loss (MMRazor's Cityscapes
             PSPNet reproduction: 5). Defaults to 1.0.
+        level_reduction (str, optional): How the levels of a multi-level tap
+            (e.g. a detector's classification head on every FPN level)
+            combine: ``'sum'`` (default; MMRazor's CWD detection configs
+            give one loss per level, each with the full weight) or
+            ``'mean'``; see
+            :class:`~mmkd.models.losses.levelwise.LevelwiseLoss`.
     """
 
-    def __init__(self, tau: float = 1.0, loss_weight: float = 1.0) -> None:
-        super().__init__()
+    def __init__(self,
+                 tau: float = 1.0,
+                 loss_weight: float = 1.0,
+                 level_reduction: Optional[str] = None) -> None:
+        super().__init__(level_reduction)
         self.tau = check_tau(tau, 'ChannelWiseLoss',
                              '1 is the published value on the logits')
         self.loss_weight = loss_weight
 
-    def forward(self, student: Tensor, teacher: Tensor) -> Tensor:
-        """Compute the channel-wise distillation loss.
+    def forward_level(self, student: Tensor, teacher: Tensor,
+                      level: int = 0) -> Tensor:
+        """The channel-wise distillation loss of one pair of maps.
 
         Args:
             student (Tensor): ``(N, C, H, W)`` student logits or features
                 (after the connector, if any).
             teacher (Tensor): ``(N, C, H_t, W_t)`` teacher logits or
                 features, resized to ``H×W`` when the sizes differ.
+            level (int): The level's index (unused).
 
         Returns:
             Tensor: Scalar fp32 loss, already multiplied by ``loss_weight``.

@@ -3,7 +3,6 @@ Sec. 3.1)."""
 from typing import Optional, Tuple
 
 import torch
-import torch.nn as nn
 import torch.nn.functional as F
 from torch import Tensor
 
@@ -11,10 +10,16 @@ from mmkd.registry import MODELS
 from mmkd.utils.config_checks import (ConfigValueError, check_choice,
                                       check_number, check_optional,
                                       check_positive_int)
+from .levelwise import LevelwiseLoss
 from .utils import check_map_pair, fp32_math, resize_to
 
 #: Added to each node's L2 norm before dividing, as in the official code.
 NORM_EPS = 1e-8
+
+#: The official node scheme (``CriterionPairWiseforWholeFeatAfterPool``):
+#: max pooling, the node side half the map's side; used when neither
+#: ``node_size`` nor ``pool_scale`` is given.
+OFFICIAL_POOL_SCALE = 0.5
 
 #: Default ``norm_floor``: a node's norm is raised to at least this fraction
 #: of the mean node norm of its sample.
@@ -22,7 +27,7 @@ NORM_FLOOR = 0.05
 
 
 @MODELS.register_module()
-class PairWiseLoss(nn.Module):
+class PairWiseLoss(LevelwiseLoss):
     """The student's affinity graph of spatial nodes imitates the teacher's.
 
     Steps:
@@ -119,8 +124,10 @@ class PairWiseLoss(nn.Module):
         node_size (int, optional): β, the side of a node patch in locations;
             1 makes every location a node. Defaults to None.
         pool_scale (float, optional): Node side as a fraction of the map's
-            side, in (0, 1] (official: 0.5). Exactly one of ``node_size`` and
-            ``pool_scale`` must be given. Defaults to None.
+            side, in (0, 1]. At most one of ``node_size`` and ``pool_scale``
+            may be given; with neither, the official scheme applies:
+            ``pool_scale=0.5`` (with the default ``pool='max'``). Defaults to
+            None.
         loss_weight (float): Multiplier of the loss (the paper's
             ``lambda_pa``). Defaults to 1.0.
         method (str): ``'auto'``, ``'gram'`` or ``'affinity'`` (see above).
@@ -129,6 +136,10 @@ class PairWiseLoss(nn.Module):
             node is divided by, as a fraction of the mean node norm of its
             sample; None divides by the norm + 1e-8 only (the official
             code). Defaults to 0.05.
+        level_reduction (str, optional): A multi-level tap's levels are
+            ``'sum'``-med (default: SKD distils one map; several maps are
+            several losses) or averaged (``'mean'``); see
+            :class:`~mmkd.models.losses.levelwise.LevelwiseLoss`.
     """
 
     def __init__(self,
@@ -137,8 +148,9 @@ class PairWiseLoss(nn.Module):
                  pool_scale: Optional[float] = None,
                  loss_weight: float = 1.0,
                  method: str = 'auto',
-                 norm_floor: Optional[float] = NORM_FLOOR) -> None:
-        super().__init__()
+                 norm_floor: Optional[float] = NORM_FLOOR,
+                 level_reduction: Optional[str] = None) -> None:
+        super().__init__(level_reduction)
         owner = 'PairWiseLoss'
 
         def fraction(value, key, todo):  # None, or a number in (0, 1]
@@ -147,13 +159,16 @@ class PairWiseLoss(nn.Module):
 
         self.pool = check_choice(pool, 'pool', ('max', 'avg'), owner,
                                  "'max' is the official code, 'avg' TPAMI.")
-        if (node_size is None) == (pool_scale is None):
+        if node_size is not None and pool_scale is not None:
             raise ConfigValueError(
-                'node_size', 'exactly one of node_size and pool_scale',
+                'node_size', 'at most one of node_size and pool_scale',
                 f'node_size={node_size!r}, pool_scale={pool_scale!r}',
-                'Give node_size for fixed node patches (the paper) or '
-                'pool_scale for a fraction of the map (the official code).',
+                'Give node_size for fixed node patches (the paper), '
+                'pool_scale for a fraction of the map, or neither for the '
+                f'official scheme (pool_scale={OFFICIAL_POOL_SCALE}).',
                 owner=owner)
+        if node_size is None and pool_scale is None:
+            pool_scale = OFFICIAL_POOL_SCALE
         self.node_size = check_optional(
             check_positive_int, node_size, 'node_size', owner=owner,
             todo='It is the side of a node patch in feature locations, '
@@ -228,13 +243,15 @@ class PairWiseLoss(nn.Module):
         affinity_cost = num_nodes * num_nodes * (c_s + c_t)
         return 'gram' if gram_cost < affinity_cost else 'affinity'
 
-    def forward(self, student_feat: Tensor, teacher_feat: Tensor) -> Tensor:
-        """Compute the pair-wise distillation loss.
+    def forward_level(self, student_feat: Tensor, teacher_feat: Tensor,
+                      level: int = 0) -> Tensor:
+        """The pair-wise distillation loss of one pair of maps.
 
         Args:
             student_feat (Tensor): ``(N, C_s, H, W)`` student feature.
             teacher_feat (Tensor): ``(N, C_t, H_t, W_t)`` teacher feature,
                 resized to ``H×W`` when the sizes differ.
+            level (int): The level's index (unused).
 
         Returns:
             Tensor: Scalar fp32 loss, already multiplied by ``loss_weight``.

@@ -1,15 +1,17 @@
 """Pixel-wise distillation of SKD (Liu et al., CVPR 2019, Sec. 3.1)."""
-import torch.nn as nn
+from typing import Optional
+
 import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
 from mmkd.utils.config_checks import check_choice
+from .levelwise import LevelwiseLoss
 from .utils import check_map_pair, check_tau, fp32_math, resize_to
 
 
 @MODELS.register_module()
-class PixelWiseLoss(nn.Module):
+class PixelWiseLoss(LevelwiseLoss):
     """Every pixel's class distribution of the student imitates the teacher's.
 
     With ``q = softmax(logits / tau)`` over the class dimension of the
@@ -51,13 +53,18 @@ class PixelWiseLoss(nn.Module):
             ``lambda_pi = 10``). Defaults to 1.0.
         reduction (str): ``'mean'`` (over batch and pixels) or ``'official'``
             (sum over batch and pixels / (H·W)). Defaults to ``'mean'``.
+        level_reduction (str, optional): A multi-level tap's levels are
+            ``'sum'``-med (default: SKD distils one map; several maps are
+            several losses) or averaged (``'mean'``); see
+            :class:`~mmkd.models.losses.levelwise.LevelwiseLoss`.
     """
 
     def __init__(self,
                  tau: float = 1.0,
                  loss_weight: float = 1.0,
-                 reduction: str = 'mean') -> None:
-        super().__init__()
+                 reduction: str = 'mean',
+                 level_reduction: Optional[str] = None) -> None:
+        super().__init__(level_reduction)
         self.reduction = check_choice(
             reduction, 'reduction', ('mean', 'official'), 'PixelWiseLoss',
             "'official' is N times 'mean' (it divides the batch's sum by H·W "
@@ -65,14 +72,15 @@ class PixelWiseLoss(nn.Module):
         self.tau = check_tau(tau, 'PixelWiseLoss', '1 is the official value')
         self.loss_weight = loss_weight
 
-    def forward(self, student_logits: Tensor,
-                teacher_logits: Tensor) -> Tensor:
-        """Compute the pixel-wise distillation loss.
+    def forward_level(self, student_logits: Tensor, teacher_logits: Tensor,
+                      level: int = 0) -> Tensor:
+        """The pixel-wise distillation loss of one pair of maps.
 
         Args:
             student_logits (Tensor): ``(N, C, H, W)`` student logits.
             teacher_logits (Tensor): ``(N, C, H_t, W_t)`` teacher logits,
                 resized to ``H×W`` when the sizes differ.
+            level (int): The level's index (unused).
 
         Returns:
             Tensor: Scalar fp32 loss, already multiplied by ``loss_weight``.

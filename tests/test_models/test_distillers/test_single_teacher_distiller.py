@@ -350,8 +350,8 @@ def test_routing_keys_of_the_wrong_type(cfg):
 def test_extra_inputs_the_loss_does_not_take(cfg):
     with pytest.raises(ValueError, match=(
             r'^model\.distill_losses\.hint\.extra_inputs\.weight: expected an '
-            r'argument of FeatureMSELoss\.forward\(student.*\) besides the '
-            r"student and teacher inputs \['student', 'teacher'\], found "
+            r'argument of FeatureMSELoss\.forward_level\(student.*\) besides '
+            r"the student and teacher inputs \['student', 'teacher'\], found "
             r"'weight'\.")):
         build(with_hint(cfg, extra_inputs=dict(weight='inputs')))
     # the teacher input comes from teacher=, not from extra_inputs

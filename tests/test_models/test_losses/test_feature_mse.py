@@ -25,6 +25,9 @@ def test_errors_are_explained():
         FeatureMSELoss()([s, s], [s])
     with pytest.raises(ValueError, match='^FeatureMSELoss: got no levels'):
         FeatureMSELoss()([], [])
-    with pytest.raises(ValueError, match=r'level 0: student shape '
+    with pytest.raises(ValueError, match=r'^FeatureMSELoss: student shape '
                        r'\(1, 1, 2, 2\) differs from teacher shape'):
         FeatureMSELoss()(s, torch.zeros(1, 2, 2, 2))
+    with pytest.raises(ValueError, match=r'^level 1: FeatureMSELoss: student '
+                       r'shape \(1, 1, 2, 2\) differs from teacher shape'):
+        FeatureMSELoss()([s, s], [s, torch.zeros(1, 2, 2, 2)])

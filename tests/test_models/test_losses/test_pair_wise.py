@@ -287,6 +287,23 @@ def test_gradient_reaches_student_only():
     assert student.grad.abs().sum() > 0 and teacher.grad is None
 
 
+def test_the_official_node_scheme_is_the_default():
+    """Neither node_size nor pool_scale: max pooling with a node side of
+    half the map's (the official code), so a 4x6 map has 2x2 nodes of 2x3
+    locations, each the max of its patch."""
+    loss = PairWiseLoss()
+    assert (loss.pool, loss.pool_scale, loss.node_size) == ('max', 0.5, None)
+    assert loss.kernel_size(65, 65) == (32, 32)
+    feat = torch.arange(24.).reshape(1, 1, 4, 6)
+    nodes = loss.build_nodes(feat)
+    # one channel: every node normalises to 1; the pooling is in the shape
+    assert nodes.shape == (1, 1, 4)
+    student = torch.rand(2, 3, 4, 6)
+    teacher = torch.rand(2, 5, 4, 6)
+    expected = PairWiseLoss(pool='max', pool_scale=0.5)(student, teacher)
+    assert torch.equal(loss(student, teacher), expected)
+
+
 def test_errors_are_explained():
     with pytest.raises(
             ValueError,
@@ -297,18 +314,14 @@ def test_errors_are_explained():
     with pytest.raises(ValueError, match='^PairWiseLoss teacher_feat: '
                        r'expected a 4-D tensor, found shape \(2, 3\)'):
         PairWiseLoss(node_size=1)(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3))
-    with pytest.raises(TypeError, match='^PairWiseLoss student_feat: '
-                       'expected a Tensor'):
-        PairWiseLoss(node_size=1)([torch.zeros(2, 3, 4, 4)],
-                                  torch.zeros(2, 3, 4, 4))
+    with pytest.raises(TypeError, match='^PairWiseLoss student: '
+                       'expected a Tensor or a list/tuple of Tensors'):
+        PairWiseLoss(node_size=1)([1], torch.zeros(2, 3, 4, 4))
     with pytest.raises(
             ConfigValueError,
-            match='^PairWiseLoss node_size: expected exactly one of node_size '
-            'and pool_scale, found node_size=2, pool_scale=0.5'):
+            match='^PairWiseLoss node_size: expected at most one of '
+            'node_size and pool_scale, found node_size=2, pool_scale=0.5'):
         PairWiseLoss(node_size=2, pool_scale=0.5)
-    with pytest.raises(ConfigValueError,
-                       match='found node_size=None, pool_scale=None'):
-        PairWiseLoss()
     for bad in (0, 'a', 2.0, True):
         with pytest.raises(ValueError,
                            match=f'node_size: expected an int >= 1, found '
