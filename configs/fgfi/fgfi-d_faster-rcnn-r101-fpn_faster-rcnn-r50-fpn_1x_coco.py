@@ -17,8 +17,8 @@ _base_ = './fgfi_faster-rcnn-r101-fpn_faster-rcnn-r50-fpn_1x_coco.py'
 
 model = dict(
     teacher_forward='tensor',
-    # 'fpn' stays: mask_tap must name a student tap (no mask is computed
-    # when no loss asks for 'imitation_masks')
+    # no loss asks for 'imitation_masks': no imitation region is built
+    mask_tap=None,
     student_taps=dict(rpn_cls='rpn_head.rpn_cls'),
     teacher_taps=dict(_delete_=True, rpn_cls='rpn_head.rpn_cls'),
     # no unused adaptation layer (it would get no gradient: DDP complains)

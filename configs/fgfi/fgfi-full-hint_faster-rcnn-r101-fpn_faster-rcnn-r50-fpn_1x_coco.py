@@ -37,9 +37,9 @@ train_pipeline = [
 train_dataloader = dict(dataset=dict(pipeline=train_pipeline))
 
 model = dict(
-    # region='full' (inherited) is not computed: no loss asks for it (the
-    # hint covers every location), and the inherited student tap 'fpn' stays
-    # only because mask_tap must name a student tap.
+    # no imitation region: no loss asks for it (the hint covers every
+    # location)
+    mask_tap=None,
     # The P4 and P5 outputs of the FPN (P6 is a max-pool, not a module):
     student_taps=dict(guided='neck.fpn_convs.2'),
     teacher_taps=dict(_delete_=True, hint='neck.fpn_convs.3'),

@@ -38,7 +38,10 @@ class DetectionDistiller(SingleTeacherDistiller):
     the RPN head's forward: its proposals and RoI head feed no tap.
 
     Args:
-        mask_tap (str): Student tap whose feature maps the masks cover.
+        mask_tap (str, optional): Student tap whose feature maps the masks
+            cover. Needed only when a loss uses ``'imitation_masks'`` (or to
+            draw the masks); without it no region is built, so a student
+            without anchors (e.g. FCOS) can be distilled with other losses.
         region (str): ``'imitation'``, ``'gt'`` or ``'full'``.
         mask_generator (dict): Config of the imitation-mask generator.
             Defaults to ``ImitationMaskGenerator(psi=0.5)``.
@@ -48,23 +51,39 @@ class DetectionDistiller(SingleTeacherDistiller):
     """
 
     def __init__(self,
-                 mask_tap: str = 'fpn',
+                 mask_tap: Optional[str] = None,
                  region: str = 'imitation',
                  mask_generator: Optional[Mapping] = None,
                  anchor_generator: Optional[Mapping] = None,
                  **kwargs) -> None:
         super().__init__(**kwargs)
-        if not isinstance(mask_tap, str) or mask_tap not in self.student_taps:
+        users = [name for name, route in self.loss_routes.items()
+                 if 'imitation_masks' in route['extra_inputs'].values()]
+        if mask_tap is None and users:
+            raise ConfigValueError(
+                'model.mask_tap', 'the name of the student tap whose maps '
+                'the imitation region covers, one of '
+                f'{sorted(self.student_taps.paths)} (model.student_taps), as '
+                f'model.distill_losses.{users[0]} uses \'imitation_masks\'',
+                'nothing', "Set mask_tap to that loss's student tap (e.g. "
+                "mask_tap='fpn').")
+        if mask_tap is not None and (not isinstance(mask_tap, str) or
+                                     mask_tap not in self.student_taps):
             raise ConfigKeyError(
                 'model.mask_tap', 'the name of a student tap, one of '
                 f'{sorted(self.student_taps.paths)} (model.student_taps)',
                 repr(mask_tap), f'There is no student tap named {mask_tap!r}.')
         self.mask_tap = mask_tap
         self.region = region
-        anchors = self._find_prior_generator(anchor_generator, region)
-        with config_errors_under('model'):
-            self.imitation_region = ImitationRegion(region, mask_generator,
-                                                    anchors)
+        # the region is built when it is asked for (a loss, or mask_tap for
+        # the mask visualisation): a student without anchors needs none
+        # otherwise
+        self.imitation_region: Optional[ImitationRegion] = None
+        if mask_tap is not None:
+            anchors = self._find_prior_generator(anchor_generator, region)
+            with config_errors_under('model'):
+                self.imitation_region = ImitationRegion(
+                    region, mask_generator, anchors)
         self.teacher_stop = self._teacher_stop()
 
     # ------------------------------------------------------- the teacher
@@ -103,14 +122,16 @@ class DetectionDistiller(SingleTeacherDistiller):
     @property
     def mask_generator(self):
         """The imitation-mask generator (None unless
-        ``region='imitation'``)."""
-        return self.imitation_region.mask_generator
+        ``region='imitation'`` and ``mask_tap`` is set)."""
+        region = self.imitation_region
+        return None if region is None else region.mask_generator
 
     @property
     def prior_generator(self):
         """The anchor generator of the region (None when the student has
-        none and the region needs none)."""
-        return self.imitation_region.anchor_generator
+        none and the region needs none, or without ``mask_tap``)."""
+        region = self.imitation_region
+        return None if region is None else region.anchor_generator
 
     def _find_prior_generator(self, anchor_generator: Optional[Mapping],
                               region: str):
@@ -159,6 +180,11 @@ class DetectionDistiller(SingleTeacherDistiller):
             Tensor | tuple[Tensor]: ``(N, H_l, W_l)`` bool per level (a
             tuple when the tap is multi-level, one tensor otherwise).
         """
+        if self.imitation_region is None:
+            raise ConfigValueError(
+                'model.mask_tap', 'the name of the student tap whose maps the '
+                'imitation region covers', 'nothing',
+                "Set mask_tap (e.g. mask_tap='fpn') to compute the region.")
         feats = self.student_taps[self.mask_tap]
         single = isinstance(feats, Tensor)
         levels = [feats] if single else list(feats)

@@ -1,16 +1,20 @@
 """The single-teacher distiller: a student, a frozen teacher, taps, connectors
 and distillation losses, as one mmengine model. One training step reads top
 to bottom in :meth:`SingleTeacherDistiller.loss`."""
-from typing import Any, ContextManager, Dict, Mapping, Optional, Sequence
+from typing import (Any, ContextManager, Dict, Mapping, Optional, Sequence,
+                    Tuple)
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor
 
 from mmkd.models.connectors.connector_dict import ConnectorDict
 from mmkd.registry import MODELS
 from mmkd.taps import FeatureTaps
+from mmkd.taps.level_matching import (describe_strides, level_strides,
+                                      match_levels, unpaired)
 from mmkd.utils.config_checks import (ConfigKeyError, check_number,
                                       config_errors_under)
 from mmkd.utils.model_loading import load_model_config, load_weights
@@ -162,6 +166,8 @@ class SingleTeacherDistiller(BaseModel):
             for name, cfg in (distill_losses or {}).items():
                 self.distill_losses[name], self.loss_routes[name] = \
                     routes.build(name, cfg)
+        # losses whose paired levels were logged (match_levels)
+        self._reported_level_matches = set()
         self._register_load_state_dict_pre_hook(
             prefix_plain_student_state, with_module=True)
         self.loss_schedules: Dict[str, LossWeightSchedule] = {}
@@ -274,9 +280,10 @@ class SingleTeacherDistiller(BaseModel):
     def compute_loss(self, name: str, loss: nn.Module,
                      sources: Mapping[str, Any]) -> Tensor:
         """Route the recorded tensors of loss ``name`` into it:
-        ``loss(student, teacher, **extra_inputs)``."""
+        ``loss(student, teacher, **extra_inputs)``, the levels of two
+        multi-level taps paired by stride (:meth:`match_levels`)."""
         route = self.loss_routes[name]
-        student = self.student_taps[route['student']]
+        student = raw_student = self.student_taps[route['student']]
         teacher = self.teacher_taps[route['teacher']]
         if route['connector'] is not None:
             connectors = getattr(self.connectors, 'module', self.connectors)
@@ -285,10 +292,76 @@ class SingleTeacherDistiller(BaseModel):
                 self.student_taps.paths[route['student']])
             # through __call__ (DDP-wrapped connectors sync gradients)
             student = self.connectors(route['connector'], student)
-            check_connector_output(name, route, student, teacher)
         kwargs = {k: self.resolve(v, sources)
                   for k, v in route['extra_inputs'].items()}
+        student, teacher, kwargs = self.match_levels(
+            name, raw_student, student, teacher, kwargs,
+            sources['inputs'].shape[-2:])
+        if route['connector'] is not None:
+            check_connector_output(name, route, student, teacher)
         try:
             return loss(student, teacher, **kwargs)
         except ValueError as e:
             raise ValueError(f'model.distill_losses.{name}: {e}') from None
+
+    def match_levels(self, name: str, raw_student: Any, student: Any,
+                     teacher: Any, kwargs: Dict[str, Any],
+                     input_size: Sequence[int]) -> Tuple[Any, Any, dict]:
+        """Pair the levels of a multi-level student tap and teacher tap by
+        their strides, measured on this batch
+        (:mod:`mmkd.taps.level_matching`): taps of the same strides are
+        left as they are; otherwise the levels of a stride found on both
+        sides are kept, in the student's order, the others are named in the
+        log (once per loss), and no common stride is an error. An extra
+        input with one tensor per student level (e.g. the imitation masks
+        of ``mask_tap``) keeps the student's levels.
+
+        Args:
+            name (str): The loss.
+            raw_student: The student tap before its connector (its maps
+                give the strides).
+            student: The student tap after its connector.
+            teacher: The teacher tap.
+            kwargs (dict): The loss's extra inputs.
+            input_size (Sequence[int]): ``(H, W)`` of the batch.
+
+        Returns:
+            tuple: ``student``, ``teacher`` and ``kwargs`` of the paired
+            levels.
+        """
+        if isinstance(raw_student, Tensor) or isinstance(teacher, Tensor) \
+                or isinstance(student, Tensor):
+            return student, teacher, kwargs
+        route = self.loss_routes[name]
+        what = (f"model.distill_losses.{name}: student tap "
+                f"'{route['student']}' and teacher tap '{route['teacher']}'")
+        s_strides = level_strides(raw_student, input_size)
+        t_strides = level_strides(teacher, input_size)
+        if s_strides == t_strides:
+            return student, teacher, kwargs
+        s_idx, t_idx = match_levels(s_strides, t_strides, what)
+        if not s_idx:
+            raise ValueError(
+                f'{what} have no level of the same stride (student strides '
+                f'{describe_strides(s_strides)}, teacher strides '
+                f'{describe_strides(t_strides)}, measured on a '
+                f'{tuple(input_size)} batch): tap feature maps of the same '
+                'strides in both models (e.g. the FPN levels both have).')
+        if name not in self._reported_level_matches:
+            self._reported_level_matches.add(name)
+            left = [f'{side} levels {levels} (strides {strides})'
+                    for side, levels, strides in (
+                        ('student', ) + unpaired(s_strides, s_idx),
+                        ('teacher', ) + unpaired(t_strides, t_idx))
+                    if levels]
+            print_log(
+                f'{what}: levels paired by stride '
+                f'({describe_strides([s_strides[i] for i in s_idx])}); '
+                f"not distilled: {'; '.join(left)}.", logger='current')
+        num = len(raw_student)
+        kwargs = {k: (type(v)(v[i] for i in s_idx)
+                      if isinstance(v, (list, tuple)) and len(v) == num and
+                      all(isinstance(x, Tensor) for x in v) else v)
+                  for k, v in kwargs.items()}
+        return (type(student)(student[i] for i in s_idx),
+                type(teacher)(teacher[j] for j in t_idx), kwargs)

@@ -277,8 +277,8 @@ def fcos_distiller_cfg(cfg, **changes):
         student=tiny_fcos(), teacher=tiny_fcos(),
         connectors=dict(fpn_adapt=dict(type='mmkd.ConvConnector',
                                        in_channels=16, out_channels=16,
-                                       num_levels=5)),
-        **changes)
+                                       num_levels=5)))
+    model_cfg.update(changes)
     return model_cfg
 
 
@@ -343,6 +343,30 @@ def test_default_mask_generator_in_an_mmdet_scoped_config(cfg):
     assert model.mask_generator.psi == 0.5
 
 
+def test_mask_tap_only_when_a_loss_uses_the_region(cfg):
+    """No loss asks for 'imitation_masks': no mask_tap and no region, even
+    for a student without anchors (FCOS, with CWD on its classification
+    head, one map per level); an imitation loss without mask_tap is
+    refused, naming the key and the loss."""
+    model = build(fcos_distiller_cfg(
+        cfg, mask_tap=None, connectors=dict(), loss_schedules=dict(),
+        teacher_forward='tensor',
+        student_taps=dict(cls='bbox_head.conv_cls'),
+        teacher_taps=dict(cls='bbox_head.conv_cls'),
+        distill_losses=dict(cwd=dict(type='mmkd.ChannelWiseLoss',
+                                     student='cls', teacher='cls'))))
+    assert model.imitation_region is None and model.prior_generator is None
+    data = batch(model, BOXES)
+    losses = model(**data, mode='loss')
+    assert float(losses['distill.loss_cwd']) > 0
+    with pytest.raises(ValueError, match=(
+            r"^model\.mask_tap: expected the name of the student tap whose "
+            r"maps the imitation region covers, one of \['fpn'\] "
+            r'\(model\.student_taps\), as model\.distill_losses\.imitation '
+            r"uses 'imitation_masks', found nothing\.")):
+        build(cfg.model, mask_tap=None)
+
+
 def test_unknown_region_and_mask_tap(cfg):
     with pytest.raises(ValueError, match="model.region: expected one of"):
         build(cfg.model, region='boxes')
@@ -359,28 +383,81 @@ def teacher_cfg(**neck):
     return model
 
 
-def test_level_count_differs_between_student_and_teacher(cfg, at_iter):
+def test_levels_of_other_strides_are_paired_by_stride(cfg, at_iter,
+                                                     monkeypatch):
+    """A teacher FPN of four levels (strides 4 to 32) against the student's
+    five (4 to 64): the first four pair, the student's stride-64 level is
+    left out, named in the log, with its masks."""
     at_iter(1000)
-    # same channels, no adaptation layer: the loss names both level counts
-    model = build(cfg.model, teacher=teacher_cfg(out_channels=16, num_outs=4),
-                  connectors=dict(),
-                  distill_losses=dict(imitation=dict(
-                      type='mmkd.ImitationLoss', loss_weight=0.01,
-                      student='fpn', teacher='fpn',
-                      extra_inputs=dict(masks='imitation_masks'))))
-    data = batch(model, BOXES)
-    with pytest.raises(ValueError) as e:
-        model(**data, mode='loss')
-    assert str(e.value).startswith('model.distill_losses.imitation: ')
-    assert 'the student tap has 5 levels but the teacher tap has 4' in str(
-        e.value)
-    # with the adaptation layer: stopped after the connector, both counts
     model = build(cfg.model, teacher=teacher_cfg(num_outs=4))
-    with pytest.raises(ValueError) as e:
-        model(**data, mode='loss')
-    assert str(e.value) == (
-        "model.distill_losses.imitation: student tap 'fpn' has 5 levels, "
-        "teacher tap 'fpn' 4: tap the same levels in both models.")
+    data = batch(model, BOXES)
+    masks = distiller_masks(model, data)
+    logged = []
+    monkeypatch.setattr(
+        'mmkd.models.distillers.single_teacher_distiller.print_log',
+        lambda message, logger: logged.append(message))
+    losses = model(**data, mode='loss')
+    model(**data, mode='loss')  # logged once
+    assert logged == [
+        "model.distill_losses.imitation: student tap 'fpn' and teacher tap "
+        "'fpn': levels paired by stride (4, 8, 16, 32); not distilled: "
+        'student levels [4] (strides 64).']
+    with torch.no_grad():
+        s = model.connectors['fpn_adapt'](
+            model.student.extract_feat(data['inputs']))
+        t = model.teacher.extract_feat(data['inputs'])
+        total = sum(((a - b).pow(2).sum(1) * m).sum()
+                    for a, b, m in zip(s[:4], t, masks[:4]))
+        num = sum(m.sum() for m in masks[:4])
+    assert float(losses['distill.loss_imitation']) == pytest.approx(
+        0.01 * float(total) / (2 * float(num)), rel=1e-5)
+
+
+def test_fpns_starting_at_other_levels_pair_by_stride(cfg, at_iter):
+    """The teacher's FPN starts one level later (P3-P7, strides 8 to 128,
+    as RetinaNet's) than the student's (P2-P6): student levels 1-4 pair
+    with teacher levels 0-3, as many levels on both sides, and the masks
+    follow the student's levels."""
+    at_iter(1000)
+    model = build(cfg.model, teacher=teacher_cfg(
+        start_level=1, add_extra_convs='on_input'))
+    data = batch(model, BOXES)
+    masks = distiller_masks(model, data)
+    losses = model(**data, mode='loss')
+    with torch.no_grad():
+        s = model.connectors['fpn_adapt'](
+            model.student.extract_feat(data['inputs']))
+        t = model.teacher.extract_feat(data['inputs'])
+        assert [tuple(x.shape[-2:]) for x in t] == FEATMAP_SIZES[1:] + [
+            (1, 1)]
+        total = sum(((a - b).pow(2).sum(1) * m).sum()
+                    for a, b, m in zip(s[1:], t[:4], masks[1:]))
+        num = sum(m.sum() for m in masks[1:])
+    assert float(losses['distill.loss_imitation']) == pytest.approx(
+        0.01 * float(total) / (2 * float(num)), rel=1e-5)
+
+
+def test_no_level_of_the_same_stride(cfg, at_iter):
+    at_iter(1000)
+    # student P2-P6 (4 to 64) tapped at P2-P3 only; teacher P5-P6
+    model = build(cfg.model, teacher=teacher_cfg(num_outs=5),
+                  student_taps=dict(fpn='neck', low='neck.fpn_convs.0'),
+                  connectors=dict(), loss_schedules=dict(),
+                  distill_losses=dict(cwd=dict(
+                      type='mmkd.ChannelWiseLoss', student='fpn',
+                      teacher='fpn')))
+    data = batch(model, BOXES)
+    with model.teacher_taps.recording(), model.student_taps.recording():
+        with torch.no_grad():
+            model.run_teacher(data['inputs'], data['data_samples'])
+        model.student.extract_feat(data['inputs'])
+        student = tuple(model.student_taps['fpn'])[:2]
+        teacher = tuple(model.teacher_taps['fpn'])[3:]
+    with pytest.raises(ValueError, match=(
+            r"^model\.distill_losses\.cwd: student tap 'fpn' and teacher tap "
+            r"'fpn' have no level of the same stride \(student strides 4, 8, "
+            r'teacher strides 32, 64, measured on a \(64, 96\) batch\)')):
+        model.match_levels('cwd', student, student, teacher, {}, (64, 96))
 
 
 def test_mask_tap_levels_differ_from_the_anchor_levels(cfg):
@@ -391,21 +468,6 @@ def test_mask_tap_levels_differ_from_the_anchor_levels(cfg):
     with pytest.raises(ValueError,
                        match='has 5 levels but the anchor generator has 4'):
         distiller_masks(model, data)
-
-
-def test_maps_of_different_spatial_sizes(cfg, at_iter):
-    at_iter(1000)
-    # the teacher's FPN starts one level later: strides 8 to 128
-    model = build(cfg.model, teacher=teacher_cfg(
-        start_level=1, add_extra_convs='on_input'))
-    data = batch(model, BOXES)
-    with pytest.raises(ValueError) as e:
-        model(**data, mode='loss')
-    message = str(e.value)
-    assert message.startswith('model.distill_losses.imitation: ')
-    assert 'level 0' in message
-    assert 'student feature (2, 32, 16, 24)' in message
-    assert 'teacher feature (2, 32, 8, 12)' in message
 
 
 def test_connector_output_channels_differ_from_the_teacher(cfg, at_iter):

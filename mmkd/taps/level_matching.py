@@ -1,0 +1,79 @@
+"""Pairing the levels of two multi-level taps by stride.
+
+Detector families tap different FPN level sets: a Faster R-CNN FPN gives
+P2-P6 (strides 4 to 64), a RetinaNet FPN P3-P7 (8 to 128). Level ``i`` of
+one is then not level ``i`` of the other; the levels that correspond are
+those of the same stride. The stride of a level is measured from the batch:
+the input's side over the map's side, rounded to a power of two per axis
+(FPN maps are ``ceil(side / stride)``, so the plain ratio of a small map,
+e.g. 96 / 2 = 48 for stride 64, is off).
+"""
+import math
+from typing import List, Sequence, Tuple
+
+from torch import Tensor
+
+#: A level's stride along (height, width).
+Stride = Tuple[int, int]
+
+
+def level_strides(levels: Sequence[Tensor],
+                  input_size: Sequence[int]) -> List[Stride]:
+    """The stride of each level of a tap.
+
+    Args:
+        levels (Sequence[Tensor]): ``(N, C, H_l, W_l)`` per level.
+        input_size (Sequence[int]): ``(H, W)`` of the batch the model saw.
+
+    Returns:
+        list[tuple[int, int]]: ``(s_h, s_w)`` per level, powers of two.
+    """
+    strides = []
+    for level in levels:
+        stride = []
+        for side, size in zip(input_size, level.shape[-2:]):
+            ratio = max(float(side) / max(int(size), 1), 1.0)
+            stride.append(2**int(round(math.log2(ratio))))
+        strides.append(tuple(stride))
+    return strides
+
+
+def match_levels(student: Sequence[Stride], teacher: Sequence[Stride],
+                 what: str) -> Tuple[List[int], List[int]]:
+    """The levels of the same stride on both sides.
+
+    Args:
+        student (Sequence[tuple]): The student tap's strides, per level.
+        teacher (Sequence[tuple]): The teacher tap's strides, per level.
+        what (str): The taps, for the messages.
+
+    Returns:
+        tuple[list[int], list[int]]: The student's and the teacher's level
+        indices, pair by pair, in the student's order; empty when no stride
+        is common.
+    """
+    for side, strides in (('student', student), ('teacher', teacher)):
+        repeated = sorted({s for s in strides if list(strides).count(s) > 1})
+        if repeated:
+            raise ValueError(
+                f'{what}: the {side} tap has several levels of stride '
+                f'{repeated[0]} (strides {list(strides)}), so its levels '
+                "cannot be paired with the other tap's by stride; tap maps "
+                'of distinct strides, or the same level set in both models.')
+    pairs = [(i, list(teacher).index(s)) for i, s in enumerate(student)
+             if s in teacher]
+    return [i for i, _ in pairs], [j for _, j in pairs]
+
+
+def describe_strides(strides: Sequence[Stride]) -> str:
+    """Strides for a message: ``4, 8, 16`` (``4x8`` where the axes
+    differ)."""
+    return ', '.join(str(h) if h == w else f'{h}x{w}' for h, w in strides)
+
+
+def unpaired(strides: Sequence[Stride],
+             kept: Sequence[int]) -> Tuple[List[int], str]:
+    """The levels of one side left out of the pairing, and their strides
+    (for the log)."""
+    levels = [i for i in range(len(strides)) if i not in kept]
+    return levels, describe_strides([strides[i] for i in levels])
