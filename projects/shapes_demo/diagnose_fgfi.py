@@ -33,7 +33,7 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
@@ -116,9 +116,9 @@ def teacher_map(work: str, checkpoint: str, ann_file: str,
 
 # ------------------------------------------------------ the imitation probe
 class ImitationProbe:
-    """Measures, on every ``every``-th training step of a
-    :class:`mmkd.DetectionDistiller`, the task and imitation gradients at
-    the student tap of the loss ``loss_name`` and where each region lies.
+    """Measures, on every ``every``-th training step of a distiller, the
+    task and distillation gradients at the student tap of the loss
+    ``loss_name`` and where each region lies.
 
     Used as a context manager: it wraps the distiller class's ``loss`` and
     ``distill_step`` while training runs, and restores them after.
@@ -126,11 +126,13 @@ class ImitationProbe:
     Args:
         every (int): Measure every this many steps (the first included).
         mask_generator (dict): The imitation-mask generator of region I.
-        loss_name (str): The imitation loss of the distiller.
+        loss_name (str, optional): The distillation loss measured; None:
+            the sum of all of them, at the student tap of the first (FGD,
+            PKD, MGD: every loss taps the FPN outputs).
     """
 
     def __init__(self, every: int, mask_generator: dict,
-                 loss_name: str = 'imitation') -> None:
+                 loss_name: Optional[str] = 'imitation') -> None:
         self.every = every
         self.mask_generator = mask_generator
         self.loss_name = loss_name
@@ -140,15 +142,15 @@ class ImitationProbe:
         self._regions = None
 
     def __enter__(self) -> 'ImitationProbe':
-        from mmkd.models.distillers import DetectionDistiller
-        self._cls = DetectionDistiller
-        self._loss = DetectionDistiller.loss
-        self._distill_step = DetectionDistiller.distill_step
+        from mmkd.models.distillers import SingleTeacherDistiller
+        self._cls = SingleTeacherDistiller
+        self._loss = SingleTeacherDistiller.loss
+        self._distill_step = SingleTeacherDistiller.distill_step
         probe = self
 
         def distill_step(distiller, inputs, data_samples):
             if probe._measuring():
-                route = distiller.loss_routes[probe.loss_name]
+                route = distiller.loss_routes[probe._measured(distiller)]
                 probe._current = dict(
                     student=list(distiller.student_taps[route['student']]),
                     teacher=list(distiller.teacher_taps[route['teacher']]),
@@ -163,9 +165,13 @@ class ImitationProbe:
             probe.steps += 1
             return losses
 
-        DetectionDistiller.distill_step = distill_step
-        DetectionDistiller.loss = loss
+        SingleTeacherDistiller.distill_step = distill_step
+        SingleTeacherDistiller.loss = loss
         return self
+
+    def _measured(self, distiller) -> str:
+        """The loss whose route gives the measured tap."""
+        return self.loss_name or next(iter(distiller.loss_routes))
 
     def __exit__(self, *exc) -> None:
         self._cls.loss = self._loss
@@ -179,7 +185,9 @@ class ImitationProbe:
         """Per region name, its ``(N, H_l, W_l)`` masks per level."""
         from mmkd.task_modules import ImitationRegion
         if self._regions is None:
-            anchors = distiller.prior_generator
+            # the student's own RPN anchors (a distiller without mask_tap
+            # builds no region of its own)
+            anchors = distiller.student.rpn_head.prior_generator
             self._regions = {
                 short: ImitationRegion(
                     region, self.mask_generator if region == 'imitation'
@@ -198,7 +206,11 @@ class ImitationProbe:
         # the student's own losses, summed as mmengine sums them
         task, _ = distiller.parse_losses(
             {k: v for k, v in losses.items() if not k.startswith('distill')})
-        imitation = losses[f'distill.loss_{self.loss_name}']
+        if self.loss_name is None:
+            imitation = sum(v for k, v in losses.items()
+                            if k.startswith('distill.loss_'))
+        else:
+            imitation = losses[f'distill.loss_{self.loss_name}']
         # a level a loss does not reach gets a zero gradient
         g_task = torch.autograd.grad(task, students, retain_graph=True,
                                      allow_unused=True,
@@ -206,37 +218,45 @@ class ImitationProbe:
         g_imit = torch.autograd.grad(imitation, students, retain_graph=True,
                                      allow_unused=True,
                                      materialize_grads=True)
-        route = distiller.loss_routes[self.loss_name]
+        name = self._measured(distiller)
+        route = distiller.loss_routes[name]
         connectors = getattr(distiller.connectors, 'module',
                              distiller.connectors)
-        connector = connectors[route['connector']]
+        connector = (connectors[route['connector']]
+                     if route['connector'] is not None else None)
         with torch.no_grad():
-            adapted = list(connector([s.detach() for s in students]))
+            adapted = [s.detach() for s in students]
+            if connector is not None:
+                adapted = list(connector(adapted))
         masks = self._region_masks(
             distiller, [tuple(s.shape[-2:]) for s in students],
             current['data_samples'], current['inputs'].shape[-2:],
             students[0].device)
-        weight = distiller.distill_losses[self.loss_name].loss_weight
+        weight = distiller.distill_losses[name].loss_weight
         for level, (s, t, a) in enumerate(zip(students, teachers, adapted)):
             gt_, gi = g_task[level], g_imit[level]
             t = t.float()
-            diff = (a - t).pow(2).sum(1)  # (N, H, W)
             row = dict(
                 step=self.steps, level=level, weight=weight,
                 task_grad=gt_.norm().item(), imit_grad=gi.norm().item(),
                 cos=F.cosine_similarity(gt_.flatten(), gi.flatten(),
                                         dim=0).item(),
-                adapter_norm=_layer_norm(connector, level),
                 teacher_negative=(t.clamp(max=0).pow(2).sum() /
-                                  t.pow(2).sum()).item(),
-                adapted_zero=(a == 0).float().mean().item())
+                                  t.pow(2).sum()).item())
+            if connector is not None:
+                row.update(adapter_norm=_layer_norm(connector, level),
+                           adapted_zero=(a == 0).float().mean().item())
+            # the difference is measured where the adapted student has the
+            # teacher's channels (a loss that aligns inside itself: no)
+            diff = ((a - t).pow(2).sum(1) if a.shape == t.shape else None)
             full = masks['F'][level]
             for short, level_masks in masks.items():
                 m = level_masks[level]
                 row[f'cover_{short}'] = (m.sum() / full.sum().clamp(
                     min=1)).item()
-                row[f'diff_{short}'] = ((diff * m).sum() / (
-                    diff * full).sum().clamp(min=1e-12)).item()
+                if diff is not None:
+                    row[f'diff_{short}'] = ((diff * m).sum() / (
+                        diff * full).sum().clamp(min=1e-12)).item()
             self.rows.append(row)
 
 
@@ -266,6 +286,8 @@ def probe_table(rows: List[dict], windows: int = 4) -> str:
                 continue
 
             def mean(key):
+                if key not in span[0]:
+                    return float('nan')  # not measured for this loss
                 return sum(r[key] for r in span) / len(span)
 
             # the ratio of the mean norms: a step whose task gradient is
@@ -313,7 +335,11 @@ def main() -> None:
     cfg = Config.fromfile(osp.join(CONFIGS, config))
     generator = cfg.model.get('mask_generator') or dict(
         type='mmkd.ImitationMaskGenerator', psi=0.5)
-    with ImitationProbe(args.every, dict(generator)) as probe:
+    # FGFI's variants: the imitation term; the others (D, FGD, PKD, MGD):
+    # all their distillation terms together
+    loss_name = ('imitation' if 'imitation' in cfg.model.distill_losses
+                 else None)
+    with ImitationProbe(args.every, dict(generator), loss_name) as probe:
         result = run_stage(task, args.variant, config, config_iters(config),
                            args.seed, osp.join(out, f'{args.variant}_run'),
                            teacher_checkpoint=teacher_ckpt, split='val')

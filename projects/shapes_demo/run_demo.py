@@ -45,9 +45,10 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--tasks', nargs='+', default=['seg', 'det'],
                         choices=['seg', 'det'])
     parser.add_argument('--variants', nargs='+', default=None,
-                        help='only these distilled variants (by name, e.g. '
-                        'pixel imitation); the teacher and the baseline '
-                        'always run')
+                        help='the distilled variants to train (by name, e.g. '
+                        "pixel imitation, or 'all'); default: every "
+                        'segmentation variant and FGFI\'s imitation, full '
+                        'and gt; the teacher and the baseline always run')
     parser.add_argument(
         '--jobs', type=int, default=None,
         help='stages trained at the same time, in worker processes with '

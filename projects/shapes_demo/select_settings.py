@@ -43,8 +43,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--tasks', nargs='+', default=['seg', 'det'],
                         choices=['seg', 'det'])
     parser.add_argument('--variants', nargs='+', default=None,
-                        help='only these variants (by name, e.g. pixel '
-                        'imitation); the baseline always runs')
+                        help="the variants (by name, e.g. pixel imitation, "
+                        "or 'all'; default: as run_demo.py); the baseline "
+                        'always runs')
     parser.add_argument('--jobs', type=int, default=None,
                         help='stages trained at the same time (as '
                         'run_demo.py)')

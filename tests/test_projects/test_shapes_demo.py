@@ -25,13 +25,14 @@ DIAGNOSE_PAIR = osp.join(REPO, 'projects', 'shapes_demo',
 def test_quick_demo_end_to_end(tmp_path):
     work = tmp_path / 'demo'
     proc = subprocess.run(
-        [sys.executable, DEMO, '--quick', '--work-dir', str(work)],
+        [sys.executable, DEMO, '--quick', '--variants', 'all', '--work-dir',
+         str(work)],
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     # one progress line per stage
     # data, then per task its pretraining, teacher and students (seg 6, det
-    # 6)
-    assert proc.stdout.count('[shapes demo') == 1 + (2 + 1 + 5) + (2 + 1 + 5)
+    # 9: every variant, the default run's and the others)
+    assert proc.stdout.count('[shapes demo') == 1 + (2 + 1 + 5) + (2 + 1 + 8)
 
     results = json.loads((work / 'report' / 'results.json').read_text())
     runs = results['runs']
@@ -40,7 +41,7 @@ def test_quick_demo_end_to_end(tmp_path):
                                           'pair', 'holistic', 'all',
                                           'cwd')} | {
         ('det', m) for m in ('teacher', 'student', 'imitation', 'full', 'gt',
-                             'd', 'id')}
+                             'd', 'id', 'fgd', 'pkd', 'mgd')}
     for run in runs:
         assert run['split'] == 'test' and run['seed'] == 0, run
         assert len(run['parts']) == 4, run
@@ -98,7 +99,7 @@ def test_quick_demo_end_to_end(tmp_path):
     table = (work / 'report' / 'results.md').read_text()
     for row in results['rows']:
         assert f"| {row['task']} | {row['model']} |" in table
-    assert len(results['rows']) == 7 + 7
+    assert len(results['rows']) == 7 + 10
     # per class: every seg model, a paired difference for each variant
     class_rows = results['class_rows']
     assert {r['model'] for r in class_rows} == {

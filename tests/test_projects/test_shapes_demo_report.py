@@ -283,6 +283,11 @@ def test_only_variants():
     assert list(seg.variants) == ['pixel'] and list(det.variants) == [
         'imitation']
     assert seg.student == SEG.student and seg.pretrain == SEG.pretrain
-    assert only_variants(TASKS, None) == TASKS
+    assert only_variants(TASKS, ['all']) == TASKS
+    # without --variants: every segmentation variant, FGFI's three regions
+    seg, det = only_variants(TASKS, None)
+    assert seg == SEG
+    assert list(det.variants) == ['imitation', 'full', 'gt']
+    assert {'d', 'id', 'fgd', 'pkd', 'mgd'} <= set(TASKS[1].variants)
     with pytest.raises(ValueError, match="unknown \\['pixle'\\]"):
         only_variants(TASKS, ['pixle'])

@@ -41,6 +41,9 @@ class Task:
             scratch).
         pretrained_env: Environment variable the student config reads the
             pretrained checkpoint from.
+        default_variants: The variants a run trains when ``--variants`` is
+            not given (None: all); the others train with ``--variants``
+            naming them, or ``--variants all``.
     """
     name: str
     metric: str
@@ -51,6 +54,7 @@ class Task:
     data_env: str
     pretrain: Optional[str] = None
     pretrained_env: Optional[str] = None
+    default_variants: Optional[Tuple[str, ...]] = None
 
 
 TASKS = [
@@ -66,10 +70,16 @@ TASKS = [
          'det/faster_rcnn_r18_fpn_shapes_student.py',
          dict(imitation='det/fgfi_imitation_shapes.py',
               full='det/fgfi_full_shapes.py', gt='det/fgfi_gt_shapes.py',
-              d='det/fgfi_d_shapes.py', id='det/fgfi_id_shapes.py'),
+              d='det/fgfi_d_shapes.py', id='det/fgfi_id_shapes.py',
+              fgd='det/fgd_shapes.py', pkd='det/pkd_shapes.py',
+              mgd='det/mgd_shapes.py'),
          'SHAPES_DET_TEACHER', 'SHAPES_DET',
          pretrain='det/faster_rcnn_r18_fpn_shapes_pretrain.py',
-         pretrained_env='SHAPES_DET_PRETRAINED'),
+         pretrained_env='SHAPES_DET_PRETRAINED',
+         # FGFI's regions against the baseline: the default run fits its
+         # time budget (projects/shapes_demo/README.md, "Times"); D, ID and
+         # the successors run with --variants
+         default_variants=('imitation', 'full', 'gt')),
 ]
 
 
@@ -415,12 +425,17 @@ class Progress:
 
 def only_variants(tasks: List[Task], names: Optional[List[str]]
                   ) -> List[Task]:
-    """The tasks with only the variants ``names`` (all when None).
+    """The tasks with only the variants ``names``: each task's
+    ``default_variants`` when None, every variant for ``['all']``.
 
     Raises:
         ValueError: When a name is no variant of any task.
     """
     if names is None:
+        return [t if t.default_variants is None else dataclasses.replace(
+            t, variants={v: c for v, c in t.variants.items()
+                         if v in t.default_variants}) for t in tasks]
+    if names == ['all']:
         return list(tasks)
     known = {v for t in TASKS for v in t.variants}
     if not set(names) <= known:

@@ -1,0 +1,25 @@
+# FGD (Yang et al., CVPR 2022) on the demo's detector pair: focal (the
+# ground-truth boxes' foreground and the background apart, weighted by the
+# teacher's attention) and global (GcBlock relation) distillation of the
+# five FPN outputs P2-P6, as the demo's FGFI variants distil them (the
+# official Faster R-CNN config skips P6, a 2x2 map here). The student's 16
+# FPN channels are aligned to the teacher's 64 inside the loss (a 1x1 conv,
+# official). alpha, beta, gamma, lambda: the official Faster R-CNN values;
+# loss_weight scales all four together.
+_base_ = './fgfi_base_shapes.py'
+
+# the weight grid scales the four official weights together (loss_weight 1
+# is the official loss); why these three: fgfi_base_shapes.py
+paper_loss_weights = dict(_delete_=True, fgd=1.0)
+weight_grid = dict(_delete_=True, fgd=[1.0, 1.0, 1.0])
+
+model = dict(
+    mask_tap=None,  # no imitation region
+    connectors=dict(_delete_=True),
+    distill_losses=dict(
+        _delete_=True,
+        fgd=dict(type='mmkd.FGDLoss', student_channels=16,
+                 teacher_channels=64, num_levels=5, temp=0.5, alpha=5e-5,
+                 beta=2.5e-5, gamma=5e-5, lambda_rela=5e-7, loss_weight=1.0,
+                 student='fpn', teacher='fpn',
+                 extra_inputs=dict(data_samples='data_samples'))))

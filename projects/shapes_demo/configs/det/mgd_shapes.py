@@ -1,0 +1,20 @@
+# MGD (Yang et al., ECCV 2022) on the demo's detector pair: the teacher's
+# FPN outputs P2-P6 generated from the student's, with random locations
+# masked out, as the demo's FGFI variants distil the levels (the official
+# Faster R-CNN config skips P6, a 2x2 map here). The student's 16 channels
+# are aligned to the teacher's 64 inside the loss (a 1x1 conv, official).
+# Official Faster R-CNN values: alpha (loss_weight) 5e-7, lambda 0.45.
+_base_ = './fgfi_base_shapes.py'
+
+# why these three: fgfi_base_shapes.py
+paper_loss_weights = dict(_delete_=True, mgd=5e-7)
+weight_grid = dict(_delete_=True, mgd=[5e-7, 5e-7, 5e-7])
+
+model = dict(
+    mask_tap=None,  # no imitation region
+    connectors=dict(_delete_=True),
+    distill_losses=dict(
+        _delete_=True,
+        mgd=dict(type='mmkd.MGDLoss', student_channels=16,
+                 teacher_channels=64, num_levels=5, loss_weight=5e-7,
+                 mask_ratio=0.45, student='fpn', teacher='fpn')))
