@@ -10,9 +10,9 @@ from torch import Tensor
 
 from mmkd.registry import MODELS
 from mmkd.task_modules.focal_region import FocalRegion
-from mmkd.utils.config_checks import check_number, check_positive_int
-from .levelwise import LevelwiseLoss
-from .utils import check_map_pair, fp32_math
+from mmkd.utils.config_checks import check_number
+from .levelwise import AlignedLevelwiseLoss
+from .utils import fp32_math
 
 
 def attention(feat: Tensor, temp: float) -> Tuple[Tensor, Tensor]:
@@ -65,7 +65,7 @@ class GlobalContextBlock(nn.Module):
 
 
 @MODELS.register_module()
-class FGDLoss(LevelwiseLoss):
+class FGDLoss(AlignedLevelwiseLoss):
     """Focal distillation (foreground and background apart, weighted by the
     teacher's attention) and global distillation (the relation between
     locations, through a GcBlock) of a detector's FPN features.
@@ -131,17 +131,9 @@ class FGDLoss(LevelwiseLoss):
                  loss_weight: float = 1.0,
                  num_levels: int = 1,
                  level_reduction: Optional[str] = None) -> None:
-        super().__init__(level_reduction)
+        super().__init__(student_channels, teacher_channels, num_levels,
+                         level_reduction)
         owner = 'FGDLoss'
-        self.student_channels = check_positive_int(
-            student_channels, 'student_channels', owner=owner,
-            todo="The student tap's channels.")
-        self.teacher_channels = check_positive_int(
-            teacher_channels, 'teacher_channels', owner=owner,
-            todo="The teacher tap's channels.")
-        self.num_levels = check_positive_int(
-            num_levels, 'num_levels', owner=owner,
-            todo='The levels of the tap, e.g. 5 for the FPN outputs.')
         self.temp = check_number(
             temp, 'temp', low=0, low_open=True, owner=owner,
             todo='It is the attention temperature (official: 0.5).')
@@ -152,25 +144,12 @@ class FGDLoss(LevelwiseLoss):
                 todo='It weighs one of the four terms (0 switches it off).'))
         self.loss_weight = loss_weight
         self.region = FocalRegion()
-        align = student_channels != teacher_channels
-        self.align = nn.ModuleList(
-            nn.Conv2d(student_channels, teacher_channels, kernel_size=1)
-            if align else nn.Identity() for _ in range(self.num_levels))
         self.relation_student = nn.ModuleList(
             GlobalContextBlock(teacher_channels)
             for _ in range(self.num_levels))
         self.relation_teacher = nn.ModuleList(
             GlobalContextBlock(teacher_channels)
             for _ in range(self.num_levels))
-
-    def forward(self, student, teacher, **inputs) -> Tensor:
-        levels = 1 if isinstance(student, Tensor) else len(student)
-        if levels != self.num_levels:
-            raise ValueError(
-                f'FGDLoss: the student tap has {levels} levels but '
-                f'num_levels={self.num_levels}: set num_levels={levels} '
-                '(one align layer and relation block per level).')
-        return super().forward(student, teacher, **inputs)
 
     def forward_level(self, student: Tensor, teacher: Tensor, level: int,
                       data_samples: Sequence) -> Tensor:
@@ -186,18 +165,7 @@ class FGDLoss(LevelwiseLoss):
         Returns:
             Tensor: Scalar loss, multiplied by ``loss_weight``.
         """
-        c_s, c_t = check_map_pair(student, teacher, 'FGDLoss')
-        if (c_s, c_t) != (self.student_channels, self.teacher_channels):
-            raise ValueError(
-                f'FGDLoss: the maps have {c_s} (student) and {c_t} (teacher) '
-                f'channels, not student_channels={self.student_channels} and '
-                f'teacher_channels={self.teacher_channels}: set those to the '
-                "taps' channels.")
-        if student.shape[-2:] != teacher.shape[-2:]:
-            raise ValueError(
-                f'FGDLoss: student map {tuple(student.shape)} and teacher map '
-                f'{tuple(teacher.shape)} differ in size; tap maps of the same '
-                'stride.')
+        self.check_level_pair(student, teacher)
         if len(data_samples) != student.shape[0]:
             raise ValueError(
                 f'FGDLoss: {len(data_samples)} data samples for a batch of '

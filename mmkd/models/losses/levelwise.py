@@ -13,8 +13,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmkd.taps import MultiLevel
-from mmkd.utils.config_checks import check_choice
-from .utils import level_pairs
+from mmkd.utils.config_checks import check_choice, check_positive_int
+from .utils import check_map_pair, level_pairs
 
 #: How a loss combines its per-level values.
 LEVEL_REDUCTIONS = ('sum', 'mean')
@@ -117,3 +117,63 @@ class LevelwiseLoss(nn.Module):
         """
         raise NotImplementedError
 
+
+
+class AlignedLevelwiseLoss(LevelwiseLoss):
+    """A :class:`LevelwiseLoss` with layers of its own per level, whose
+    student map is first aligned to the teacher's channels by a 1×1
+    convolution when the channel counts differ (FGD's and MGD's ``align``;
+    the identity otherwise, as their official code).
+
+    Args:
+        student_channels (int): Channels of the student map.
+        teacher_channels (int): Channels of the teacher map.
+        num_levels (int): Levels of the tap (one set of layers each).
+        level_reduction (str, optional): As :class:`LevelwiseLoss`.
+    """
+
+    def __init__(self, student_channels: int, teacher_channels: int,
+                 num_levels: int = 1,
+                 level_reduction: Optional[str] = None) -> None:
+        super().__init__(level_reduction)
+        owner = type(self).__name__
+        self.student_channels = check_positive_int(
+            student_channels, 'student_channels', owner=owner,
+            todo="The student tap's channels.")
+        self.teacher_channels = check_positive_int(
+            teacher_channels, 'teacher_channels', owner=owner,
+            todo="The teacher tap's channels.")
+        self.num_levels = check_positive_int(
+            num_levels, 'num_levels', owner=owner,
+            todo='The levels of the tap, e.g. 5 for the FPN outputs.')
+        self.align = nn.ModuleList(
+            nn.Conv2d(student_channels, teacher_channels, kernel_size=1)
+            if student_channels != teacher_channels else nn.Identity()
+            for _ in range(self.num_levels))
+
+    def forward(self, student: MultiLevel, teacher: MultiLevel,
+                **inputs: Any) -> Tensor:
+        levels = 1 if isinstance(student, Tensor) else len(student)
+        if levels != self.num_levels:
+            raise ValueError(
+                f'{type(self).__name__}: the student tap has {levels} levels '
+                f'but num_levels={self.num_levels}: set num_levels={levels} '
+                '(one set of layers per level).')
+        return super().forward(student, teacher, **inputs)
+
+    def check_level_pair(self, student: Tensor, teacher: Tensor) -> None:
+        """Refuse maps of other channels than the loss was built for, or of
+        different sizes (the loss compares location with location)."""
+        owner = type(self).__name__
+        c_s, c_t = check_map_pair(student, teacher, owner)
+        if (c_s, c_t) != (self.student_channels, self.teacher_channels):
+            raise ValueError(
+                f'{owner}: the maps have {c_s} (student) and {c_t} (teacher) '
+                f'channels, not student_channels={self.student_channels} and '
+                f'teacher_channels={self.teacher_channels}: set those to the '
+                "taps' channels.")
+        if student.shape[-2:] != teacher.shape[-2:]:
+            raise ValueError(
+                f'{owner}: student map {tuple(student.shape)} and teacher map '
+                f'{tuple(teacher.shape)} differ in size: tap maps of the same '
+                'stride.')

@@ -7,9 +7,9 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmkd.registry import MODELS
-from mmkd.utils.config_checks import check_number, check_positive_int
-from .levelwise import LevelwiseLoss
-from .utils import check_map_pair, fp32_math
+from mmkd.utils.config_checks import check_number
+from .levelwise import AlignedLevelwiseLoss
+from .utils import fp32_math
 
 
 def generation_block(channels: int) -> nn.Sequential:
@@ -22,7 +22,7 @@ def generation_block(channels: int) -> nn.Sequential:
 
 
 @MODELS.register_module()
-class MGDLoss(LevelwiseLoss):
+class MGDLoss(AlignedLevelwiseLoss):
     """The student's feature, with random locations masked out, must
     generate the teacher's whole feature.
 
@@ -70,38 +70,17 @@ class MGDLoss(LevelwiseLoss):
                  mask_ratio: float = 0.65,
                  num_levels: int = 1,
                  level_reduction: Optional[str] = None) -> None:
-        super().__init__(level_reduction)
+        super().__init__(student_channels, teacher_channels, num_levels,
+                         level_reduction)
         owner = 'MGDLoss'
-        self.student_channels = check_positive_int(
-            student_channels, 'student_channels', owner=owner,
-            todo="The student tap's channels.")
-        self.teacher_channels = check_positive_int(
-            teacher_channels, 'teacher_channels', owner=owner,
-            todo="The teacher tap's channels.")
-        self.num_levels = check_positive_int(
-            num_levels, 'num_levels', owner=owner,
-            todo='The levels of the tap, e.g. 5 for the FPN outputs.')
         self.mask_ratio = check_number(
             mask_ratio, 'mask_ratio', low=0, high=1, owner=owner,
             todo='It is the share of locations masked out (official: 0.65 '
             'for RetinaNet, 0.45 for Faster R-CNN, 0.75 for segmentation).')
         self.loss_weight = loss_weight
-        align = student_channels != teacher_channels
-        self.align = nn.ModuleList(
-            nn.Conv2d(student_channels, teacher_channels, kernel_size=1)
-            if align else nn.Identity() for _ in range(self.num_levels))
         self.generation = nn.ModuleList(
             generation_block(teacher_channels)
             for _ in range(self.num_levels))
-
-    def forward(self, student, teacher, **inputs) -> Tensor:
-        levels = 1 if isinstance(student, Tensor) else len(student)
-        if levels != self.num_levels:
-            raise ValueError(
-                f'MGDLoss: the student tap has {levels} levels but '
-                f'num_levels={self.num_levels}: set num_levels={levels} '
-                '(one generation block per level).')
-        return super().forward(student, teacher, **inputs)
 
     def forward_level(self, student: Tensor, teacher: Tensor,
                       level: int = 0) -> Tensor:
@@ -115,19 +94,7 @@ class MGDLoss(LevelwiseLoss):
         Returns:
             Tensor: Scalar fp32 loss, multiplied by ``loss_weight``.
         """
-        c_s, c_t = check_map_pair(student, teacher, 'MGDLoss')
-        if (c_s, c_t) != (self.student_channels, self.teacher_channels):
-            raise ValueError(
-                f'MGDLoss: the maps have {c_s} (student) and {c_t} (teacher) '
-                f'channels, not student_channels={self.student_channels} and '
-                f'teacher_channels={self.teacher_channels}: set those to the '
-                "taps' channels.")
-        if student.shape[-2:] != teacher.shape[-2:]:
-            raise ValueError(
-                f'MGDLoss: student map {tuple(student.shape)} and teacher map '
-                f'{tuple(teacher.shape)} differ in size: MGD generates the '
-                "teacher's map at its own locations; tap maps of the same "
-                'stride.')
+        self.check_level_pair(student, teacher)
         feat = self.align[level](student)
         n, _, h, w = teacher.shape
         keep = torch.rand((n, 1, h, w), device=feat.device) <= \
