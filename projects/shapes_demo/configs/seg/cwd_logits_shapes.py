@@ -10,4 +10,4 @@ weight_grid = dict(cwd=[0.25, 1.0, 5.0])
 model = dict(distill_losses=dict(
     cwd=dict(type='mmkd.ChannelWiseLoss', tau=1.0, loss_weight=0.25,
              student='logits', teacher='logits')))
-optim_wrapper = dict(optimizer=dict(lr=0.15))
+optim_wrapper = dict(optimizer=dict(lr=0.075))

@@ -8,6 +8,6 @@ paper_loss_weights = dict(pair=1.0)
 weight_grid = dict(pair=[0.05, 0.2, 1.0])
 
 model = dict(distill_losses=dict(
-    pair=dict(type='mmkd.PairWiseLoss', loss_weight=0.05, pool='avg',
+    pair=dict(type='mmkd.PairWiseLoss', loss_weight=0.2, pool='avg',
               node_size=2, student='feat', teacher='feat')))
 optim_wrapper = dict(optimizer=dict(lr=0.15))

@@ -7,6 +7,6 @@ paper_loss_weights = dict(pixel=10.0)
 weight_grid = dict(pixel=[0.5, 2.0, 10.0])
 
 model = dict(distill_losses=dict(
-    pixel=dict(type='mmkd.PixelWiseLoss', loss_weight=0.5,
+    pixel=dict(type='mmkd.PixelWiseLoss', loss_weight=2.0,
                student='logits', teacher='logits')))
 optim_wrapper = dict(optimizer=dict(lr=0.075))
