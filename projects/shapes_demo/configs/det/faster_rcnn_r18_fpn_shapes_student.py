@@ -76,7 +76,7 @@ test_cfg = dict(type='TestLoop')
 # chosen rate: projects/shapes_demo/README.md, "The protocol").
 lr_grid = [0.01, 0.02, 0.04]
 distill_lr_scales = [1.0]
-optim_wrapper = dict(optimizer=dict(lr=0.04),
+optim_wrapper = dict(optimizer=dict(lr=0.01),
                      clip_grad=dict(max_norm=10, norm_type=2))
 # a linear warm-up over the first tenth, lr x 0.1 for the last quarter
 param_scheduler = [

@@ -22,5 +22,5 @@ model = dict(
         kernel_size=1, act=False, init_std=None, num_levels=5)),
     distill_losses=dict(
         _delete_=True,
-        pkd=dict(type='mmkd.PKDLoss', loss_weight=6.0, student='fpn',
+        pkd=dict(type='mmkd.PKDLoss', loss_weight=0.25, student='fpn',
                  connector='fpn_align', teacher='fpn')))
