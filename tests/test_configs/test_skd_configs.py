@@ -206,16 +206,18 @@ def test_pixel_term_with_other_classes_names_the_config_key():
         model.train_step(batch(19), optim_wrapper)
 
 
-def test_pair_term_on_a_tap_that_is_not_4d():
+def test_pair_term_on_a_tap_of_several_maps():
     cfg = load(R18_PAIR)
     model_cfg = shrink(cfg)
     model_cfg.teacher = small_teacher(cfg, num_classes=19)
-    # the pyramid's list of pooled maps, not the PSP module's output
+    # the pyramid's list of pooled maps (4 scales), not the PSP module's
+    # output: taken as 4 levels against the teacher's one map
     model_cfg.student_taps.feat = 'decode_head.psp_modules'
     model = build(model_cfg, cfg.default_scope)
     optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
-    with pytest.raises(ValueError,
-                       match=r'model\.distill_losses\.pair.*4-D'):
+    with pytest.raises(ValueError, match=(
+            r'^model\.distill_losses\.pair: PairWiseLoss: the student tap '
+            'has 4 levels but the teacher tap has 1')):
         model.train_step(batch(19), optim_wrapper)
 
 
