@@ -3,7 +3,8 @@
 # taps and the two terms of the official seg code: helper values, not a
 # model. A config lists this file among its bases, beside its student's
 # config.
-mgd_seg_teacher = 'mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py'
+mgd_seg_teacher = (
+    'mmseg::pspnet/pspnet_r101-d8_4xb2-80k_cityscapes-512x1024.py')
 mgd_seg_teacher_checkpoint = (
     'https://download.openmmlab.com/mmsegmentation/v0.5/pspnet/'
     'pspnet_r101-d8_512x1024_80k_cityscapes/'
