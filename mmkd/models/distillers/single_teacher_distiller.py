@@ -12,7 +12,7 @@ from torch import Tensor
 
 from mmkd.models.connectors.connector_dict import ConnectorDict
 from mmkd.registry import MODELS
-from mmkd.taps import FeatureTaps
+from mmkd.taps import FeatureTaps, inputs_of_levels
 from mmkd.taps.level_matching import (describe_strides, level_strides,
                                       match_levels, unpaired)
 from mmkd.utils.config_checks import (ConfigKeyError, check_number,
@@ -358,10 +358,6 @@ class SingleTeacherDistiller(BaseModel):
                 f'{what}: levels paired by stride '
                 f'({describe_strides([s_strides[i] for i in s_idx])}); '
                 f"not distilled: {'; '.join(left)}.", logger='current')
-        num = len(raw_student)
-        kwargs = {k: (type(v)(v[i] for i in s_idx)
-                      if isinstance(v, (list, tuple)) and len(v) == num and
-                      all(isinstance(x, Tensor) for x in v) else v)
-                  for k, v in kwargs.items()}
+        kwargs = inputs_of_levels(kwargs, len(raw_student), s_idx)
         return (type(student)(student[i] for i in s_idx),
                 type(teacher)(teacher[j] for j in t_idx), kwargs)

@@ -6,13 +6,13 @@ levels) is taken level by level and the levels are combined as the loss's
 How each mmkd loss combines levels, and why (the official code of each
 method), is stated once in ``docs/multi_level_taps.md``.
 """
-from typing import Any, Dict, Optional
+from typing import Any, Optional
 
 import torch
 import torch.nn as nn
 from torch import Tensor
 
-from mmkd.taps import MultiLevel
+from mmkd.taps import MultiLevel, inputs_of_levels
 from mmkd.utils.config_checks import check_choice, check_positive_int
 from .utils import check_map_pair, level_pairs
 
@@ -76,7 +76,8 @@ class LevelwiseLoss(nn.Module):
         students, teachers = level_pairs(student, teacher, owner)
         values = []
         for level, (s, t) in enumerate(zip(students, teachers)):
-            level_inputs = self._level_inputs(inputs, level, len(students))
+            level_inputs = (dict(inputs) if len(students) == 1 else
+                            inputs_of_levels(inputs, len(students), level))
             try:
                 values.append(self.forward_level(s, t, level=level,
                                                  **level_inputs))
@@ -88,19 +89,6 @@ class LevelwiseLoss(nn.Module):
         if self.level_reduction == 'mean':
             total = total / len(values)
         return total
-
-    @staticmethod
-    def _level_inputs(inputs: Dict[str, Any], level: int,
-                      num_levels: int) -> Dict[str, Any]:
-        """The extra inputs of one level: an entry per level is split."""
-        if num_levels == 1:
-            return dict(inputs)
-        return {
-            key: (value[level] if isinstance(value, (list, tuple)) and
-                  len(value) == num_levels and all(
-                      isinstance(v, Tensor) for v in value) else value)
-            for key, value in inputs.items()
-        }
 
     def forward_level(self, student: Tensor, teacher: Tensor, level: int,
                       **inputs: Any) -> Tensor:
