@@ -7,7 +7,9 @@
   file (:mod:`.archive`: the zip layout; :mod:`.limits`: the bounds;
   :mod:`.window`: the file read in pieces);
 - :mod:`.safe_numpy`: numeric numpy values without numpy's unpickling;
-- :mod:`.pickle_scan`: the pickle streamed without executing it;
+- :mod:`.pickle_scan`: the pickle streamed without executing it
+  (:mod:`.pickle_standins`: what it keeps of each value;
+  :mod:`.pickle_calls`: what each call may copy);
 - :mod:`.download`: URLs, cached under a name no other URL shares;
 - :mod:`.resume_state`: what mmengine's resume would execute or delete;
 - :mod:`.schemes`: mmengine's checkpoint schemes routed through the above.

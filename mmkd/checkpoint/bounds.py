@@ -28,7 +28,8 @@ import torch
 from . import limits
 from .archive import REMEDY, ZipLayout, read_zip_layout
 from .errors import UnsafeCheckpointError
-from .pickle_scan import global_name, is_text, list_items, scan_pickle
+from .pickle_scan import scan_pickle
+from .pickle_standins import global_name, is_text, list_items
 from .window import FileWindow
 
 _UNTYPED = 'torch.storage.UntypedStorage'

@@ -25,3 +25,11 @@ MAX_NAME_BYTES = 4096
 #: attributes). State dicts and mmengine's training checkpoints are nested
 #: fewer than 10 levels; walking a deeper one would exhaust Python's stack.
 MAX_NESTING = 100
+
+#: Elements the calls of a pickle may copy, iterate or hash beyond one per
+#: byte of the pickle and one per element of its storages
+#: (:class:`~mmkd.checkpoint.pickle_calls.CopyBudget`). ``torch.save``'s
+#: pickles copy a few elements per tensor, far below one per byte; 65,536
+#: elements (a few MB of Python objects at most) leave room for a pattern
+#: the count overestimates.
+COPY_SLACK = 1 << 16

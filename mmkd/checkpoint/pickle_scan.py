@@ -2,41 +2,39 @@
 
 The scan reads the pickle as a stream of opcodes from a
 :class:`~mmkd.checkpoint.window.FileWindow` (one 64 KiB piece at a time,
-nothing executed) and follows torch's weights-only unpickler on a stand-in
-stack: it keeps short strings, ints, global names and short tuples, and for
-everything else only how deeply it nests. It stops where torch's unpickler
-would refuse (an opcode or persistent id it does not support), and refuses:
+nothing executed) and follows torch's weights-only unpickler on a stack of
+stand-ins (:mod:`.pickle_standins`: short strings, ints, global names and
+short tuples kept, other values as their nesting depth and size). It stops
+where torch's unpickler would refuse (an opcode or persistent id it does not
+support), and refuses:
 
-- a codec whose decoding time is superlinear: ``_codecs.encode`` is always
-  allowed (pickle protocol 2 stores ``bytes`` as ``encode(text,
-  'latin1')``), and ``punycode`` (or ``idna``, which runs it on each label)
-  is quadratic: a 37 KB checkpoint kept a loader busy for 25 s. A codec name
-  can only reach ``encode`` as a string constant, so constants are checked;
-- calls that allocate memory of a size the pickle chooses:
-  ``bytearray(n)`` (torch allows ``bytearray``; protocol 2 writes one as
-  ``bytearray(_codecs.encode(text, 'latin1'))``) and the tensor constructors
-  (``torch.FloatTensor(n)``, ``torch.Tensor(n)``), also when called through
-  ``_rebuild_from_type_v2``; ``torch.save`` rebuilds tensors from storages;
+- a codec whose decoding time is superlinear, named anywhere in the pickle:
+  ``punycode`` (or ``idna``, which runs it on each label) is quadratic: a
+  37 KB checkpoint kept a loader busy for 25 s;
+- calls that allocate a size the pickle chooses, or copy, iterate or hash more
+  than the pickle and its storages account for (:mod:`.pickle_calls`);
 - containers nested deeper than :data:`~mmkd.checkpoint.limits.MAX_NESTING`
   (as they are written: a structure linked up through the memo afterwards is
   measured again when mmkd walks the loaded checkpoint);
 - storage references (persistent ids) that are not literal tuples; each
   literal one goes to the caller, who checks it against the file.
 
-Its memory holds one piece of the file, a marker per entry of the
-unpickler's stack and memo (those torch's own unpickler then holds as real
-objects) and at most 4096 short strings already checked; never the pickle.
+Its memory holds one piece of the file, a stand-in per object torch's own
+unpickler then builds, the keys of the storages referenced and at most 4096
+short strings already checked; never the pickle.
 """
 import codecs
 import gc
-import itertools
 import struct
-from typing import Any, Callable, Dict, List, NamedTuple, Optional, Tuple
-
-import torch
+from typing import Any, Callable, Dict, List, NamedTuple, Optional
 
 from . import limits
 from .errors import TOO_DEEP, CheckpointFormatError, UnsafeCheckpointError
+from .pickle_calls import CallCheck, CopyBudget
+from .pickle_standins import (EMPTY_TUPLE, KEEP_ITEMS, KEEP_TEXT, LEAF,
+                              Global, KeptList, KeptTuple, LongTuple, Slot,
+                              TensorValue, Text, deepest, hash_cost,
+                              size_of)
 from .window import FileWindow
 
 try:  # the mapping torch's weights-only unpickler applies to GLOBAL names
@@ -47,109 +45,8 @@ except ImportError:  # pragma: no cover - older torch
 #: Codecs whose cost grows faster than their input.
 SUPERLINEAR_CODECS = frozenset({'punycode', 'idna'})
 
-#: Strings up to this length are kept (storage keys, codec names, 'storage').
-KEEP_TEXT = 64
-#: Tuples up to this length keep their items (persistent ids, call args).
-KEEP_ITEMS = 8
 _MAX_GLOBAL_LINE = 4096
 _SEEN = 4096
-_REBUILD_FROM_TYPE = 'torch._tensor._rebuild_from_type_v2'
-
-
-class _Slot:
-    """A stack entry the scan does not keep: only how deeply it nests."""
-    __slots__ = ('depth', )
-
-    def __init__(self, depth: int) -> None:
-        self.depth = depth
-
-
-class _Shared(_Slot):
-    """An immutable :class:`_Slot` shared by all entries of one depth."""
-    __slots__ = ()
-
-
-class _Text(_Slot):
-    """A string too long to keep."""
-    __slots__ = ()
-
-
-class _Global(_Slot):
-    """A global the pickle names (``module.name``, as torch maps it)."""
-    __slots__ = ('name', )
-
-    def __init__(self, name: str) -> None:
-        super().__init__(0)
-        self.name = name
-
-
-class _Tuple(_Slot):
-    """A short tuple, items kept."""
-    __slots__ = ('items', )
-
-    def __init__(self, items: tuple, depth: int) -> None:
-        self.depth = depth
-        self.items = items
-
-
-class _List(_Slot):
-    """A list whose items are kept (only when asked: a legacy checkpoint's
-    storage keys)."""
-    __slots__ = ('items', )
-
-    def __init__(self) -> None:
-        super().__init__(1)
-        self.items: List[Any] = []
-
-
-_LEVELS = [_Shared(depth) for depth in range(256)]
-_LEAF = _LEVELS[0]
-_LONG_TEXT = _Text(0)
-_ENCODED = _Text(0)  # what _codecs.encode(text, codec) returns: bytes
-_EMPTY_TUPLE = _Tuple((), 1)
-
-
-def _level(depth: int) -> _Slot:
-    return _LEVELS[depth] if depth < len(_LEVELS) else _Shared(depth)
-
-
-def is_text(slot: Any) -> bool:
-    """Whether a stack entry is a string (kept or too long to keep).
-
-    Args:
-        slot: A stack entry.
-
-    Returns:
-        bool: True for a string.
-    """
-    return isinstance(slot, str) or slot is _LONG_TEXT
-
-
-def _is_data(slot: Any) -> bool:
-    """Whether a stack entry is a string or the bytes ``_codecs.encode``
-    made of one (how protocol 2 writes ``bytes``)."""
-    return is_text(slot) or slot is _ENCODED
-
-
-def global_name(slot: Any) -> Optional[str]:
-    """The name of a global on the stack.
-
-    Args:
-        slot: A stack entry.
-
-    Returns:
-        str | None: ``'module.name'``, or None when it is not a global.
-    """
-    return slot.name if isinstance(slot, _Global) else None
-
-
-def _tensor_classes() -> frozenset:
-    classes = getattr(torch, '_tensor_classes', ())
-    return frozenset({'torch.Tensor'}
-                     | {f'{c.__module__}.{c.__name__}' for c in classes})
-
-
-_TENSOR_CLASSES = _tensor_classes()
 
 
 def _codec_name(text: str) -> str:
@@ -169,23 +66,15 @@ class _TorchRefuses(Exception):
     """The scan reached what torch's unpickler refuses: it stops there."""
 
 
-_DEPTHS, _ZEROS = itertools.repeat('depth'), itertools.repeat(0)
-
-
-def _deepest(items: List[Any]) -> int:
-    """Returns:
-        int: The deepest nesting among stack entries (0 when none nests;
-        kept strings and ints have no ``depth``).
-    """
-    return max(map(getattr, items, _DEPTHS, _ZEROS), default=0)
-
-
 _I32 = struct.Struct('<i')
 _U16 = struct.Struct('<H')
 _U32 = struct.Struct('<I')
 _MISSING = object()
 #: Bytes the fast loop needs after an opcode (the longest fixed argument).
 _AHEAD = 9
+#: Stand-ins an object's children may change in place (their own); others
+#: are shared or immutable and are replaced on the stack.
+_MUTABLE = (Slot, KeptList, TensorValue)
 
 
 class _Scanner:
@@ -200,7 +89,7 @@ class _Scanner:
         on_storage (callable, optional): Called with the items after
             ``'storage'`` of every storage reference; None where torch
             allows no persistent id.
-        keep_lists (bool): Keep the items of lists (:class:`_List`).
+        keep_lists (bool): Keep the items of lists (:class:`KeptList`).
         seen (set): Strings already checked for codec names.
     """
 
@@ -214,6 +103,8 @@ class _Scanner:
         self.stack: List[Any] = []
         self.marks: List[List[Any]] = []
         self.memo: Dict[int, Any] = {}
+        self.budget = CopyBudget(window)
+        self.calls = CallCheck(self.budget)
         self.fast: List[Optional[Callable[[bytes, int], int]]] = [None] * 256
         for op, (name, _) in _FIXED.items():
             self.fast[ord(op)] = getattr(self, name)
@@ -310,39 +201,33 @@ class _Scanner:
 
     def leaf(self, buf: bytes, i: int) -> int:
         """NONE, NEWTRUE, NEWFALSE."""
-        self.stack.append(_LEAF)
+        self.stack.append(LEAF)
         return i
 
     def empty_container(self, buf: bytes, i: int) -> int:
         """EMPTY_DICT, EMPTY_SET."""
-        self.stack.append(_LEVELS[1])
+        self.stack.append(Slot(1))
         return i
 
     def empty_list(self, buf: bytes, i: int) -> int:
         """EMPTY_LIST."""
-        self.stack.append(_List() if self.keep_lists else _LEVELS[1])
+        self.stack.append(KeptList() if self.keep_lists else Slot(1))
         return i
 
     def empty_tuple(self, buf: bytes, i: int) -> int:
         """EMPTY_TUPLE."""
-        self.stack.append(_EMPTY_TUPLE)
+        self.stack.append(EMPTY_TUPLE)
         return i
 
     def put(self, buf: bytes, i: int) -> int:
-        """BINPUT: the top entry is memoized; a container gets its own
-        stand-in, so that what is added to it later counts."""
-        top = self.stack[-1]
-        if type(top) is _Shared and top.depth:
-            top = self.stack[-1] = _Slot(top.depth)
-        self.memo[buf[i]] = top
+        """BINPUT: the top entry is memoized (a container's stand-in is its
+        own, so that what is added to it later counts)."""
+        self.memo[buf[i]] = self.stack[-1]
         return i + 1
 
     def long_put(self, buf: bytes, i: int) -> int:
         """LONG_BINPUT."""
-        top = self.stack[-1]
-        if type(top) is _Shared and top.depth:
-            top = self.stack[-1] = _Slot(top.depth)
-        self.memo[_U32.unpack_from(buf, i)[0]] = top
+        self.memo[_U32.unpack_from(buf, i)[0]] = self.stack[-1]
         return i + 4
 
     def get(self, buf: bytes, i: int) -> int:
@@ -377,12 +262,16 @@ class _Scanner:
         Returns:
             The tuple's stand-in (items kept when few).
         """
-        depth = 1 + _deepest(items)
+        depth = 1 + deepest(items)
         if depth > limits.MAX_NESTING:
             self.too_deep()
         if len(items) <= KEEP_ITEMS:
-            return _Tuple(tuple(items), depth)
-        return _level(depth)
+            return KeptTuple(tuple(items), depth)
+        tensors = [type(item) is TensorValue for item in items]
+        return LongTuple(depth, sum(map(hash_cost, items)),
+                         sum(size_of(item) for item, tensor in
+                             zip(items, tensors) if not tensor),
+                         any(tensors))
 
     def tuple_mark(self, buf: bytes, i: int) -> int:
         """TUPLE: the entries since the last MARK become a tuple."""
@@ -396,7 +285,7 @@ class _Scanner:
         depth = getattr(item, 'depth', 0) + 1
         if depth > limits.MAX_NESTING:
             self.too_deep()
-        self.stack[-1] = _Tuple((item, ), depth)
+        self.stack[-1] = KeptTuple((item, ), depth)
         return i
 
     def tuple2(self, buf: bytes, i: int) -> int:
@@ -422,52 +311,77 @@ class _Scanner:
         """
         raise UnsafeCheckpointError(TOO_DEEP.format(limit=limits.MAX_NESTING))
 
-    def add(self, children: List[Any], items: bool) -> None:
+    def add(self, children: List[Any], entries: int,
+            items: bool) -> None:
         """The entry on top takes children (APPEND(S), SETITEM(S), BUILD).
 
         Args:
             children (list): What it takes.
-            items (bool): Whether they are list items (a :class:`_List`
+            entries (int): The entries it gains (its size grows by that).
+            items (bool): Whether they are list items (a :class:`KeptList`
                 keeps them).
         """
         target = self.stack[-1]
-        depth = 1 + _deepest(children)
+        depth = 1 + deepest(children)
         if depth > limits.MAX_NESTING:
             self.too_deep()
-        if type(target) is _List and items:
+        if type(target) is KeptList and items:
             if len(target.items) + len(children) > limits.MAX_MEMBERS:
                 raise UnsafeCheckpointError(
                     'its list of storages holds more than the '
                     f'{limits.MAX_MEMBERS:,} a checkpoint may have')
             target.items.extend(children)
-        if type(target) is _Slot or type(target) is _List:
+        if type(target) in _MUTABLE:
             target.depth = max(target.depth, depth)
-        elif depth > getattr(target, 'depth', 0):
-            self.stack[-1] = _level(depth)
+            target.size += entries
+        else:  # shared or immutable: a new stand-in on the stack
+            self.stack[-1] = Slot(max(depth, getattr(target, 'depth', 0)),
+                                  size_of(target) + entries)
 
     def append(self, buf: bytes, i: int) -> int:
         """APPEND."""
-        self.add([self.stack.pop()], True)
+        item = self.stack.pop()
+        self.add([item], hash_cost(item), True)
         return i
 
     def appends(self, buf: bytes, i: int) -> int:
         """APPENDS."""
-        self.add(self.pop_mark(), True)
+        children = self.pop_mark()
+        self.add(children, sum(map(hash_cost, children)), True)
         return i
 
     def setitem(self, buf: bytes, i: int) -> int:
         """SETITEM."""
-        self.add([self.stack.pop(), self.stack.pop()], False)
+        value, key = self.stack.pop(), self.stack.pop()
+        self.add([key, value], self.hash_keys([key]), False)
         return i
 
     def setitems(self, buf: bytes, i: int) -> int:
         """SETITEMS."""
-        self.add(self.pop_mark(), False)
+        children = self.pop_mark()
+        self.add(children, self.hash_keys(children[0::2]), False)
         return i
 
+    def hash_keys(self, keys: List[Any]) -> int:
+        """Charge the hashing of dict keys (a tuple key: every item it
+        visits, :func:`~.pickle_standins.hash_cost`).
+
+        Returns:
+            int: The keys' hash costs (the entries the dict gains, each
+            counted as what iterating and hashing it again costs).
+        """
+        tuples = [key.size + 1 for key in keys
+                  if type(key) is KeptTuple or type(key) is LongTuple]
+        if not tuples:
+            return len(keys)
+        self.budget.charge(sum(tuples), 'a dict key that is a tuple (hashed)')
+        return len(keys) - len(tuples) + sum(tuples)
+
     def build(self, buf: bytes, i: int) -> int:
-        """BUILD: the object on top takes its state."""
-        self.add([self.stack.pop()], False)
+        """BUILD: the object on top takes its state (what it copies is
+        charged, :meth:`CallCheck.build`)."""
+        state = self.stack.pop()
+        self.add([state], self.calls.build(state), False)
         return i
 
     # -- constants -----------------------------------------------------
@@ -488,7 +402,7 @@ class _Scanner:
 
     def binfloat(self, buf: bytes, i: int) -> int:
         """BINFLOAT: 8 bytes, not kept."""
-        self.stack.append(_LEAF)
+        self.stack.append(LEAF)
         return i + 8
 
     def long1(self) -> None:
@@ -511,7 +425,7 @@ class _Scanner:
         n = _U32.unpack(self.window.read(4))[0]
         if n > KEEP_TEXT:
             self.window.skip(n)
-            self.stack.append(_LONG_TEXT)
+            self.stack.append(Text(n))
         else:
             self.text(str(self.window.read(n), 'utf-8', 'surrogatepass'))
 
@@ -526,7 +440,8 @@ class _Scanner:
         Raises:
             UnsafeCheckpointError: ``text`` names such a codec.
         """
-        self.stack.append(text if len(text) <= KEEP_TEXT else _LONG_TEXT)
+        self.stack.append(text if len(text) <= KEEP_TEXT else
+                          Text(len(text.encode('utf-8', 'surrogatepass'))))
         if len(text) > 40 or '.' in text or text.isdigit() \
                 or text in self.seen:
             return  # no codec is named by digits alone
@@ -542,66 +457,28 @@ class _Scanner:
         """GLOBAL: ``module\\nname\\n``, mapped as torch maps it."""
         lines = [self.window.readline(_MAX_GLOBAL_LINE) for _ in range(2)]
         if None in lines:
-            self.stack.append(_Global('<a name too long to read>'))
+            self.stack.append(Global('<a name too long to read>'))
             return
         module, name = (line.decode('utf-8') for line in lines)
         if (module, name) in NAME_MAPPING:
             module, name = NAME_MAPPING[(module, name)]
         elif module in IMPORT_MAPPING:
             module = IMPORT_MAPPING[module]
-        self.stack.append(_Global(f'{module}.{name}'))
+        self.stack.append(Global(f'{module}.{name}'))
 
     # -- calls ---------------------------------------------------------
     def reduce(self, buf: bytes, i: int) -> int:
-        """REDUCE: ``func(*args)``; the result replaces ``func``."""
+        """REDUCE: ``func(*args)``; the result replaces ``func``
+        (:meth:`CallCheck.call`)."""
         args = self.stack.pop()
-        func = self.stack[-1]
-        self.check_call(func, args)
-        if type(func) is _Global and func.name == '_codecs.encode':
-            self.stack[-1] = _ENCODED
-        else:
-            self.stack[-1] = _level(max(1, getattr(args, 'depth', 0)))
+        self.stack[-1] = self.calls.call(self.stack[-1], args)
         return i
 
     def newobj(self, buf: bytes, i: int) -> int:
         """NEWOBJ: ``cls.__new__(cls, *args)``."""
         args = self.stack.pop()
-        self.check_call(self.stack.pop(), args)
-        self.stack.append(_level(max(1, getattr(args, 'depth', 0))))
+        self.stack.append(self.calls.call(self.stack.pop(), args))
         return i
-
-    def check_call(self, func: Any, args: Any) -> None:
-        """Refuse a call that allocates memory of a size the pickle chooses.
-
-        Args:
-            func: The called entry.
-            args: Its argument tuple.
-
-        Raises:
-            UnsafeCheckpointError: ``func`` is a tensor constructor, or
-                ``bytearray`` with anything but text.
-        """
-        if type(func) is not _Global:
-            return
-        name = func.name
-        items = args.items if type(args) is _Tuple else None
-        if name in _TENSOR_CLASSES:
-            raise UnsafeCheckpointError(
-                f'it calls the tensor constructor {name}(...), which '
-                'allocates memory of a size the pickle chooses '
-                f'({name}(1000000000) takes 4 GB from a few bytes); '
-                'torch.save rebuilds tensors from their stored data, never '
-                'this way')
-        if name == 'builtins.bytearray' and (
-                items is None or len(items) > 2
-                or not all(map(_is_data, items))):
-            raise UnsafeCheckpointError(
-                'it calls bytearray(...) with something other than text or '
-                'bytes (bytearray(1073741824) allocates 1 GB from a few '
-                'bytes); torch.save writes a bytearray as bytearray(bytes)')
-        if name == _REBUILD_FROM_TYPE and items is not None \
-                and len(items) >= 3:
-            self.check_call(items[0], items[2])  # it calls items[0](*items[2])
 
     def persistent_id(self, buf: bytes, i: int) -> int:
         """BINPERSID: a storage reference, checked by ``on_storage``.
@@ -614,7 +491,7 @@ class _Scanner:
         pid = self.stack.pop()
         if self.on_storage is None:
             raise _TorchRefuses()
-        first = pid.items[0] if type(pid) is _Tuple and pid.items else None
+        first = pid.items[0] if type(pid) is KeptTuple and pid.items else None
         if isinstance(first, str) and first != 'storage':
             raise _TorchRefuses()
         if first != 'storage':
@@ -623,7 +500,10 @@ class _Scanner:
                 "with 'storage' as torch.save writes them, so its size "
                 'cannot be checked before torch allocates it')
         self.on_storage(pid.items[1:])
-        self.stack.append(_LEAF)
+        key, numel = (pid.items[2], pid.items[4]) if len(pid.items) > 4 \
+            else (None, None)
+        self.budget.add_storage(key, numel)
+        self.stack.append(TensorValue(numel if type(numel) is int else None))
         return i
 
 
@@ -690,14 +570,3 @@ def scan_pickle(window: FileWindow,
         if paused:
             gc.enable()
 
-
-def list_items(slot: Any) -> Optional[Tuple[Any, ...]]:
-    """The kept items of a list scanned with ``keep_lists``.
-
-    Args:
-        slot: A stand-in.
-
-    Returns:
-        tuple | None: The items, or None when ``slot`` is not such a list.
-    """
-    return tuple(slot.items) if isinstance(slot, _List) else None

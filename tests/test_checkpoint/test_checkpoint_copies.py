@@ -1,0 +1,224 @@
+"""What the calls in a checkpoint's pickle may copy: torch's weights-only
+unpickler calls allow-listed globals (``set``, ``OrderedDict``,
+``_codecs.encode``, ...) with any arguments, so a small file that repeats a
+copying call on one shared value, or iterates a tensor viewed as far more
+rows than its storage holds, takes a loader's memory. The pickle scan
+charges each call what it copies and refuses before anything is
+unpickled; ordinary checkpoints are far inside the bound."""
+import collections
+import io
+import tracemalloc
+
+import numpy as np
+import pytest
+import torch
+from mmengine.logging import HistoryBuffer, MessageHub
+
+from mmkd.checkpoint import UnsafeCheckpointError, limits, safe_torch_load
+from mmkd.checkpoint.bounds import check_checkpoint
+
+
+class Calls:
+    """Unpickling this calls ``func(*args)`` (and, with ``state``, sets
+    it: BUILD)."""
+
+    def __init__(self, func, *args, state=None):
+        self.func, self.args, self.state = func, args, state
+
+    def __reduce__(self):
+        if self.state is None:
+            return self.func, self.args
+        return self.func, self.args, self.state
+
+
+def save(tmp_path, obj, name='ckpt.pth'):
+    path = tmp_path / name
+    torch.save(obj, str(path))
+    return str(path)
+
+
+def refused_by_the_scan(path, match):
+    """The checks before unpickling refuse ``path`` with a message matching
+    ``match``, holding less than 1 MB at their peak."""
+    with open(path, 'rb') as f:
+        tracemalloc.start()
+        try:
+            with pytest.raises(UnsafeCheckpointError, match=match):
+                check_checkpoint(f)
+        finally:
+            peak = tracemalloc.get_traced_memory()[1]
+            tracemalloc.stop()
+    assert peak < 1 << 20
+
+
+def test_a_copying_call_repeated_on_one_shared_value_is_refused(tmp_path):
+    """set() 50 times on one memoized list of 100,000 ints: 0.37 MB of file
+    that took 207 MB to load. Refused by the scan, which holds < 1 MB."""
+    shared = list(range(100_000))
+    path = save(tmp_path, [Calls(set, shared) for _ in range(50)])
+    refused_by_the_scan(path, r'or hash .* builtins\.set\(\.\.\.\)')
+    with pytest.raises(UnsafeCheckpointError, match="iterate or hash"):
+        safe_torch_load(path)
+
+
+def test_the_budget_is_the_pickle_read_so_far(tmp_path, monkeypatch):
+    """Without slack, a call may copy what the pickle has written before it:
+    one set() of an inline list loads, a second one of the same (memoized)
+    list is refused."""
+    monkeypatch.setattr(limits, 'COPY_SLACK', 0)
+    shared = list(range(1000))
+    once = save(tmp_path, {'s': Calls(set, shared)}, 'once.pth')
+    assert safe_torch_load(once)['s'] == set(shared)
+    twice = save(tmp_path, {'s': Calls(set, shared), 't': Calls(set, shared)},
+                 'twice.pth')
+    with pytest.raises(UnsafeCheckpointError, match="iterate or hash"):
+        safe_torch_load(twice)
+
+
+def test_building_many_objects_from_one_shared_state_is_refused(tmp_path):
+    """BUILD copies the state into the object: 30 OrderedDicts taking one
+    dict of 100,000 entries as their attributes."""
+    state = {f'k{i}': i for i in range(100_000)}
+    path = save(tmp_path, [Calls(collections.OrderedDict, state=state)
+                           for _ in range(30)])
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r'copy, iterate or hash .*BUILD'):
+        safe_torch_load(path)
+
+
+def test_encoding_one_shared_string_again_and_again_is_refused(tmp_path):
+    import _codecs
+    text = 'x' * 1_000_000
+    path = save(tmp_path, [Calls(_codecs.encode, text, 'latin1')
+                           for _ in range(200)])
+    refused_by_the_scan(path, r'copy, iterate or hash .*_codecs\.encode')
+
+
+@pytest.mark.parametrize('codec', ['utf-32', 'unicode_escape', 'rot13'])
+def test_encode_takes_only_latin1(tmp_path, codec):
+    import _codecs
+    path = save(tmp_path, {'b': Calls(_codecs.encode, 'abc', codec)})
+    with pytest.raises(UnsafeCheckpointError, match=f"codec '{codec}'"):
+        safe_torch_load(path)
+
+
+@pytest.mark.parametrize('func', [set, collections.Counter, torch.Size])
+def test_iterating_a_tensor_is_refused(tmp_path, func):
+    """A 1-element storage viewed as 1,000,000 rows (stride 0): set() of it
+    took 660 MB from a 1.5 KB file."""
+    view = torch.zeros(1).expand(1_000_000)
+    path = save(tmp_path, {'x': Calls(func, view)})
+    refused_by_the_scan(path, 'on a tensor or storage')
+
+
+def test_a_device_copy_is_charged_the_elements_of_its_view(tmp_path):
+    """_rebuild_device_tensor_from_cpu_tensor copies its tensor (another
+    dtype): a real tensor loads converted; a 1-element storage viewed as
+    10,000,000 elements is refused before it is materialised."""
+    rebuild = torch._utils._rebuild_device_tensor_from_cpu_tensor
+    real = save(tmp_path, {'x': Calls(rebuild, torch.arange(5.),
+                                      torch.float64, 'cpu', False)}, 'r.pth')
+    loaded = safe_torch_load(real)['x']
+    assert loaded.dtype == torch.float64
+    assert torch.equal(loaded, torch.arange(5., dtype=torch.float64))
+    view = torch.zeros(1).expand(10_000_000)
+    bomb = save(tmp_path, {'x': Calls(rebuild, view, torch.float64, 'cpu',
+                                      False)}, 'b.pth')
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r'10,000,0\d\d elements .*device_tensor'):
+        safe_torch_load(bomb)
+
+
+def test_history_buffer_is_built_only_from_its_state(tmp_path):
+    """HistoryBuffer(log, count) goes through np.array, which copies nested
+    lists element by element; torch.save writes HistoryBuffer() + state,
+    which loads."""
+    shared = list(range(1000))
+    path = save(tmp_path, {'h': Calls(HistoryBuffer, [shared] * 1000,
+                                      [shared] * 1000)}, 'h.pth')
+    with pytest.raises(UnsafeCheckpointError, match='HistoryBuffer'):
+        safe_torch_load(path)
+    hub = MessageHub.get_instance('test_checkpoint_copies')
+    for value in (1.0, 2.0, 4.0):
+        hub.update_scalar('train/loss', value)
+    ok = save(tmp_path, {'message_hub': hub.state_dict()}, 'ok.pth')
+    buffer = safe_torch_load(ok)['message_hub']['log_scalars']['train/loss']
+    np.testing.assert_array_equal(buffer.data[0], [1.0, 2.0, 4.0])
+
+
+def test_call_arguments_must_be_a_tuple(tmp_path):
+    """func(*args) also takes a list; pickle never writes one."""
+    from test_checkpoint_bounds import with_pickle
+    pickle_bytes = b'\x80\x02cbuiltins\nset\n]R.'
+    with pytest.raises(UnsafeCheckpointError, match='not a tuple'):
+        safe_torch_load(with_pickle(tmp_path, pickle_bytes))
+
+
+def test_ordinary_copies_are_far_inside_the_budget(tmp_path, monkeypatch):
+    """torch.save's own copies (bytes, sets, OrderedDicts, numpy values,
+    tensors) load without slack."""
+    monkeypatch.setattr(limits, 'COPY_SLACK', 0)
+    obj = {'state_dict': collections.OrderedDict(
+        (f'layer{i}.weight', torch.randn(3, 2)) for i in range(50)),
+        'set': set(range(500)), 'bytes': [bytes([i]) * 40 for i in range(50)],
+        'arrays': [np.arange(i, dtype=np.float32) for i in range(50)],
+        'sizes': [torch.Size([i, 2]) for i in range(50)]}
+    buf = io.BytesIO()
+    torch.save(obj, buf)
+    path = tmp_path / 'ordinary.pth'
+    path.write_bytes(buf.getvalue())
+    loaded = safe_torch_load(str(path))
+    assert loaded['set'] == obj['set'] and loaded['bytes'] == obj['bytes']
+    assert loaded['sizes'] == obj['sizes']
+    for key, value in obj['state_dict'].items():
+        assert torch.equal(loaded['state_dict'][key], value)
+    for got, want in zip(loaded['arrays'], obj['arrays']):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_storage_counts_once_however_often_it_is_referenced(tmp_path):
+    """The budget grows by a storage's elements once: referencing one
+    storage many times does not buy copies."""
+    from mmkd.checkpoint.pickle_calls import CopyBudget
+
+    class Window:
+        def tell(self):
+            return 0
+
+    budget = CopyBudget(Window())
+    for _ in range(5):
+        budget.add_storage('0', 1000)
+    budget.add_storage('1', 10)
+    assert budget.storage_elements == 1010
+    budget.charge(1010 + limits.COPY_SLACK, 'a call')
+    with pytest.raises(UnsafeCheckpointError, match='the last: another'):
+        budget.charge(1, 'another')
+
+
+
+def _doubling_tuple_key(levels):
+    """``{T: 1}`` where ``T`` = ``(T', T')`` nested ``levels`` times: a few
+    bytes of pickle per level, 2**levels items visited to hash the key."""
+    body = b'K\x01\x85'  # (1,)
+    body += b'q\x00h\x00\x86' * levels  # memoize T, fetch it again: (T, T)
+    return b'\x80\x02}' + body + b'K\x01s.'
+
+
+def test_a_dict_key_of_shared_tuples_is_refused_before_it_is_hashed(
+        tmp_path):
+    """Python does not cache tuple hashes: with 60 levels the key takes
+    2**60 steps (22 levels already took 0.24 s); refused from the scan."""
+    from test_checkpoint_bounds import with_pickle
+    path = with_pickle(tmp_path, _doubling_tuple_key(60))
+    with pytest.raises(UnsafeCheckpointError,
+                       match=r'iterate or hash .*a dict key that is a tuple'):
+        safe_torch_load(path)
+    small = with_pickle(tmp_path, _doubling_tuple_key(3), 'small.pth')
+    (key, value), = safe_torch_load(small).items()
+    assert value == 1 and key[0] is key[1] and len(str(key)) > 20
+
+
+def test_tuple_keys_of_ordinary_dicts_load(tmp_path, monkeypatch):
+    monkeypatch.setattr(limits, 'COPY_SLACK', 0)
+    obj = {(1, 2): 'a', ('x', (3, 4)): 'b', (): 'c'}
+    assert safe_torch_load(save(tmp_path, obj)) == obj
