@@ -31,10 +31,10 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional
 from . import limits
 from .errors import TOO_DEEP, CheckpointFormatError, UnsafeCheckpointError
 from .pickle_calls import CallCheck, CopyBudget
-from .pickle_standins import (EMPTY_TUPLE, KEEP_ITEMS, KEEP_TEXT, LEAF,
-                              Global, KeptList, KeptTuple, LongTuple, Slot,
-                              TensorValue, Text, deepest, hash_cost,
-                              size_of)
+from .pickle_standins import (EMPTY_TUPLE, HASHES_ITEMS, KEEP_ITEMS,
+                              KEEP_TEXT, LEAF, Global, KeptList, KeptTuple,
+                              LongTuple, Slot, TensorValue, Text, deepest,
+                              hash_cost, size_of)
 from .window import FileWindow
 
 try:  # the mapping torch's weights-only unpickler applies to GLOBAL names
@@ -363,15 +363,15 @@ class _Scanner:
         return i
 
     def hash_keys(self, keys: List[Any]) -> int:
-        """Charge the hashing of dict keys (a tuple key: every item it
-        visits, :func:`~.pickle_standins.hash_cost`).
+        """Charge the hashing of dict keys (a tuple key, or a
+        ``torch.Size``: every item it visits,
+        :func:`~.pickle_standins.hash_cost`).
 
         Returns:
             int: The keys' hash costs (the entries the dict gains, each
             counted as what iterating and hashing it again costs).
         """
-        tuples = [key.size + 1 for key in keys
-                  if type(key) is KeptTuple or type(key) is LongTuple]
+        tuples = [key.size + 1 for key in keys if type(key) in HASHES_ITEMS]
         if not tuples:
             return len(keys)
         self.budget.charge(sum(tuples), 'a dict key that is a tuple (hashed)')

@@ -75,7 +75,7 @@ class KeptTuple(Slot):
         # the sum of the items' hash_cost, inlined (one per tensor written)
         size = len(items)
         for item in items:
-            if type(item) is KeptTuple or type(item) is LongTuple:
+            if type(item) in HASHES_ITEMS:
                 size += item.size  # hash_cost(item) = 1 + item.size
         super().__init__(depth, size)
         self.items = items
@@ -170,20 +170,20 @@ def size_of(slot: Any) -> int:
 
 def hash_cost(slot: Any) -> int:
     """The items hashing ``slot`` visits. Python does not cache a tuple's
-    hash: it hashes every item, again for every reference to a shared one,
-    so a tuple of two references to one tuple, nested 60 times, takes 2**60
-    steps to hash from a pickle of 1.4 KB. Strings and bytes cache theirs;
-    tensors hash by identity.
+    hash (nor a ``torch.Size``'s): it hashes every item, again for every
+    reference to a shared one, so a tuple of two references to one tuple,
+    nested 60 times, takes 2**60 steps to hash from a pickle of 1.4 KB.
+    Strings and bytes cache theirs; tensors hash by identity. Containers
+    count as what hashing them would visit (lists and dicts cannot be hashed:
+    counting them only makes the count an upper bound).
 
     Args:
         slot: A stack entry.
 
     Returns:
-        int: 1 + the items' hash costs for a tuple, else 1.
+        int: 1 + its size for a tuple, a container or a call's result, else 1.
     """
-    if type(slot) is KeptTuple or type(slot) is LongTuple:
-        return 1 + slot.size
-    return 1
+    return 1 + slot.size if type(slot) in HASHES_ITEMS else 1
 
 
 def list_items(slot: Any) -> Optional[Tuple[Any, ...]]:
@@ -198,6 +198,8 @@ def list_items(slot: Any) -> Optional[Tuple[Any, ...]]:
     return tuple(slot.items) if type(slot) is KeptList else None
 
 
+#: Stand-ins whose hash (where they have one) visits their items.
+HASHES_ITEMS = frozenset({Slot, KeptTuple, LongTuple, KeptList})
 LEAF = Leaf(0)
 EMPTY_TUPLE = KeptTuple((), 1)
 

@@ -222,3 +222,13 @@ def test_tuple_keys_of_ordinary_dicts_load(tmp_path, monkeypatch):
     monkeypatch.setattr(limits, 'COPY_SLACK', 0)
     obj = {(1, 2): 'a', ('x', (3, 4)): 'b', (): 'c'}
     assert safe_torch_load(save(tmp_path, obj)) == obj
+
+
+def test_a_shared_torch_size_as_the_key_of_many_dicts_is_refused(tmp_path):
+    """torch.Size does not cache its hash either: one Size of 100,000 dims
+    as the key of 50 dicts is hashed 50 times."""
+    size = torch.Size(range(100_000))
+    path = save(tmp_path, [{size: i} for i in range(50)])
+    with pytest.raises(UnsafeCheckpointError,
+                       match='a dict key that is a tuple'):
+        safe_torch_load(path)
