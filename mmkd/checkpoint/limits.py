@@ -26,10 +26,15 @@ MAX_NAME_BYTES = 4096
 #: fewer than 10 levels; walking a deeper one would exhaust Python's stack.
 MAX_NESTING = 100
 
-#: Elements the calls of a pickle may copy, iterate or hash beyond one per
-#: byte of the pickle and one per element of its storages
-#: (:class:`~mmkd.checkpoint.pickle_calls.CopyBudget`). ``torch.save``'s
-#: pickles copy a few elements per tensor, far below one per byte; 65,536
-#: elements (a few MB of Python objects at most) leave room for a pattern
-#: the count overestimates.
+#: Elements the calls of a pickle may copy, iterate or hash per byte of the
+#: pickle (:class:`~mmkd.checkpoint.pickle_calls.CopyBudget`). ``torch.save``
+#: touches what it writes at most twice (numpy data: ``_codecs.encode`` makes
+#: bytes of the text, then the array's ``BUILD`` takes them), so a real
+#: training checkpoint stays below 2 (an mmengine checkpoint of 1,200
+#: iterations: 1.7 before its storages and the slack are counted).
+COPIES_PER_BYTE = 4
+
+#: Elements they may touch besides (:data:`COPIES_PER_BYTE` per byte and one
+#: per element of the storages referenced): 65,536, a few MB of Python
+#: objects at most, room for a pattern the count overestimates.
 COPY_SLACK = 1 << 16

@@ -76,10 +76,10 @@ _TENSOR_CLASSES = _tensor_classes()
 
 
 class CopyBudget:
-    """The elements a pickle's calls may copy, iterate or hash: one per byte of
-    the pickle read so far, one per element of the storages it references
-    (each storage counted once), and
-    :data:`~mmkd.checkpoint.limits.COPY_SLACK`.
+    """The elements a pickle's calls may copy, iterate or hash:
+    :data:`~mmkd.checkpoint.limits.COPIES_PER_BYTE` per byte of the pickle
+    read so far, one per element of the storages it references (each
+    storage counted once), and :data:`~mmkd.checkpoint.limits.COPY_SLACK`.
 
     Args:
         window (FileWindow): The pickle being scanned, at its first opcode.
@@ -117,15 +117,17 @@ class CopyBudget:
             return
         self.copied += elements
         read = self.window.tell() - self.start
-        allowed = read + self.storage_elements + limits.COPY_SLACK
+        allowed = limits.COPIES_PER_BYTE * read + self.storage_elements + \
+            limits.COPY_SLACK
         if self.copied > allowed:
             raise UnsafeCheckpointError(
                 f'its calls and dict keys copy, iterate or hash '
                 f'{self.copied:,} elements (the last: {what}), more than the '
                 f'{allowed:,} its first {read:,} bytes of pickle and '
-                f'{self.storage_elements:,} storage elements account for: a '
+                f'{self.storage_elements:,} storage elements account for '
+                f'({limits.COPIES_PER_BYTE} per byte, 1 per element): a '
                 'pickle written by torch.save touches each value it writes '
-                'a few times at most, while a call repeated on one shared '
+                'twice at most, while a call repeated on one shared '
                 'value (set(x) 50 times on a list of 100,000 ints took 207 '
                 'MB from a 0.37 MB file) or a key of shared tuples nested in '
                 'one another (2**60 steps to hash from 1.4 KB) makes a small '
