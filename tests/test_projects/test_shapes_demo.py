@@ -19,6 +19,8 @@ DIAGNOSE = osp.join(REPO, 'projects', 'shapes_demo',
                     'diagnose_pixel_wise.py')
 DIAGNOSE_PAIR = osp.join(REPO, 'projects', 'shapes_demo',
                          'diagnose_pair_wise.py')
+CONVERGENCE = osp.join(REPO, 'projects', 'shapes_demo',
+                       'baseline_convergence.py')
 
 
 @pytest.mark.end_to_end
@@ -210,6 +212,24 @@ def test_quick_selection_then_report_with_seed_base(tmp_path):
     assert len(edges) == 1
     cosines = [float(v) for v in edges[0].split('|')[3:-1]]
     assert all(-1 <= c <= 1 for c in cosines), edges
+
+    # the convergence check trains the baseline for two schedule lengths
+    # with the selection seed on val, reusing the teacher and pretraining
+    proc = subprocess.run(
+        [sys.executable, CONVERGENCE, '--quick', '--tasks', 'seg', '--jobs',
+         '1', '--iters', '12', '24', '--work-dir', str(work)],
+        cwd=REPO, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert proc.stdout.count('(trained earlier, reused)') == 2
+    out = json.loads((work / 'report' / 'convergence.json').read_text())
+    rows = out['tasks']['seg']['rows']
+    assert [(r['iters'], r['seeds']) for r in rows] == [
+        (12, [1000]), (24, [1000])]
+    assert rows[1]['diffs'] == pytest.approx(
+        [rows[1]['values'][0] - rows[0]['values'][0]])
+    for iters in (12, 24):
+        assert (work / 'convergence' / f'seg_student_{iters}it_seed1000' /
+                f'iter_{iters}.pth').is_file()
 
 
 def test_report_seeds_exclude_selection_seeds():

@@ -12,7 +12,9 @@ from mmkd.testing import make_shapes_dataset
 
 sys.path.insert(0, osp.join(REPO, 'projects', 'shapes_demo'))
 from shapes_demo.protocol import (best_candidate, class_rows,  # noqa: E402
-                                  class_table, paired_rows, paired_table,
+                                  class_table, convergence_rows,
+                                  convergence_table, paired_rows,
+                                  paired_table,
                                   paper_scale, part_noise, report_seeds,
                                   selection_rows,
                                   selection_table, variant_candidates,
@@ -75,6 +77,32 @@ def test_paired_rows_and_table():
         'paired differences: seg pair (within noise, -1.00), seg cwd '
         '(worse, -2.00).')
     assert _not_better([rows['student'], pixel]) == ''
+
+
+def test_convergence_rows_pair_schedules_by_seed():
+    """A longer schedule's difference is paired by seed: seeds 0 and 1 gain
+    5 and 6 (mean 5.5, std 0.707); the eval noise is the RMS over seeds of
+    std(part differences) / 2: seed 0's parts differ by 4, 6, 5, 5 (std
+    sqrt(2/3)), seed 1's by 6 everywhere, so sqrt((2/3 / 4 + 0) / 2)."""
+    runs = {400: _runs('student', [20, 22],
+                       parts=[[20] * 4, [22] * 4]),
+            1200: _runs('student', [25, 28],
+                        parts=[[24, 26, 25, 25], [28] * 4])}
+    reference, longer = convergence_rows(runs)
+    assert reference['iters'] == 400 and reference['seeds'] == [0, 1]
+    assert reference['mean'] == 21 and 'diffs' not in reference
+    assert longer['diffs'] == [5, 6]
+    assert longer['diff_mean'] == pytest.approx(5.5)
+    assert longer['diff_std'] == pytest.approx(0.5 ** 0.5)
+    assert longer['diff_noise'] == pytest.approx(((2 / 3) / 4 / 2) ** 0.5)
+    assert longer['verdict'] == 'better'
+    table = convergence_table([reference, longer])
+    assert '| 1200 | 25.00 / 28.00 | 26.50 ± 2.12 | +5.50 ± 0.71 | ± 0.29 |' \
+        ' better | 1 |' in table.splitlines()
+    # a schedule whose seeds differ from the reference's cannot be paired
+    runs[1200] = runs[1200][::-1]
+    with pytest.raises(ValueError, match='same seeds in the same order'):
+        convergence_rows(runs)
 
 
 def test_pairs_only_same_seeds():

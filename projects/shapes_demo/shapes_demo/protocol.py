@@ -387,3 +387,67 @@ def selection_table(rows: Sequence[dict]) -> str:
                      f"{setting_text(r['settings'][r['chosen']], r['model'])}"
                      ' |')
     return '\n'.join(lines)
+
+
+def convergence_rows(runs: Dict[int, Sequence]) -> List[dict]:
+    """How a longer schedule changes one baseline student, paired by seed
+    as the report pairs a variant with the baseline.
+
+    Args:
+        runs: Schedule length -> its :class:`StageResult` runs, one per
+            seed, in the same seed order for every schedule; the first
+            schedule is the reference.
+
+    Returns:
+        list[dict]: Per schedule ``iters``, ``seeds``, ``values`` (per
+        seed), ``mean``, ``std``, ``seconds`` (mean per run), and for the
+        longer schedules ``diffs`` (per seed, minus the reference of the
+        same seed), ``diff_mean``, ``diff_std``, ``diff_noise`` (the
+        evaluation noise of one paired difference, from the split's
+        parts) and ``verdict``.
+    """
+    schedules = list(runs)
+    reference = runs[schedules[0]]
+    seeds = [r.seed for r in reference]
+    rows = []
+    for iters in schedules:
+        results = runs[iters]
+        if [r.seed for r in results] != seeds:
+            raise ValueError(
+                f'the {iters}-iteration runs have seeds '
+                f'{[r.seed for r in results]} and the reference '
+                f'{schedules[0]}-iteration runs {seeds}: give every '
+                'schedule the same seeds in the same order')
+        values = [r.metric for r in results]
+        row = dict(iters=iters, seeds=seeds, values=values,
+                   mean=float(np.mean(values)), std=_std(values),
+                   seconds=float(np.mean([r.seconds for r in results])))
+        if iters != schedules[0]:
+            diffs = [r.metric - ref.metric
+                     for r, ref in zip(results, reference)]
+            row.update(
+                diffs=diffs, diff_mean=float(np.mean(diffs)),
+                diff_std=_std(diffs),
+                diff_noise=float(np.sqrt(np.mean([part_noise(
+                    np.subtract(r.parts, ref.parts)) ** 2
+                    for r, ref in zip(results, reference)]))))
+            row['verdict'] = verdict(row['diff_mean'], row['diff_std'])
+        rows.append(row)
+    return rows
+
+
+def convergence_table(rows: Sequence[dict]) -> str:
+    """The markdown table of :func:`convergence_rows`."""
+    lines = ['| iterations | per seed | mean ± std over seeds | paired '
+             f"difference to {rows[0]['iters']} | eval noise of the "
+             'difference | verdict | s per run |',
+             '|---|---|---|---|---|---|---|']
+    for r in rows:
+        noise = '' if r.get('diff_noise') is None else \
+            f"± {r['diff_noise']:.2f}"
+        lines.append(
+            f"| {r['iters']} | {' / '.join(f'{v:.2f}' for v in r['values'])}"
+            f" | {_pm(r['mean'], r['std'])} | "
+            f"{_pm(r.get('diff_mean'), r.get('diff_std'), sign=True)} | "
+            f"{noise} | {r.get('verdict', '')} | {r['seconds']:.0f} |")
+    return '\n'.join(lines)

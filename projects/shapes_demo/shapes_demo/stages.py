@@ -620,6 +620,43 @@ def report_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
     return jobs, [j.key for j in jobs if j.key != pretrain]
 
 
+def convergence_jobs(task: Task, budget: Budget, seeds: List[int],
+                     work: str, data_root: str, schedules: List[int]
+                     ) -> Tuple[List[Job], List[str]]:
+    """The baseline student with its config's settings, trained once per
+    schedule length and seed and scored on the val split (how far the
+    demo's schedule is from convergence); run ``<task>_student_<n>it_seed<k>``
+    trains in ``<work>/convergence/<task>_student_<n>it_seed<k>``.
+
+    Args:
+        task: The task.
+        budget: Data sizes and the teacher's and pretraining's iterations
+            (its ``'student'`` entry is replaced by ``schedules``).
+        seeds: Selection seeds (1000 and up).
+        work: The demo's work directory.
+        data_root: The task's generated dataset root.
+        schedules: Iterations of each student run; a schedule other than
+            the config's is scaled to it (:func:`shorten_schedule`).
+
+    Returns:
+        tuple: The jobs, and the keys of the student runs, schedule by
+        schedule, each schedule's seed by seed.
+    """
+    jobs, env, pretrain = _first_jobs(task, budget, work, data_root)
+    keys = []
+    for iters in schedules:
+        for seed in seeds:
+            name = f'{task.name}_student_{iters}it_seed{seed}'
+            job = _student_job(task, budget, env, pretrain, name, 'student',
+                               task.student,
+                               osp.join(work, 'convergence', name), seed,
+                               'val')
+            job.kwargs['iters'] = iters
+            jobs.append(job)
+            keys.append(name)
+    return jobs, keys
+
+
 def selection_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
                    data_root: str) -> Tuple[List[Job], List[str]]:
     """The selection: the baseline student's learning rate from its
