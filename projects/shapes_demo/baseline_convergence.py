@@ -12,7 +12,8 @@ it). Prints, per task, the val metric of each schedule and seed, and each
 longer schedule's difference to the first, paired by seed (mean ± std
 over seeds, and the evaluation noise of one difference from the val
 split's quarters, as the demo's report gives them). Uses the work dir's
-teachers and pretraining stages (trained first when absent) and writes ``<work-dir>/report/convergence.{md,json}``.
+teachers and pretraining stages (trained first when absent) and writes
+``<work-dir>/report/convergence.{md,json}``.
 """
 import argparse
 import json
