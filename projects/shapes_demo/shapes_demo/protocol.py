@@ -319,6 +319,12 @@ def _pm(mean: Optional[float], std: Optional[float], sign: bool = False
     return text if std is None else f'{text} ± {std:.2f}'
 
 
+def _noise(row: dict) -> str:
+    """A row's evaluation noise of the paired difference, or empty."""
+    noise = row.get('diff_noise')
+    return '' if noise is None else f'± {noise:.2f}'
+
+
 def setting_text(setting: Dict[str, float], model: str) -> str:
     """``lr 0.2`` for the baseline, ``pixel 1 at lr 0.1`` (loss weights,
     learning rate) for a variant, empty for the teacher."""
@@ -338,14 +344,12 @@ def paired_table(rows: Sequence[dict]) -> str:
         'paired difference to the student | eval noise of the difference |'
         ' verdict |', '|---|---|---|---|---|---|---|---|']
     for r in rows:
-        noise = '' if r.get('diff_noise') is None else \
-            f"± {r['diff_noise']:.2f}"
         lines.append(
             f"| {r['task']} | {r['model']} | "
             f"{setting_text(r['setting'], r['model'])} | {r['metric']} | "
             f"{_pm(r['mean'], r['std'])} | "
             f"{_pm(r.get('diff_mean'), r.get('diff_std'), sign=True)} | "
-            f"{noise} | {r.get('verdict', '')} |")
+            f"{_noise(r)} | {r.get('verdict', '')} |")
     return '\n'.join(lines)
 
 
@@ -443,11 +447,9 @@ def convergence_table(rows: Sequence[dict]) -> str:
              'difference | verdict | s per run |',
              '|---|---|---|---|---|---|---|']
     for r in rows:
-        noise = '' if r.get('diff_noise') is None else \
-            f"± {r['diff_noise']:.2f}"
         lines.append(
             f"| {r['iters']} | {' / '.join(f'{v:.2f}' for v in r['values'])}"
             f" | {_pm(r['mean'], r['std'])} | "
             f"{_pm(r.get('diff_mean'), r.get('diff_std'), sign=True)} | "
-            f"{noise} | {r.get('verdict', '')} | {r['seconds']:.0f} |")
+            f"{_noise(r)} | {r.get('verdict', '')} | {r['seconds']:.0f} |")
     return '\n'.join(lines)
