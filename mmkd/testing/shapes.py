@@ -43,16 +43,24 @@ SEG_PALETTE = [[0, 0, 0], [220, 20, 60], [0, 130, 200], [255, 180, 0],
 SPLITS = ('train', 'val', 'test')
 
 
-def _texture(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
-    """An oriented grating in two random colours, with noise: (h, w, 3)."""
+def _texture(rng: np.random.Generator, h: int, w: int,
+             contrast: float = 1.0) -> np.ndarray:
+    """An oriented grating in two random colours, with noise: (h, w, 3).
+
+    ``contrast`` scales the second colour's distance from the first and the
+    noise (1: as drawn; the random draws are the same for every value)."""
     yy, xx = np.mgrid[:h, :w].astype(np.float32)
     angle = rng.uniform(0, np.pi)
     period = rng.uniform(3, 12)
     wave = 0.5 + 0.5 * np.sin(
         (xx * np.cos(angle) + yy * np.sin(angle)) * 2 * np.pi / period)
     c1, c2 = rng.uniform(0, 255, 3), rng.uniform(0, 255, 3)
+    noise = rng.normal(0, 12, (h, w, 3))
+    if contrast != 1.0:
+        c2 = c1 + contrast * (c2 - c1)
+        noise = contrast * noise
     tex = wave[..., None] * c1 + (1 - wave[..., None]) * c2
-    tex += rng.normal(0, 12, (h, w, 3))
+    tex += noise
     return tex
 
 
@@ -102,7 +110,8 @@ def _shape_mask(rng: np.random.Generator, cls: str, h: int, w: int,
 def draw_scene(rng: np.random.Generator, size: Tuple[int, int],
                num_objects: Tuple[int, int] = (3, 7),
                radius: Tuple[float, float] = (0.06, 0.22),
-               classes: Sequence[str] = CLASSES):
+               classes: Sequence[str] = CLASSES,
+               background_contrast: float = 1.0):
     """One scene.
 
     Args:
@@ -114,6 +123,9 @@ def draw_scene(rng: np.random.Generator, size: Tuple[int, int],
             shorter side.
         classes: The object classes drawn, in label order (names from
             :data:`CLASSES`).
+        background_contrast: Scales the background grating's colour
+            difference and noise (1: full contrast; smaller: a plainer
+            background, the objects' surfaces unchanged).
 
     Returns:
         tuple: ``image`` (H, W, 3) uint8, ``label`` (H, W) uint8 (0
@@ -125,7 +137,7 @@ def draw_scene(rng: np.random.Generator, size: Tuple[int, int],
         raise ValueError(f'draw_scene: unknown classes {unknown}; the '
                          f'classes are {CLASSES}')
     h, w = size
-    image = _texture(rng, h, w)
+    image = _texture(rng, h, w, background_contrast)
     label = np.zeros((h, w), np.uint8)
     instance = np.full((h, w), -1, np.int32)
     objects = []
@@ -156,7 +168,8 @@ def write_split(rng: np.random.Generator, split: str, count: int,
                 num_objects: Tuple[int, int] = (3, 7),
                 radius: Tuple[float, float] = (0.06, 0.22),
                 classes: Sequence[str] = CLASSES,
-                name_digits: int = 5) -> None:
+                name_digits: int = 5,
+                background_contrast: float = 1.0) -> None:
     """Draw ``count`` scenes from ``rng`` (:func:`draw_scene`) and write them
     as split ``split`` of the segmentation dataset under ``seg_root`` and of
     the detection dataset under ``det_root`` (either may be None: not
@@ -171,6 +184,7 @@ def write_split(rng: np.random.Generator, split: str, count: int,
         det_root: Detection dataset root.
         size, num_objects, radius, classes: As :func:`draw_scene`.
         name_digits: Digits of the zero-padded file names.
+        background_contrast: As :func:`draw_scene`.
     """
     folders = []
     if seg_root is not None:
@@ -185,7 +199,7 @@ def write_split(rng: np.random.Generator, split: str, count: int,
     annotations: List[dict] = []
     for i in range(count):
         image, label, boxes = draw_scene(rng, size, num_objects, radius,
-                                         classes)
+                                         classes, background_contrast)
         name = f'{i:0{name_digits}d}.png'
         if seg_root is not None:
             Image.fromarray(image).save(
@@ -216,7 +230,8 @@ def make_shapes_dataset(root: str,
                         size: Tuple[int, int] = (96, 96),
                         seed: int = 0,
                         num_objects: Tuple[int, int] = (3, 7),
-                        radius: Tuple[float, float] = (0.06, 0.22)
+                        radius: Tuple[float, float] = (0.06, 0.22),
+                        background_contrast: float = 1.0
                         ) -> Dict[str, str]:
     """Write the segmentation (``root/seg``) and detection (``root/det``)
     datasets of the same scenes, with every class of :data:`CLASSES`, in the
@@ -238,6 +253,7 @@ def make_shapes_dataset(root: str,
         seed: Generator seed.
         num_objects: Fewest and most objects per scene.
         radius: Object radius range, as fractions of the shorter side.
+        background_contrast: As :func:`draw_scene`.
 
     Returns:
         dict: ``seg`` and ``det`` dataset roots.
@@ -246,6 +262,8 @@ def make_shapes_dataset(root: str,
     counts = dict(train=num_train, val=num_val, test=num_test)
     stamp = dict(counts, size=list(size), seed=seed,
                  num_objects=list(num_objects), radius=list(radius))
+    if background_contrast != 1.0:  # folders of full contrast keep theirs
+        stamp['background_contrast'] = background_contrast
     stamp_file = osp.join(root, 'generated.json')
     if osp.exists(stamp_file):
         with open(stamp_file) as f:
@@ -254,7 +272,8 @@ def make_shapes_dataset(root: str,
         os.remove(stamp_file)
     for k, split in enumerate(SPLITS):
         write_split(np.random.default_rng([seed, k]), split, counts[split],
-                    seg_root, det_root, size, num_objects, radius)
+                    seg_root, det_root, size, num_objects, radius,
+                    background_contrast=background_contrast)
     with open(stamp_file, 'w') as f:
         json.dump(stamp, f)
     return dict(seg=seg_root, det=det_root)

@@ -9,7 +9,7 @@ import os.path as osp
 import shutil
 import time
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Callable, Dict, List, Optional, Tuple
 
 import numpy as np
 from mmengine.config import Config
@@ -44,6 +44,14 @@ class Task:
         default_variants: The variants a run trains when ``--variants`` is
             not given (None: all); the others train with ``--variants``
             naming them, or ``--variants all``.
+        scenes: Arguments of :func:`make_shapes_dataset` other than the
+            split sizes for the task's scenes and its pretraining pool
+            (empty: the generator's defaults, in ``<work>/data`` and
+            ``<work>/pool``; otherwise in folders named after them).
+        pretrain_kind: What the pretraining stage trains: ``'task'`` (the
+            student's own model on the pool, :func:`pretrain_student`) or
+            ``'classify'`` (a classifier of the pool's scenes with the
+            student's backbone, ``shapes_demo.classifier``).
     """
     name: str
     metric: str
@@ -55,6 +63,16 @@ class Task:
     pretrain: Optional[str] = None
     pretrained_env: Optional[str] = None
     default_variants: Optional[Tuple[str, ...]] = None
+    scenes: Dict[str, Any] = dataclasses.field(default_factory=dict)
+    pretrain_kind: str = 'task'
+
+
+def scenes_dir(work: str, task: Task, kind: str = 'data') -> str:
+    """Where the task's scenes (``kind='data'``) or its pretraining pool
+    (``'pool'``) are generated: ``<work>/<kind>`` for the default scenes,
+    ``<work>/<kind>_<argument><value>...`` for others."""
+    suffix = ''.join(f'_{k}{v}' for k, v in sorted(task.scenes.items()))
+    return osp.join(work, kind + suffix)
 
 
 TASKS = [
@@ -445,25 +463,30 @@ def only_variants(tasks: List[Task], names: Optional[List[str]]
         v: c for v, c in t.variants.items() if v in names}) for t in tasks]
 
 
-def prepare_run(work: str, budget: Budget, stages: int
+def prepare_run(work: str, budget: Budget, stages: int,
+                tasks: Optional[List[Task]] = None
                 ) -> Tuple[Progress, Dict[str, str]]:
     """Start a demo command: its progress printer (``stages`` lines in all,
-    the generation of the splits the first) and the generated splits in
-    ``<work>/data``.
+    the generation of the splits the first) and the generated splits of
+    each task's scenes (:func:`scenes_dir`).
 
     Returns:
         tuple: The :class:`Progress` and task name -> dataset root.
     """
     progress = Progress(stages, time.time())
-    data = make_shapes_dataset(osp.join(work, 'data'), budget.num_train,
-                               budget.num_val, budget.num_test)
+    data = {}
+    for task in tasks or TASKS:
+        data[task.name] = make_shapes_dataset(
+            scenes_dir(work, task), budget.num_train, budget.num_val,
+            budget.num_test, **task.scenes)[task.name]
     if budget.iters:
         # not a progress line: it counts no stage
         print('shortened schedules, not the configs\': ' + ', '.join(
             f'{kind} {iters} iterations'
             for kind, iters in budget.iters.items()), flush=True)
+    folders = sorted({osp.dirname(root) for root in data.values()})
     progress(f'data: {budget.num_train} train / {budget.num_val} val / '
-             f'{budget.num_test} test scenes in {osp.join(work, "data")}')
+             f'{budget.num_test} test scenes in {", ".join(folders)}')
     return progress, data
 
 
@@ -473,11 +496,13 @@ SELECTION_KEYS = ('lr_grid', 'distill_lr_scales', 'weight_grid',
 
 
 def _cached_stage(task: Task, role: str, config: str, iters: int,
-                  work_dir: str, data_root: str, split: str
+                  work_dir: str, data_root: str, split: str,
+                  train: Optional[Callable[..., StageResult]] = None
                   ) -> Tuple[StageResult, str]:
-    """Train ``config`` (seed 0) in ``work_dir``, or reuse the run there
-    when it was trained from the same config, iterations and generated data
-    (its ``stage.json``).
+    """Train ``config`` (seed 0) in ``work_dir`` with ``train`` (default
+    :func:`run_stage`; the same arguments), or reuse the run there when it
+    was trained from the same config, iterations and generated data (its
+    ``stage.json``).
 
     Returns:
         tuple: The result and its console line.
@@ -498,7 +523,8 @@ def _cached_stage(task: Task, role: str, config: str, iters: int,
         if cached['stamp'] == stamp and osp.exists(result.checkpoint):
             return result, (f'{line} {result.metric:.2f} '
                             '(trained earlier, reused)')
-    result = run_stage(task, role, config, iters, 0, work_dir, split=split)
+    result = (train or run_stage)(task, role, config, iters, 0, work_dir,
+                                  split=split)
     with open(stamp_file, 'w') as f:
         json.dump(dict(stamp=stamp, result=asdict(result)), f)
     return result, f'{line} {result.metric:.2f} ({result.seconds:.0f}s)'
@@ -516,17 +542,23 @@ def train_teacher(task: Task, budget: Budget, work: str, data_root: str
 
 def pretrain_student(task: Task, budget: Budget, work: str
                      ) -> Tuple[StageResult, str]:
-    """Pretrain the student on a separate generated pool (seed
-    :data:`POOL_SEED`, in ``<work>/pool``), once: the run in
+    """Pretrain the student (``task.pretrain_kind``) on a separate
+    generated pool (seed :data:`POOL_SEED`, :func:`scenes_dir`), once: the run in
     :func:`pretrain_dir` is reused while its config, iterations and pool
     are unchanged. The student config reads the checkpoint from
     ``task.pretrained_env``."""
-    pool = make_shapes_dataset(osp.join(work, 'pool'), budget.num_pool, 50,
-                               0, seed=POOL_SEED)[task.name]
+    pools = make_shapes_dataset(scenes_dir(work, task, 'pool'),
+                                budget.num_pool, 50, 0, seed=POOL_SEED,
+                                **task.scenes)
+    train = None
+    if task.pretrain_kind == 'classify':
+        from .classifier import train_classifier
+        os.environ['SHAPES_POOL_SEG'] = pools['seg']  # the config reads it
+        train = train_classifier
     return _cached_stage(task, 'pretraining', task.pretrain,
                          stage_iters(budget, 'pretraining', task.pretrain),
                          pretrain_dir(work, task),
-                         pool, 'val')
+                         pools[task.name], 'val', train)
 
 
 def train_student(task: Task, role: str, config: str, iters: int,

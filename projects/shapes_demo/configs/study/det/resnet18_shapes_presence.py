@@ -1,0 +1,41 @@
+# The study regime's detection pretraining (the ImageNet analogue): the
+# detection student's backbone (ResNet-18, 4 base channels) classifies which
+# object classes each scene of the pretraining pool holds
+# (shapes_demo/classifier.py). The study's students take its backbone.
+_base_ = '../../det/faster_rcnn_r18_fpn_shapes_student.py'
+
+custom_imports = dict(imports=['shapes_demo.classifier'],
+                      allow_failed_imports=False)
+# the detection student's backbone, trained from scratch here (every stage,
+# batch statistics: the student freezes its stem and first stage and its
+# normalisation, as mmdet does with an ImageNet backbone)
+backbone = dict(
+    type='ResNet', depth=18, num_stages=4, out_indices=(0, 1, 2, 3),
+    frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=True),
+    norm_eval=False, style='pytorch', base_channels=4, init_cfg=None)
+model = dict(
+    _delete_=True, type='ShapesPresenceClassifier', backbone=backbone,
+    in_channels=32,
+    data_preprocessor=dict(type='ImgDataPreprocessor',
+                           mean=[123.675, 116.28, 103.53],
+                           std=[58.395, 57.12, 57.375], bgr_to_rgb=True))
+pool_root = '{{$SHAPES_POOL_SEG:data/shapes_demo/pool/seg}}'
+train_dataloader = dict(
+    _delete_=True, batch_size=16, num_workers=0, persistent_workers=False,
+    sampler=dict(type='InfiniteSampler', shuffle=True),
+    collate_fn=dict(type='default_collate'),
+    dataset=dict(type='ShapesPresenceDataset', data_root=pool_root,
+                 split='train', flip=True))
+val_dataloader = None
+val_evaluator = None
+val_cfg = None
+test_dataloader = None
+test_evaluator = None
+test_cfg = None
+max_iters = 1500
+train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
+                 max_iters=max_iters, val_interval=max_iters)
+optim_wrapper = dict(optimizer=dict(lr=0.1), clip_grad=None)
+param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,
+                        end=max_iters, by_epoch=False)]
+default_hooks = dict(checkpoint=dict(interval=max_iters))

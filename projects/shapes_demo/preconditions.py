@@ -1,0 +1,172 @@
+"""The study regime's preconditions, measured before any distilled student
+of the study trains (``projects/shapes_demo/docs/study.md`` gives the
+figures and what was decided from them).
+
+    python projects/shapes_demo/preconditions.py
+        [--parts geometry teachers students concentration] [--seeds 3]
+        [--jobs N] [--work-dir work_dirs/shapes_demo_study] [--quick]
+
+- ``geometry``: on the detection scenes of the study, the share of each
+  FPN level's locations that FGFI's region I (ψ 0.5, the student's anchors)
+  and the boxes (G) cover, from the generated boxes alone (no model).
+- ``teachers``: each teacher trained for its config's schedule and for
+  twice it (seed 0), scored on val: has it reached its plateau?
+- ``students``: the presence-classifier pretraining of each student's
+  backbone, then the baseline student for its study config's schedule and
+  for 1.5 times it, with the selection seeds, scored on val: has it
+  converged, and how far below its teacher is it?
+- ``concentration``: on the val scenes, the teacher and the baseline
+  student of the first selection seed: per FPN level, the share of the
+  locations in region I and of the teacher-student difference (after the
+  best least-squares 1x1 adaptation) inside it
+  (``shapes_demo.concentration``).
+
+Writes ``<work-dir>/report/preconditions.{md,json}``; every stage is cached
+in the work dir (an interrupted run resumes where it stopped).
+"""
+import argparse
+import json
+import os
+import os.path as osp
+import sys
+from typing import Dict, List
+
+sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
+
+from shapes_demo.protocol import (convergence_rows,  # noqa: E402
+                                  convergence_table, selection_seeds)
+from shapes_demo.study import STUDY_BUDGET, STUDY_TASKS, STUDY_WORK_DIR  # noqa
+from shapes_demo.stages import BUDGETS, Budget, Task  # noqa: E402
+
+PARTS = ('geometry', 'teachers', 'students', 'concentration')
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+    parser.add_argument('--parts', nargs='+', default=list(PARTS),
+                        choices=PARTS)
+    parser.add_argument('--seeds', type=int, default=3,
+                        help='selection seeds of the baseline students')
+    parser.add_argument('--tasks', nargs='+', default=['seg', 'det'],
+                        choices=['seg', 'det'])
+    parser.add_argument('--jobs', type=int, default=None)
+    parser.add_argument('--work-dir', default=STUDY_WORK_DIR)
+    parser.add_argument('--quick', action='store_true',
+                        help='the quick budget (a smoke test)')
+    args = parser.parse_args()
+    if args.seeds < 1:
+        parser.error(f'--seeds must be at least 1, got {args.seeds}')
+    return args
+
+
+def geometry(task: Task, data_root: str, scenes: int = 200) -> List[dict]:
+    """Per FPN level, the share of the locations region I and G cover on
+    the first ``scenes`` val scenes of ``data_root``."""
+    import torch
+    from mmengine.config import Config
+
+    from mmkd.task_modules.imitation_region import ImitationRegion
+    from shapes_demo.stages import CONFIGS
+    with open(osp.join(data_root, 'val.json')) as f:
+        coco = json.load(f)
+    student = Config.fromfile(osp.join(CONFIGS, task.student))
+    anchors = student.model.rpn_head.anchor_generator
+    images = coco['images'][:scenes]
+    boxes = {img['id']: [] for img in images}
+    for ann in coco['annotations']:
+        if ann['image_id'] in boxes:
+            x, y, w, h = ann['bbox']
+            boxes[ann['image_id']].append([x, y, x + w, y + h])
+    rows = []
+    for name in ('imitation', 'gt'):
+        region = ImitationRegion(name, anchor_generator=anchors)
+        full = ImitationRegion('full', anchor_generator=anchors)
+        covered, total = None, None
+        for img in images:
+            h, w = img['height'], img['width']
+            pad = (-(-h // 64) * 64, -(-w // 64) * 64)
+            sizes = region.featmap_sizes(pad)
+            b = torch.tensor(boxes[img['id']], dtype=torch.float32)
+            masks = region([b.reshape(-1, 4)], sizes, [(h, w)], pad)
+            valid = full([b.reshape(-1, 4)], sizes, [(h, w)], pad)
+            counts = [float(m.sum()) for m in masks]
+            cells = [float(v.sum()) for v in valid]
+            covered = counts if covered is None else [
+                a + c for a, c in zip(covered, counts)]
+            total = cells if total is None else [
+                a + c for a, c in zip(total, cells)]
+        rows.append(dict(region=name, locations=[
+            100 * c / t for c, t in zip(covered, total)]))
+    return rows
+
+
+def main() -> None:
+    args = parse_args()
+    import mmkd  # noqa: F401  (registries, safe checkpoint loading)
+    from shapes_demo.precondition_jobs import (concentration_rows,
+                                               student_jobs, teacher_jobs)
+    from shapes_demo.scheduler import run_jobs
+    from shapes_demo.stages import prepare_run
+    budget: Budget = BUDGETS['quick'] if args.quick else STUDY_BUDGET
+    work = osp.abspath(args.work_dir)
+    tasks = [t for t in STUDY_TASKS if t.name in args.tasks]
+    seeds = selection_seeds(args.seeds)
+    jobs, keys = [], {}
+    progress, data = prepare_run(work, budget, 1, tasks)
+    for task in tasks:
+        if 'teachers' in args.parts:
+            task_jobs, keys[(task.name, 'teachers')] = teacher_jobs(
+                task, budget, work, data[task.name])
+            jobs += task_jobs
+        if 'students' in args.parts or 'concentration' in args.parts:
+            task_jobs, keys[(task.name, 'students')] = student_jobs(
+                task, budget, seeds, work, data[task.name])
+            jobs += task_jobs
+    progress.total += len(jobs)
+    results = run_jobs(jobs, args.jobs or os.cpu_count() or 1, progress)
+    out: Dict[str, dict] = {}
+    text = []
+    for task in tasks:
+        out[task.name] = {}
+        for part in ('teachers', 'students'):
+            if (task.name, part) not in keys:
+                continue
+            runs = {iters: [results[k] for k in run_keys]
+                    for iters, run_keys in keys[(task.name, part)].items()}
+            rows = convergence_rows(runs)
+            out[task.name][part] = rows
+            text.append(f'{task.name} {part}: val {task.metric}\n\n' +
+                        convergence_table(rows))
+        if task.name == 'det' and 'geometry' in args.parts:
+            rows = geometry(task, data[task.name])
+            out[task.name]['geometry'] = rows
+            text.append('det geometry: share of the locations per level '
+                        '(P2..P6)\n\n' + '\n'.join(
+                            f"{r['region']}: " + ' / '.join(
+                                f'{v:.1f}' for v in r['locations'])
+                            for r in rows))
+        if task.name == 'det' and 'concentration' in args.parts:
+            first = keys[(task.name, 'students')]
+            student = results[next(iter(first.values()))[0]]
+            rows = concentration_rows(task, work, data[task.name],
+                                      student.checkpoint, budget)
+            out[task.name]['concentration'] = rows
+            text.append('det concentration (val, region I, adapted '
+                        'difference): per level locations % / difference '
+                        '% / ratio\n\n' + '\n'.join(
+                            f"P{i + 2}: {r['locations']:.1f} / "
+                            f"{r['difference']:.1f} / "
+                            + (f"{r['concentration']:.2f}"
+                               if r['concentration'] else '-')
+                            for i, r in enumerate(rows)))
+    report = osp.join(work, 'report')
+    os.makedirs(report, exist_ok=True)
+    with open(osp.join(report, 'preconditions.json'), 'w') as f:
+        json.dump(out, f, indent=1)
+    with open(osp.join(report, 'preconditions.md'), 'w') as f:
+        f.write('\n\n'.join(text) + '\n')
+    print('\n' + '\n\n'.join(text), flush=True)
+
+
+if __name__ == '__main__':
+    main()

@@ -1,0 +1,130 @@
+"""The stages and measurements of ``preconditions.py``."""
+import os.path as osp
+from typing import Dict, List, Tuple
+
+from .scheduler import Job
+from .stages import (Budget, Task, pretrain_dir, pretrain_student,
+                     stage_iters, train_student)
+
+#: The teachers train for their schedule and this multiple of it.
+TEACHER_LONGER = 2.0
+#: The baseline students train for their schedule and this multiple of it.
+STUDENT_LONGER = 1.5
+
+
+def _dir(work: str, name: str) -> str:
+    return osp.join(work, 'preconditions', name)
+
+
+def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str
+                 ) -> Tuple[List[Job], Dict[int, List[str]]]:
+    """The teacher trained for its schedule and :data:`TEACHER_LONGER`
+    times it (seed 0), scored on val, in
+    ``<work>/preconditions/<task>_teacher_<n>it``.
+
+    Returns:
+        tuple: The jobs, and iterations -> the keys of their runs.
+    """
+    own = stage_iters(budget, 'teacher', task.teacher)
+    keys, jobs = {}, []
+    for iters in (own, int(own * TEACHER_LONGER)):
+        key = f'{task.name}_teacher_{iters}it'
+        jobs.append(Job(key, train_student, dict(
+            task=task, role='teacher', config=task.teacher, iters=iters,
+            seed=0, work_dir=_dir(work, key), split='val'),
+            {task.data_env: data_root}, priority=0))
+        keys[iters] = [key]
+    return jobs, keys
+
+
+def student_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
+                 data_root: str) -> Tuple[List[Job], Dict[int, List[str]]]:
+    """The student's pretraining stage (cached in the work dir, as the
+    study's), then the baseline student for its schedule and
+    :data:`STUDENT_LONGER` times it with ``seeds``, scored on val, in
+    ``<work>/preconditions/<task>_student_<n>it_seed<k>``.
+
+    Returns:
+        tuple: The jobs, and iterations -> the keys of their runs in seed
+        order.
+    """
+    env = {task.data_env: data_root}
+    jobs, after = [], ()
+    if task.pretrain is not None:
+        env[task.pretrained_env] = osp.join(
+            pretrain_dir(work, task),
+            f"iter_{stage_iters(budget, 'pretraining', task.pretrain)}.pth")
+        after = (f'{task.name}_pretrain', )
+        jobs.append(Job(after[0], pretrain_student,
+                        dict(task=task, budget=budget, work=work), env,
+                        priority=1))
+    own = stage_iters(budget, 'student', task.student)
+    keys = {}
+    for iters in (own, int(own * STUDENT_LONGER)):
+        keys[iters] = []
+        for seed in seeds:
+            key = f'{task.name}_student_{iters}it_seed{seed}'
+            jobs.append(Job(key, train_student, dict(
+                task=task, role='student', config=task.student,
+                iters=iters, seed=seed, work_dir=_dir(work, key),
+                split='val'), env, after=after, priority=2))
+            keys[iters].append(key)
+    return jobs, keys
+
+
+def concentration_rows(task: Task, work: str, data_root: str,
+                       student_checkpoint: str,
+                       budget: Budget) -> List[dict]:
+    """FGFI's premise on the val scenes (``shapes_demo.concentration``):
+    per FPN level, the share of the locations in region I (ψ 0.5, the
+    student's anchors) and of the adapted teacher-student difference inside
+    it, for the teacher of :func:`teacher_jobs` (its own schedule) and the
+    student of ``student_checkpoint``."""
+    import os
+
+    import torch
+    from mmdet.apis import init_detector
+    from mmengine.config import Config
+    from mmengine.runner import Runner
+
+    from mmkd.task_modules.imitation_region import ImitationRegion
+    from .concentration import least_squares_residual, region_shares
+    from .stages import CONFIGS
+    os.environ[task.data_env] = data_root
+    own = stage_iters(budget, 'teacher', task.teacher)
+    teacher_ckpt = osp.join(_dir(work, f'{task.name}_teacher_{own}it'),
+                            'teacher.pth')
+    student_cfg = Config.fromfile(osp.join(CONFIGS, task.student))
+    student_cfg.model.init_cfg = None
+    student_cfg.model.backbone.init_cfg = None
+    teacher = init_detector(osp.join(CONFIGS, task.teacher), teacher_ckpt,
+                            device='cpu')
+    student = init_detector(student_cfg, student_checkpoint, device='cpu')
+    anchors = student_cfg.model.rpn_head.anchor_generator
+    region = ImitationRegion('imitation', anchor_generator=anchors,
+                             mask_generator=dict(psi=0.5))
+    full = ImitationRegion('full', anchor_generator=anchors)
+    loader = Runner.build_dataloader(student_cfg.val_dataloader)
+    feats_s, feats_t, masks, valid = [], [], [], []
+    with torch.no_grad():
+        for batch in loader:
+            data = student.data_preprocessor(batch, False)
+            inputs, samples = data['inputs'], data['data_samples']
+            s = student.extract_feat(inputs)
+            t = teacher.extract_feat(inputs)
+            sizes = [f.shape[-2:] for f in s]
+            boxes = [x.gt_instances.bboxes for x in samples]
+            shapes = [x.metainfo['img_shape'] for x in samples]
+            masks.append(region(boxes, sizes, shapes, inputs.shape))
+            valid.append(full(boxes, sizes, shapes, inputs.shape))
+            feats_s.append(s)
+            feats_t.append(t)
+    levels = range(len(feats_s[0]))
+
+    def cat(per_batch, lvl):
+        return torch.cat([b[lvl] for b in per_batch])
+
+    residual = [least_squares_residual(cat(feats_s, lvl), cat(feats_t, lvl),
+                                       cat(valid, lvl)) for lvl in levels]
+    return region_shares([cat(masks, lvl) for lvl in levels],
+                         [cat(valid, lvl) for lvl in levels], residual)
