@@ -1,0 +1,160 @@
+"""The study regime's pieces: plainer backgrounds, the presence classifier
+that pretrains the students' backbones, the concentration measurement
+(hand-computed cases) and the preconditions' job graph."""
+import os.path as osp
+import sys
+
+import numpy as np
+import pytest
+import torch
+from mmengine.config import Config
+
+from mmkd.testing import REPO_ROOT as REPO
+from mmkd.testing import draw_scene, make_shapes_dataset
+
+sys.path.insert(0, osp.join(REPO, 'projects', 'shapes_demo'))
+from shapes_demo.concentration import (least_squares_residual,  # noqa: E402
+                                       region_shares)
+from shapes_demo.stages import CONFIGS, scenes_dir  # noqa: E402
+from shapes_demo.study import STUDY_TASKS  # noqa: E402
+
+
+def test_background_contrast_scales_only_the_background():
+    full = draw_scene(np.random.default_rng(3), (64, 64))
+    plain = draw_scene(np.random.default_rng(3), (64, 64),
+                       background_contrast=0.25)
+    # the same objects, labels and boxes: the draws do not change
+    assert (full[1] == plain[1]).all() and full[2] == plain[2]
+    background = full[1] == 0
+    assert background.any()
+    spread = [img[background].astype(float).std(axis=0).mean()
+              for img in (full[0], plain[0])]
+    assert spread[1] < 0.5 * spread[0]
+    # the objects' surfaces are drawn as before (up to uint8 clipping)
+    assert (full[0][~background] == plain[0][~background]).all()
+
+
+def test_background_contrast_is_part_of_the_generated_data(tmp_path):
+    a = make_shapes_dataset(str(tmp_path / 'a'), 2, 1, 1, size=(32, 32))
+    b = make_shapes_dataset(str(tmp_path / 'b'), 2, 1, 1, size=(32, 32),
+                            background_contrast=0.5)
+    image = 'img_dir/train/00000.png'
+    first = open(osp.join(a['seg'], image), 'rb').read()
+    assert first != open(osp.join(b['seg'], image), 'rb').read()
+    # regenerating the same folder with another contrast rewrites it
+    make_shapes_dataset(str(tmp_path / 'b'), 2, 1, 1, size=(32, 32))
+    assert first == open(osp.join(b['seg'], image), 'rb').read()
+
+
+def test_study_scenes_have_their_own_folders(tmp_path):
+    seg, det = STUDY_TASKS
+    assert scenes_dir(str(tmp_path), seg) == str(tmp_path / 'data')
+    assert scenes_dir(str(tmp_path), det, 'pool') == str(
+        tmp_path / 'pool_background_contrast0.25')
+
+
+def test_least_squares_residual_of_an_affine_map_is_zero():
+    g = torch.Generator().manual_seed(0)
+    student = torch.randn(2, 3, 4, 5, generator=g)
+    weight = torch.randn(6, 3, generator=g)
+    teacher = torch.einsum('oc,nchw->nohw', weight, student) + 0.5
+    valid = torch.ones(2, 4, 5, dtype=torch.bool)
+    residual = least_squares_residual(student, teacher, valid)
+    assert residual.shape == (2, 4, 5)
+    assert residual.abs().max() < 1e-8
+    # one location off the map: the fit on the others leaves it alone
+    teacher[1, :, 2, 3] += 2.0
+    valid[1, 2, 3] = False
+    residual = least_squares_residual(student, teacher, valid)
+    assert residual[valid].abs().max() < 1e-8
+    assert residual[1, 2, 3] == 0  # outside valid: not counted
+
+
+def test_region_shares_hand_computed():
+    valid = [torch.tensor([[[True, True, True, False]]])]
+    region = [torch.tensor([[[True, False, False, True]]])]
+    diff = [torch.tensor([[[3.0, 1.0, 0.0, 100.0]]])]
+    (row, ) = region_shares(region, valid, diff)
+    # 1 of 3 valid locations, 3 of the 4 units of difference inside them
+    assert row['locations'] == pytest.approx(100 / 3)
+    assert row['difference'] == pytest.approx(75.0)
+    assert row['concentration'] == pytest.approx(2.25)
+    (everything, ) = region_shares(valid, valid, diff)
+    assert everything['locations'] == everything['difference'] == 100.0
+    (empty, ) = region_shares([torch.zeros_like(valid[0])], valid, diff)
+    assert empty['locations'] == 0 and empty['concentration'] is None
+
+
+@pytest.mark.parametrize('task', STUDY_TASKS, ids=lambda t: t.name)
+def test_classifier_backbone_is_the_students(task):
+    """The presence classifier's ``backbone.`` weights are exactly what the
+    study student's backbone loads (names and shapes), and its loss trains
+    on a generated pool."""
+    from mmengine.registry import MODELS, init_default_scope
+
+    import mmkd  # noqa: F401
+    from shapes_demo.classifier import ShapesPresenceClassifier  # noqa
+    classifier_cfg = Config.fromfile(osp.join(CONFIGS, task.pretrain))
+    student_cfg = Config.fromfile(osp.join(CONFIGS, task.student))
+    assert student_cfg.model.backbone.init_cfg.prefix == 'backbone.'
+    init_default_scope(classifier_cfg.default_scope)
+    classifier = MODELS.build(classifier_cfg.model)
+    student_cfg.model.backbone.init_cfg = None
+    student_cfg.model.pop('init_cfg', None)
+    student = MODELS.build(student_cfg.model)
+    ours = {k[len('backbone.'):]: v.shape
+            for k, v in classifier.state_dict().items()
+            if k.startswith('backbone.')}
+    theirs = {k: v.shape for k, v in student.backbone.state_dict().items()}
+    assert ours == theirs
+    inputs = torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8)
+    targets = torch.tensor([[1.0, 0, 0, 1], [0, 1, 1, 0]])
+    data = classifier.data_preprocessor(
+        dict(inputs=inputs, data_samples=targets), True)
+    losses = classifier(**data, mode='loss')
+    losses['loss_presence'].backward()
+    assert torch.isfinite(losses['loss_presence'])
+    trained = [p for p in classifier.backbone.parameters()
+               if p.requires_grad]
+    assert trained and all(p.grad is not None for p in trained)
+
+
+def test_presence_targets_from_label_maps(tmp_path):
+    from shapes_demo.classifier import ShapesPresenceDataset
+    roots = make_shapes_dataset(str(tmp_path), 3, 1, 1, size=(48, 48))
+    dataset = ShapesPresenceDataset(roots['seg'], 'train', min_pixels=20)
+    assert len(dataset) == 3
+    from PIL import Image
+    for i in range(3):
+        item = dataset[i]
+        label = np.array(Image.open(dataset.labels[i]))
+        counts = np.bincount(label.ravel(), minlength=5)[1:]
+        assert item['data_samples'].tolist() == [
+            float(c >= 20) for c in counts]
+        assert item['inputs'].shape == (3, 48, 48)
+    with pytest.raises(FileNotFoundError, match='make_shapes_dataset'):
+        ShapesPresenceDataset(str(tmp_path / 'nothing'), 'train')
+
+
+def test_precondition_jobs(tmp_path):
+    """Teachers at their schedule and twice it; the students after their
+    pretraining, at their schedule and 1.5 times it, per seed."""
+    from shapes_demo.precondition_jobs import student_jobs, teacher_jobs
+    from shapes_demo.stages import BUDGETS
+    seg = STUDY_TASKS[0]
+    budget = BUDGETS['quick']
+    jobs, keys = teacher_jobs(seg, budget, str(tmp_path), '/data/seg')
+    assert keys == {24: ['seg_teacher_24it'], 48: ['seg_teacher_48it']}
+    assert [j.kwargs['iters'] for j in jobs] == [24, 48]
+    assert all(j.kwargs['split'] == 'val' for j in jobs)
+    jobs, keys = student_jobs(seg, budget, [1000, 1001], str(tmp_path),
+                              '/data/seg')
+    assert keys == {12: ['seg_student_12it_seed1000',
+                         'seg_student_12it_seed1001'],
+                    18: ['seg_student_18it_seed1000',
+                         'seg_student_18it_seed1001']}
+    by_key = {j.key: j for j in jobs}
+    assert by_key['seg_student_18it_seed1001'].after == ('seg_pretrain', )
+    assert by_key['seg_student_18it_seed1001'].env[
+        'SHAPES_SEG_CLASSIFIER'] == osp.join(str(tmp_path), 'seg_pretrain',
+                                             'iter_12.pth')
