@@ -1,5 +1,5 @@
 """Where FGFI's imitation signal goes in the demo's detection student: the
-measurements behind the demo README's detection diagnostics.
+measurements behind projects/shapes_demo/docs/detection_setting.md.
 
     python projects/shapes_demo/diagnose_fgfi.py
         [--work-dir work_dirs/shapes_demo] [--variant imitation]

@@ -1,6 +1,6 @@
 """What the SKD pair-wise term's graph looks like in the teacher and in
-trained students of the demo: the measurement behind "the fork" in the
-demo's README.
+trained students of the demo: the measurement behind "the fork" in
+projects/shapes_demo/docs/segmentation_setting.md.
 
     python projects/shapes_demo/diagnose_pair_wise.py
         [--work-dir work_dirs/shapes_demo] [--roles student pair all]

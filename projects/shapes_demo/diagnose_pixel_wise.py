@@ -1,6 +1,6 @@
 """How the SKD pixel-wise term's gradient relates to the task loss's, on a
-trained segmentation student of the demo: the measurement behind the demo
-README's "(c) lr · λ".
+trained segmentation student of the demo: the measurement behind
+projects/shapes_demo/docs/segmentation_setting.md, (c).
 
     python projects/shapes_demo/diagnose_pixel_wise.py
         [--work-dir work_dirs/shapes_demo] [--student CHECKPOINT]

@@ -95,7 +95,7 @@ TASKS = [
          pretrain='det/faster_rcnn_r18_fpn_shapes_pretrain.py',
          pretrained_env='SHAPES_DET_PRETRAINED',
          # FGFI's regions against the baseline: the default run fits its
-         # time budget (projects/shapes_demo/README.md, "Times"); D, ID and
+         # time budget (projects/shapes_demo/docs/times.md); D, ID and
          # the successors run with --variants
          default_variants=('imitation', 'full', 'gt')),
 ]
@@ -129,9 +129,10 @@ class Budget:
 POOL_SEED = 1
 
 # The default run trains every stage for its config's schedule, on the data
-# sizes below; why these sizes and schedules: the demo's README
-# (projects/shapes_demo/README.md, "The setting, and what was measured about
-# it"). --quick is a smoke test: a few scenes, a few iterations per stage.
+# sizes below; why these sizes and schedules: the demo's docs
+# (projects/shapes_demo/docs/segmentation_setting.md and
+# detection_setting.md). --quick is a smoke test: a few scenes, a few
+# iterations per stage.
 BUDGETS = {
     'default': Budget(num_train=3000, num_val=200, num_test=1000,
                       num_pool=3000),

@@ -3,7 +3,7 @@
 # / test) with the teacher's schedule (faster_rcnn_r50_fpn_shapes_teacher.py:
 # 1200 iterations, lr 0.04); the demo's detection students start from its
 # weights (the whole network). run_demo.py runs it once and reuses it. Why:
-# projects/shapes_demo/README.md, "The detection setting".
+# projects/shapes_demo/docs/detection_setting.md, "The student now".
 _base_ = './faster_rcnn_r18_fpn_shapes_student.py'
 
 model = dict(init_cfg=None)

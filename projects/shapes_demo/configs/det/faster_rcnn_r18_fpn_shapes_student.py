@@ -64,7 +64,7 @@ val_evaluator = dict(ann_file=data_root + '/val.json')
 test_evaluator = dict(ann_file=data_root + '/test.json')
 
 # the demo's student schedule, what run_demo.py trains (why this length:
-# projects/shapes_demo/README.md)
+# projects/shapes_demo/docs/detection_setting.md, "The student now")
 max_iters = 400
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
                  max_iters=max_iters, val_interval=max_iters)
@@ -73,7 +73,7 @@ test_cfg = dict(type='TestLoop')
 # The learning rate is the one select_settings.py chose from lr_grid on the
 # val split (its record: report/selection.md and selection.json; the figures
 # and why distilled students also try the distill_lr_scales multiples of the
-# chosen rate: projects/shapes_demo/README.md, "The protocol").
+# chosen rate: projects/shapes_demo/docs/protocol.md).
 lr_grid = [0.01, 0.02, 0.04]
 distill_lr_scales = [1.0]
 optim_wrapper = dict(optimizer=dict(lr=0.01),

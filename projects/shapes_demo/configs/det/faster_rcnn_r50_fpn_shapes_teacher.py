@@ -18,5 +18,5 @@ param_scheduler = [
 ]
 default_hooks = dict(checkpoint=dict(interval=max_iters))
 # the teacher's own rate, not the student's selected one (why:
-# projects/shapes_demo/README.md)
+# projects/shapes_demo/docs/protocol.md, "The teachers' rates")
 optim_wrapper = dict(optimizer=dict(lr=0.04))

@@ -14,7 +14,8 @@ _base_ = './fgfi_base_shapes.py'
 # the task's, as for the FGFI variants (fgfi_base_shapes.py), fixed before
 # any selection from diagnose_fgfi.py --variant fgd: at loss_weight 1 the
 # ratio is 0.0045 (P2) and 0.014 (P3), geometric mean 0.008; at P4-P6 it is
-# already 0.6-2.5 (projects/shapes_demo/README.md, "The detection setting")
+# already 0.6-2.5 (projects/shapes_demo/docs/detection_setting.md, "FGD,
+# PKD and MGD")
 paper_loss_weights = dict(_delete_=True, fgd=1.0)
 weight_grid = dict(_delete_=True, fgd=[1.0, 12.5, 125.0])
 

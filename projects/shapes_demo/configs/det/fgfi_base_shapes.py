@@ -5,7 +5,8 @@
 # split from weight_grid: the published weight and the weights at which the
 # imitation gradient at the student's P2-P3 outputs is about 10% and 100% of
 # the task's (its record: report/selection.md and selection.json; the
-# measurement: projects/shapes_demo/README.md, "The detection setting").
+# measurement: projects/shapes_demo/docs/detection_setting.md, "FGFI's
+# imitation term").
 _base_ = './faster_rcnn_r18_fpn_shapes_student.py'
 
 paper_loss_weights = dict(imitation=0.01)
@@ -24,7 +25,7 @@ model = dict(
     # no ReLU after the 3x3 conv: FPN outputs are not rectified (the official
     # layer's ReLU matches VGG's conv5), and half the teacher's squared FPN
     # feature is negative here (diagnose_fgfi.py; projects/shapes_demo/
-    # README.md, "The detection setting")
+    # docs/detection_setting.md, "The adaptation layer has no ReLU")
     connectors=dict(fpn_adapt=dict(type='mmkd.ConvConnector', in_channels=16,
                                    out_channels=64, act=False,
                                    num_levels=5)),

@@ -2,7 +2,7 @@
 # for 1500 iterations on a separate pool of generated scenes (none of them in
 # train / val / test); the demo's students start from its weights (backbone
 # and decode head). run_demo.py runs it once and reuses it. Why 1500
-# iterations: projects/shapes_demo/README.md, (e).
+# iterations: projects/shapes_demo/docs/segmentation_setting.md, (e).
 _base_ = './pspnet_r18_shapes_student.py'
 
 model = dict(

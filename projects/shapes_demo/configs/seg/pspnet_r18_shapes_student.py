@@ -4,7 +4,7 @@
 # (pspnet_r18_shapes_pretrain.py, run once), as a user fine-tunes a small
 # pretrained model; run_demo.py sets SHAPES_SEG_PRETRAINED to its checkpoint
 # (set it yourself to train this config by hand). Why the whole network and
-# that pretraining: projects/shapes_demo/README.md, (e).
+# that pretraining: projects/shapes_demo/docs/segmentation_setting.md, (e).
 _base_ = 'mmseg::pspnet/pspnet_r18-d8_4xb2-80k_cityscapes-512x1024.py'
 
 crop_size = (96, 96)
@@ -69,7 +69,8 @@ test_dataloader = dict(
         pipeline=test_pipeline))
 
 # the demo's student schedule, what run_demo.py trains (why this length:
-# projects/shapes_demo/README.md)
+# projects/shapes_demo/docs/segmentation_setting.md, "A longer student
+# schedule")
 max_iters = 400
 train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
                  val_interval=max_iters)
@@ -77,7 +78,7 @@ train_cfg = dict(type='IterBasedTrainLoop', max_iters=max_iters,
 # one select_settings.py chose from lr_grid on the val split (its record:
 # report/selection.md and selection.json; the figures and why distilled
 # students also try the distill_lr_scales multiples of the chosen rate:
-# projects/shapes_demo/README.md, "The protocol").
+# projects/shapes_demo/docs/protocol.md).
 lr_grid = [0.05, 0.075, 0.1, 0.15, 0.2, 0.3]
 distill_lr_scales = [1.0, 0.5]
 optim_wrapper = dict(

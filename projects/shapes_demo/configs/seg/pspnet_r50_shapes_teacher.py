@@ -16,5 +16,5 @@ param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,
                         end=max_iters, by_epoch=False)]
 default_hooks = dict(checkpoint=dict(interval=max_iters))
 # the teacher's own rate, not the student's selected one (why:
-# projects/shapes_demo/README.md)
+# projects/shapes_demo/docs/protocol.md, "The teachers' rates")
 optim_wrapper = dict(optimizer=dict(lr=0.2))

@@ -4,7 +4,7 @@
 # its weight_grid (the published weights x 0.05 / 0.2 / 1) crossed with the
 # student's distill_lr_scales (its record: report/selection.md and
 # selection.json; the figures and why this grid:
-# projects/shapes_demo/README.md, "The protocol").
+# projects/shapes_demo/docs/protocol.md).
 _base_ = './pspnet_r18_shapes_student.py'
 
 model = dict(
