@@ -28,8 +28,9 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from shapes_demo.protocol import (convergence_rows,  # noqa: E402
                                   convergence_table, selection_seeds)
 from shapes_demo.scheduler import run_jobs  # noqa: E402
-from shapes_demo.stages import (BUDGETS, TASKS,  # noqa: E402
-                                convergence_jobs, prepare_run, stage_iters)
+from shapes_demo.stages import (convergence_jobs, prepare_run,  # noqa
+                                stage_iters)
+from shapes_demo.study import add_study_arguments, regime  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -46,7 +47,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--jobs', type=int, default=None,
                         help='stages trained at the same time (as '
                         'run_demo.py)')
-    parser.add_argument('--work-dir', default='work_dirs/shapes_demo')
+    add_study_arguments(parser)
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f'--seeds must be at least 1, got {args.seeds}')
@@ -62,16 +63,15 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
-    budget = BUDGETS['quick' if args.quick else 'default']
-    work = osp.abspath(args.work_dir)
-    tasks = [t for t in TASKS if t.name in args.tasks]
+    all_tasks, budget, work = regime(args)
+    tasks = [t for t in all_tasks if t.name in args.tasks]
     seeds = selection_seeds(args.seeds)
     schedules: Dict[str, List[int]] = {}
     for task in tasks:
         own = stage_iters(budget, 'student', task.student)
         schedules[task.name] = args.iters or [own, 3 * own]
     stages = 1 + sum(2 + len(schedules[t.name]) * len(seeds) for t in tasks)
-    progress, data = prepare_run(work, budget, stages)
+    progress, data = prepare_run(work, budget, stages, tasks)
     jobs, keys = [], {}
     for task in tasks:
         task_jobs, keys[task.name] = convergence_jobs(

@@ -28,9 +28,9 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from shapes_demo.protocol import (grid_size, selection_rows,  # noqa: E402
                                   selection_seeds, selection_table,
                                   setting_text)
-from shapes_demo.stages import (BUDGETS, CONFIGS, TASKS,  # noqa: E402
-                                only_variants, prepare_run, run_tasks,
-                                stage_setting)
+from shapes_demo.stages import (CONFIGS, only_variants,  # noqa: E402
+                                prepare_run, run_tasks, stage_setting)
+from shapes_demo.study import add_study_arguments, regime  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -39,7 +39,7 @@ def parse_args() -> argparse.Namespace:
                         help='the quick budget (a smoke test)')
     parser.add_argument('--seeds', type=int, default=1,
                         help='selection seeds per candidate (1000 and up)')
-    parser.add_argument('--work-dir', default='work_dirs/shapes_demo')
+    add_study_arguments(parser)
     parser.add_argument('--tasks', nargs='+', default=['seg', 'det'],
                         choices=['seg', 'det'])
     parser.add_argument('--variants', nargs='+', default=None,
@@ -51,8 +51,10 @@ def parse_args() -> argparse.Namespace:
                         'run_demo.py)')
     args = parser.parse_args()
     try:
+        args.all_tasks, args.budget, args.work = regime(args)
         args.task_list = only_variants(
-            [t for t in TASKS if t.name in args.tasks], args.variants)
+            [t for t in args.all_tasks if t.name in args.tasks],
+            args.variants)
     except ValueError as error:
         parser.error(str(error))
     if args.seeds < 1:
@@ -85,16 +87,14 @@ def main() -> None:
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
     from mmengine.config import Config
     from shapes_demo.report import selection_chart
-    budget = BUDGETS['quick' if args.quick else 'default']
-    work = osp.abspath(args.work_dir)
-    tasks = args.task_list
+    budget, work, tasks = args.budget, args.work, args.task_list
     jobs = args.jobs or os.cpu_count() or 1
     seeds = selection_seeds(args.seeds)
     stages = 1 + sum(
         1 + (t.pretrain is not None) + (1 + len(t.variants)) * args.seeds *
         grid_size(Config.fromfile(osp.join(CONFIGS, t.student)), t.student)
         for t in tasks)
-    progress, data = prepare_run(work, budget, stages)
+    progress, data = prepare_run(work, budget, stages, tasks)
     results = run_tasks('select', tasks, budget, seeds, work, data, progress,
                         jobs)
     out = osp.join(work, 'report')
@@ -120,9 +120,9 @@ def main() -> None:
                          if k not in names}, **task_seeds}
     papers = {f'{t.name}/{v}': dict(Config.fromfile(
         osp.join(CONFIGS, c)).paper_loss_weights)
-        for t in TASKS for v, c in t.variants.items()}
+        for t in args.all_tasks for v, c in t.variants.items()}
     selection_chart(rows, papers, osp.join(out, 'weight_selection.png'))
-    mismatches = config_mismatches(rows, TASKS)
+    mismatches = config_mismatches(rows, args.all_tasks)
     with open(osp.join(out, 'selection.json'), 'w') as f:
         json.dump(dict(rows=rows, seeds=task_seeds, quick=args.quick,
                        minutes=minutes, runs=runs), f, indent=1)

@@ -619,14 +619,17 @@ def _student_job(task: Task, budget: Budget, env: Dict[str, str],
                  work_dir: str, seed: int, split: str,
                  after: Tuple[str, ...] = (), **kwargs) -> Job:
     """A student's job: after the pretraining, and after the teacher too
-    for a distilled student."""
+    for a distilled student. Every student trains for the baseline's
+    schedule (``task.student``'s; a variant config's own is scaled to it),
+    so that a distilled student and its baseline stay paired."""
     after = after + ((pretrain, ) if pretrain else ())
     if role != 'student':
         after += (f'{task.name}_teacher', )
         kwargs['teacher_checkpoint'] = env[task.teacher_env]
     return Job(key, train_student,
                dict(task=task, role=role, config=config,
-                    iters=stage_iters(budget, 'student', config), seed=seed,
+                    iters=stage_iters(budget, 'student', task.student),
+                    seed=seed,
                     work_dir=work_dir, split=split, **kwargs),
                env, after=tuple(dict.fromkeys(after)), priority=2)
 
