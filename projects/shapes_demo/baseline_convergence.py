@@ -25,12 +25,14 @@ from typing import Dict, List
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from shapes_demo.protocol import (convergence_rows,  # noqa: E402
-                                  convergence_table, selection_seeds)
+from shapes_demo.plans import convergence_jobs  # noqa: E402
+from shapes_demo.protocol import selection_seeds  # noqa: E402
 from shapes_demo.scheduler import run_jobs  # noqa: E402
-from shapes_demo.stages import (convergence_jobs, prepare_run,  # noqa
-                                stage_iters)
+from shapes_demo.stages import prepare_run  # noqa: E402
 from shapes_demo.study import add_study_arguments, regime  # noqa: E402
+from shapes_demo.tables import (convergence_rows,  # noqa: E402
+                                convergence_table)
+from shapes_demo.tasks import stage_iters  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:

@@ -37,7 +37,7 @@ from typing import Dict, List, Optional
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from shapes_demo.stages import CONFIGS, TASKS, config_iters  # noqa: E402
+from shapes_demo.tasks import CONFIGS, TASKS, config_iters  # noqa: E402
 
 #: The regions whose coverage is measured, as ImitationRegion names them.
 REGIONS = dict(I='imitation', G='gt', F='full')
@@ -94,7 +94,7 @@ def teacher_map(work: str, checkpoint: str, ann_file: str,
     from mmengine.config import Config
     from mmengine.runner import Runner
 
-    from shapes_demo.stages import close_logger
+    from shapes_demo.stage_run import close_logger
     task = next(t for t in TASKS if t.name == 'det')
     data_root = os.environ[task.data_env]
     cfg = Config.fromfile(osp.join(CONFIGS, task.teacher))
@@ -308,7 +308,7 @@ def main() -> None:
     from mmengine.config import Config
 
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
-    from shapes_demo.stages import run_stage
+    from shapes_demo.stage_run import run_stage
     task = next(t for t in TASKS if t.name == 'det')
     work = osp.abspath(args.work_dir)
     teacher_ckpt = osp.join(work, 'det_teacher', 'teacher.pth')

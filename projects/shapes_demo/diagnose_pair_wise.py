@@ -24,7 +24,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from shapes_demo.stages import CONFIGS, TASKS  # noqa: E402
+from shapes_demo.tasks import CONFIGS, TASKS  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -48,8 +48,7 @@ def main() -> None:
 
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
     from shapes_demo.node_graph import NodeGraphStats
-    from shapes_demo.trained_models import (load_model, report_runs,
-                                            seg_runner)
+    from shapes_demo.trained_models import load_model, report_runs, seg_runner
     task = next(t for t in TASKS if t.name == 'seg')
     work = osp.abspath(args.work_dir)
     pair_cfg = Config.fromfile(osp.join(CONFIGS, task.variants['pair']))

@@ -32,7 +32,7 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from shapes_demo.stages import TASKS, config_iters  # noqa: E402
+from shapes_demo.tasks import TASKS, config_iters  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -69,7 +69,7 @@ def train_oracle(task, work: str) -> float:
         SingleTeacherDistiller
     from mmkd.models.losses.pixel_wise import PixelWiseLoss
     from shapes_demo.protocol import SELECTION_SEED_BASE
-    from shapes_demo.stages import run_stage
+    from shapes_demo.stage_run import run_stage
     original = SingleTeacherDistiller.compute_loss
 
     def oracle_loss(self, name, loss, sources):
@@ -97,8 +97,7 @@ def main() -> None:
 
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
     from mmkd.models.losses.pixel_wise import PixelWiseLoss
-    from shapes_demo.trained_models import (load_model, report_runs,
-                                            seg_runner)
+    from shapes_demo.trained_models import load_model, report_runs, seg_runner
     task = next(t for t in TASKS if t.name == 'seg')
     work = osp.abspath(args.work_dir)
     student_ckpt = args.student or report_runs(

@@ -33,10 +33,11 @@ from typing import Dict, List
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from shapes_demo.protocol import (convergence_rows,  # noqa: E402
-                                  convergence_table, selection_seeds)
+from shapes_demo.protocol import selection_seeds  # noqa: E402
 from shapes_demo.study import STUDY_BUDGET, STUDY_TASKS, STUDY_WORK_DIR  # noqa
-from shapes_demo.stages import BUDGETS, Budget, Task  # noqa: E402
+from shapes_demo.tables import (convergence_rows,  # noqa: E402
+                                convergence_table)
+from shapes_demo.tasks import BUDGETS, Budget, Task  # noqa: E402
 
 PARTS = ('geometry', 'teachers', 'students', 'concentration')
 
@@ -66,7 +67,7 @@ def geometry(task: Task, data_root: str, scenes: int = 200) -> List[dict]:
     from mmengine.config import Config
 
     from mmkd.task_modules.imitation_region import ImitationRegion
-    from shapes_demo.stages import CONFIGS
+    from shapes_demo.tasks import CONFIGS
     with open(osp.join(data_root, 'val.json')) as f:
         coco = json.load(f)
     student = Config.fromfile(osp.join(CONFIGS, task.student))

@@ -21,10 +21,11 @@ import time
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
+from shapes_demo.plans import run_tasks  # noqa: E402
 from shapes_demo.protocol import report_seeds  # noqa: E402
-from shapes_demo.stages import only_variants, prepare_run, run_tasks  # noqa
+from shapes_demo.stages import prepare_run  # noqa: E402
 from shapes_demo.study import add_study_arguments, regime  # noqa: E402
-
+from shapes_demo.tasks import only_variants  # noqa: E402
 
 WHAT_THE_DEFAULT_RUN_SHOWS = (
     '\nWhat this run shows: every method of mmkd training end to end on a '

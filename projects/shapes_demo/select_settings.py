@@ -25,12 +25,14 @@ from typing import List
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from shapes_demo.protocol import (grid_size, selection_rows,  # noqa: E402
-                                  selection_seeds, selection_table,
-                                  setting_text)
-from shapes_demo.stages import (CONFIGS, only_variants,  # noqa: E402
-                                prepare_run, run_tasks, stage_setting)
+from shapes_demo.plans import run_tasks  # noqa: E402
+from shapes_demo.protocol import grid_size, selection_seeds  # noqa: E402
+from shapes_demo.stage_run import stage_setting  # noqa: E402
+from shapes_demo.stages import prepare_run  # noqa: E402
 from shapes_demo.study import add_study_arguments, regime  # noqa: E402
+from shapes_demo.tables import (selection_rows, selection_table,  # noqa: E402
+                                setting_text)
+from shapes_demo.tasks import CONFIGS, only_variants  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
@@ -84,8 +86,9 @@ def config_mismatches(rows: List[dict], tasks) -> List[str]:
 
 def main() -> None:
     args = parse_args()
-    import mmkd  # noqa: F401  (registries, safe checkpoint loading)
     from mmengine.config import Config
+
+    import mmkd  # noqa: F401  (registries, safe checkpoint loading)
     from shapes_demo.report import selection_chart
     budget, work, tasks = args.budget, args.work, args.task_list
     jobs = args.jobs or os.cpu_count() or 1

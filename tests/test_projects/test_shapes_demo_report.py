@@ -11,17 +11,17 @@ from mmkd.testing import REPO_ROOT as REPO
 from mmkd.testing import make_shapes_dataset
 
 sys.path.insert(0, osp.join(REPO, 'projects', 'shapes_demo'))
-from shapes_demo.protocol import (best_candidate, class_rows,  # noqa: E402
-                                  class_table, convergence_rows,
-                                  convergence_table, paired_rows,
-                                  paired_table,
-                                  paper_scale, part_noise, report_seeds,
-                                  selection_rows,
-                                  selection_table, variant_candidates,
-                                  verdict, weight_grid)
+from shapes_demo.protocol import (best_candidate, paper_scale,  # noqa: E402
+                                  report_seeds, variant_candidates,
+                                  weight_grid)
 from shapes_demo.report import _not_better  # noqa: E402
-from shapes_demo.stages import (CONFIGS, TASKS, StageResult,  # noqa: E402
-                                _class_ious, stage_setting)
+from shapes_demo.stage_run import (StageResult, _class_ious,  # noqa: E402
+                                   stage_setting)
+from shapes_demo.tables import (class_rows, class_table,  # noqa: E402
+                                convergence_rows, convergence_table,
+                                paired_rows, paired_table, part_noise,
+                                selection_rows, selection_table, verdict)
+from shapes_demo.tasks import CONFIGS, TASKS  # noqa: E402
 
 SEG = next(t for t in TASKS if t.name == 'seg')
 
@@ -306,7 +306,7 @@ def test_object_size_is_part_of_the_generated_data(tmp_path):
 
 
 def test_only_variants():
-    from shapes_demo.stages import only_variants
+    from shapes_demo.tasks import only_variants
     seg, det = only_variants(TASKS, ['pixel', 'imitation'])
     assert list(seg.variants) == ['pixel'] and list(det.variants) == [
         'imitation']

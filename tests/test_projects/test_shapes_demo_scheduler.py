@@ -118,9 +118,10 @@ def test_demo_job_graphs(tmp_path):
     baseline student for the pretraining only, a distilled student for the
     teacher too, and a selection's variant candidates for every baseline
     candidate, whose best rate ``prepare`` passes on."""
+    from shapes_demo.plans import report_jobs, selection_jobs
     from shapes_demo.protocol import variant_candidates
-    from shapes_demo.stages import (BUDGETS, CONFIGS, TASKS, StageResult,
-                                    report_jobs, selection_jobs)
+    from shapes_demo.stage_run import StageResult
+    from shapes_demo.tasks import BUDGETS, CONFIGS, TASKS
     seg = next(t for t in TASKS if t.name == 'seg')
     budget, work = BUDGETS['quick'], str(tmp_path)
     jobs, shown = report_jobs(seg, budget, [0, 1], work, '/data/seg')

@@ -13,10 +13,10 @@ from mmkd.testing import REPO_ROOT as REPO
 from mmkd.testing import draw_scene, make_shapes_dataset
 
 sys.path.insert(0, osp.join(REPO, 'projects', 'shapes_demo'))
-from shapes_demo.concentration import (least_squares_residual,  # noqa: E402
-                                       region_shares)
-from shapes_demo.stages import CONFIGS, scenes_dir  # noqa: E402
+from shapes_demo.concentration import least_squares_residual  # noqa: E402
+from shapes_demo.concentration import region_shares
 from shapes_demo.study import STUDY_TASKS  # noqa: E402
+from shapes_demo.tasks import CONFIGS, scenes_dir  # noqa: E402
 
 
 def test_background_contrast_scales_only_the_background():
@@ -140,7 +140,7 @@ def test_precondition_jobs(tmp_path):
     """Teachers at their schedule and twice it; the students after their
     pretraining, at their schedule and 1.5 times it, per seed."""
     from shapes_demo.precondition_jobs import student_jobs, teacher_jobs
-    from shapes_demo.stages import BUDGETS
+    from shapes_demo.tasks import BUDGETS
     seg = STUDY_TASKS[0]
     budget = BUDGETS['quick']
     jobs, keys = teacher_jobs(seg, budget, str(tmp_path), '/data/seg')

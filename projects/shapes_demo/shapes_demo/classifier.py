@@ -156,8 +156,9 @@ def train_classifier(task, role: str, config: str, iters: int, seed: int,
 
     from mmengine.config import Config
 
-    from .stages import (CONFIGS, QuietRunner, StageResult, close_logger,
-                         shorten_schedule)
+    from .stage_run import (QuietRunner, StageResult, close_logger,
+                            shorten_schedule)
+    from .tasks import CONFIGS
     cfg = Config.fromfile(osp.join(CONFIGS, config))
     if iters != cfg.train_cfg.max_iters:
         shorten_schedule(cfg, iters)
@@ -177,6 +178,7 @@ def train_classifier(task, role: str, config: str, iters: int, seed: int,
             cfg.train_dataloader.dataset.data_root, split))
     close_logger(runner)
     return StageResult(task.name, role, seed, float(np.mean(per_class)),
-                       split, per_class, dict(lr=cfg.optim_wrapper.optimizer.lr),
+                       split, per_class,
+                       dict(lr=cfg.optim_wrapper.optimizer.lr),
                        time.time() - start, work_dir,
                        osp.join(work_dir, f'iter_{iters}.pth'))

@@ -3,8 +3,8 @@ import os.path as osp
 from typing import Dict, List, Tuple
 
 from .scheduler import Job
-from .stages import (Budget, Task, pretrain_dir, pretrain_student,
-                     stage_iters, train_student)
+from .stages import pretrain_dir, pretrain_student, train_student
+from .tasks import Budget, Task, stage_iters
 
 #: The teachers train for their schedule and this multiple of it.
 TEACHER_LONGER = 2.0
@@ -88,8 +88,9 @@ def concentration_rows(task: Task, work: str, data_root: str,
     from mmengine.runner import Runner
 
     from mmkd.task_modules.imitation_region import ImitationRegion
+
     from .concentration import least_squares_residual, region_shares
-    from .stages import CONFIGS
+    from .tasks import CONFIGS
     os.environ[task.data_env] = data_root
     own = stage_iters(budget, 'teacher', task.teacher)
     teacher_ckpt = osp.join(_dir(work, f'{task.name}_teacher_{own}it'),

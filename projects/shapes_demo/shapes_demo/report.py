@@ -280,6 +280,7 @@ def _mask_figure(results: List, data: Dict[str, str], path: str,
     import torch
     from mmdet.registry import TASK_UTILS as MMDET_TASK_UTILS
     from mmengine.config import Config
+
     from mmkd.task_modules import ImitationRegion
     from mmkd.visualization import draw_imitation_masks
     run = next(r for r in results if r.task == 'det'
@@ -323,7 +324,7 @@ def write_report(results: List, tasks: Sequence, out_dir: str,
     Returns:
         dict: ``table`` (markdown), ``dir``, ``rows`` and ``charts``.
     """
-    from .protocol import class_rows, class_table, paired_rows, paired_table
+    from .tables import class_rows, class_table, paired_rows, paired_table
     os.makedirs(osp.join(out_dir, 'logs'), exist_ok=True)
     rows = paired_rows(results, tasks)
     table = paired_table(rows)

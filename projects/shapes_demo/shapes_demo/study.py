@@ -19,7 +19,7 @@ and pretraining stages are cached there, apart from the default run's.
 import os.path as osp
 from typing import List, Tuple
 
-from .stages import Budget, Task
+from .tasks import Budget, Task
 
 STUDY_WORK_DIR = 'work_dirs/shapes_demo_study'
 
@@ -74,7 +74,7 @@ def add_study_arguments(parser) -> None:
 def regime(args) -> Tuple[List[Task], Budget, str]:
     """The tasks, budget and work dir of parsed ``--study``, ``--quick``
     and ``--work-dir`` arguments."""
-    from .stages import BUDGETS, TASKS
+    from .tasks import BUDGETS, TASKS
     tasks = STUDY_TASKS if args.study else TASKS
     if args.quick:
         budget = BUDGETS['quick']

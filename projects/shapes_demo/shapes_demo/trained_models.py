@@ -5,7 +5,7 @@ import os.path as osp
 import sys
 from typing import List, Sequence
 
-from .stages import CONFIGS, TASKS
+from .tasks import CONFIGS, TASKS
 
 
 def report_runs(work: str, task: str, roles: Sequence[str]) -> List[dict]:
