@@ -146,7 +146,7 @@ def test_precondition_jobs(tmp_path):
     jobs, keys = teacher_jobs(seg, budget, str(tmp_path), '/data/seg')
     assert keys == {24: ['seg_teacher_24it'], 48: ['seg_teacher_48it']}
     assert [j.kwargs['iters'] for j in jobs] == [24, 48]
-    assert all(j.kwargs['split'] == 'val' for j in jobs)
+    assert all(j.kwargs['data_root'] == '/data/seg' for j in jobs)
     jobs, keys = student_jobs(seg, budget, [1000, 1001], str(tmp_path),
                               '/data/seg')
     assert keys == {12: ['seg_student_12it_seed1000',

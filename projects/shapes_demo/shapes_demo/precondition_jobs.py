@@ -3,7 +3,8 @@ import os.path as osp
 from typing import Dict, List, Tuple
 
 from .scheduler import Job
-from .stages import pretrain_dir, pretrain_student, train_student
+from .stage_run import StageResult
+from .stages import cached_stage, pretrain_dir, pretrain_student
 from .tasks import Budget, Task, stage_iters
 
 #: The teachers train for their schedule and this multiple of it.
@@ -14,6 +15,15 @@ STUDENT_LONGER = 1.5
 
 def _dir(work: str, name: str) -> str:
     return osp.join(work, 'preconditions', name)
+
+
+def cached_run(task: Task, role: str, config: str, iters: int, seed: int,
+               work_dir: str, data_root: str) -> Tuple[StageResult, str]:
+    """One precondition run, scored on val, reused from ``work_dir`` when
+    it was trained from the same config, iterations, seed and data
+    (:func:`cached_stage`)."""
+    return cached_stage(task, role, config, iters, work_dir, data_root,
+                        'val', seed=seed)
 
 
 def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str
@@ -27,12 +37,13 @@ def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str
     """
     own = stage_iters(budget, 'teacher', task.teacher)
     keys, jobs = {}, []
-    for iters in (own, int(own * TEACHER_LONGER)):
+    # the longer runs last: the concentration needs only the first
+    for priority, iters in enumerate((own, int(own * TEACHER_LONGER))):
         key = f'{task.name}_teacher_{iters}it'
-        jobs.append(Job(key, train_student, dict(
+        jobs.append(Job(key, cached_run, dict(
             task=task, role='teacher', config=task.teacher, iters=iters,
-            seed=0, work_dir=_dir(work, key), split='val'),
-            {task.data_env: data_root}, priority=0))
+            seed=0, work_dir=_dir(work, key), data_root=data_root),
+            {task.data_env: data_root}, priority=2 * priority))
         keys[iters] = [key]
     return jobs, keys
 
@@ -57,17 +68,18 @@ def student_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
         after = (f'{task.name}_pretrain', )
         jobs.append(Job(after[0], pretrain_student,
                         dict(task=task, budget=budget, work=work), env,
-                        priority=1))
+                        priority=0))
     own = stage_iters(budget, 'student', task.student)
     keys = {}
-    for iters in (own, int(own * STUDENT_LONGER)):
+    for priority, iters in enumerate((own, int(own * STUDENT_LONGER))):
         keys[iters] = []
         for seed in seeds:
             key = f'{task.name}_student_{iters}it_seed{seed}'
-            jobs.append(Job(key, train_student, dict(
+            jobs.append(Job(key, cached_run, dict(
                 task=task, role='student', config=task.student,
                 iters=iters, seed=seed, work_dir=_dir(work, key),
-                split='val'), env, after=after, priority=2))
+                data_root=data_root), env, after=after,
+                priority=1 + priority))
             keys[iters].append(key)
     return jobs, keys
 

@@ -67,14 +67,15 @@ SELECTION_KEYS = ('lr_grid', 'distill_lr_scales', 'weight_grid',
                   'paper_loss_weights')
 
 
-def _cached_stage(task: Task, role: str, config: str, iters: int,
-                  work_dir: str, data_root: str, split: str,
-                  train: Optional[Callable[..., StageResult]] = None
-                  ) -> Tuple[StageResult, str]:
-    """Train ``config`` (seed 0) in ``work_dir`` with ``train`` (default
-    :func:`run_stage`; the same arguments), or reuse the run there when it
-    was trained from the same config, iterations and generated data (its
-    ``stage.json``).
+def cached_stage(task: Task, role: str, config: str, iters: int,
+                 work_dir: str, data_root: str, split: str,
+                 train: Optional[Callable[..., StageResult]] = None,
+                 seed: int = 0) -> Tuple[StageResult, str]:
+    """Train ``config`` with ``seed`` in ``work_dir`` with ``train``
+    (default :func:`run_stage`; the same arguments), or reuse the run there
+    when it was trained from the same config, iterations, seed and
+    generated data (its ``stage.json``): an interrupted command resumes
+    where it stopped.
 
     Returns:
         tuple: The result and its console line.
@@ -86,8 +87,11 @@ def _cached_stage(task: Task, role: str, config: str, iters: int,
     for key in SELECTION_KEYS:  # what the selection reads, not training
         cfg.pop(key, None)
     stamp = dict(config=cfg.pretty_text, iters=iters, data=data)
+    if seed:  # the stamps of seed 0 (teachers, pretraining) stay as they were
+        stamp['seed'] = seed
     stamp_file = osp.join(work_dir, 'stage.json')
-    line = f'{task.name} {role}: {split} {task.metric}'
+    line = f'{task.name} {role}' + (f' (seed {seed})' if seed else '') + (
+        f': {split} {task.metric}')
     if osp.exists(stamp_file):
         with open(stamp_file) as f:
             cached = json.load(f)
@@ -95,8 +99,8 @@ def _cached_stage(task: Task, role: str, config: str, iters: int,
         if cached['stamp'] == stamp and osp.exists(result.checkpoint):
             return result, (f'{line} {result.metric:.2f} '
                             '(trained earlier, reused)')
-    result = (train or run_stage)(task, role, config, iters, 0, work_dir,
-                                  split=split)
+    result = (train or run_stage)(task, role, config, iters, seed,
+                                  work_dir, split=split)
     with open(stamp_file, 'w') as f:
         json.dump(dict(stamp=stamp, result=asdict(result)), f)
     return result, f'{line} {result.metric:.2f} ({result.seconds:.0f}s)'
@@ -105,9 +109,9 @@ def _cached_stage(task: Task, role: str, config: str, iters: int,
 def train_teacher(task: Task, budget: Budget, work: str, data_root: str
                   ) -> Tuple[StageResult, str]:
     """Train the task's teacher (seed 0, evaluated on the test split) in
-    :func:`teacher_dir`, or reuse the one there (see :func:`_cached_stage`).
+    :func:`teacher_dir`, or reuse the one there (see :func:`cached_stage`).
     """
-    return _cached_stage(task, 'teacher', task.teacher,
+    return cached_stage(task, 'teacher', task.teacher,
                          stage_iters(budget, 'teacher', task.teacher),
                          teacher_dir(work, task), data_root, 'test')
 
@@ -127,7 +131,7 @@ def pretrain_student(task: Task, budget: Budget, work: str
         from .classifier import train_classifier
         os.environ['SHAPES_POOL_SEG'] = pools['seg']  # the config reads it
         train = train_classifier
-    return _cached_stage(task, 'pretraining', task.pretrain,
+    return cached_stage(task, 'pretraining', task.pretrain,
                          stage_iters(budget, 'pretraining', task.pretrain),
                          pretrain_dir(work, task),
                          pools[task.name], 'val', train)
