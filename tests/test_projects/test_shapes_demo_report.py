@@ -74,7 +74,8 @@ def test_paired_rows_and_table():
     assert '| seg | teacher |  | mIoU | 30.00 |' in table
     assert _not_better(list(rows.values())).startswith(
         'Not better than the baseline student by more than the std of the '
-        'paired differences: seg pair (within noise, -1.00), seg cwd '
+        'paired differences and their evaluation noise: seg pair (within '
+        'noise, -1.00), seg cwd '
         '(worse, -2.00).')
     assert _not_better([rows['student'], pixel]) == ''
 
@@ -161,6 +162,10 @@ def test_verdict_and_noise():
     assert verdict(0.5, 0.5) == 'within noise'
     assert verdict(-0.6, 0.5) == 'worse'
     assert verdict(2.0, None) == 'one seed'
+    # the evaluation noise is a bar too: above the seeds' std, inside it
+    assert verdict(1.0, 0.5, 1.2) == 'within noise'
+    assert verdict(-1.3, 0.5, 1.2) == 'worse'
+    assert verdict(1.0, 0.5, 0.9) == 'better'
     assert part_noise([1, 3, 1, 3]) == pytest.approx(
         (4 / 3)**0.5 / 2)
 

@@ -20,15 +20,15 @@ from mmkd.testing.shapes import SEG_PALETTE  # noqa: E402
 
 def _not_better(rows: List[dict]) -> str:
     """A paragraph naming the distilled variants that do not beat the
-    baseline student by more than the std of the paired differences
-    (empty when all do)."""
+    baseline student by more than the std of the paired differences and
+    their evaluation noise (empty when all do)."""
     worse = [f"{r['task']} {r['model']} ({r['verdict']}, "
              f"{r['diff_mean']:+.2f})" for r in rows
              if r.get('verdict') not in (None, 'better')]
     if not worse:
         return ''
     return ('Not better than the baseline student by more than the std of '
-            'the paired differences: ' + ', '.join(worse) + '. The demo\'s '
+            'the paired differences and their evaluation noise: ' + ', '.join(worse) + '. The demo\'s '
             'README (projects/shapes_demo/README.md) says what was measured '
             'about why.\n\n')
 
@@ -52,15 +52,26 @@ def _metric_chart(rows: List[dict], path: str) -> None:
         ax.tick_params(axis='x', rotation=30)
         ax = axes[1, col]
         variants = [r for r in sub if 'diffs' in r]
-        ax.bar([r['model'] for r in variants],
-               [r['diff_mean'] for r in variants],
-               yerr=[r['diff_std'] or 0 for r in variants], capsize=4,
-               color=['#2ca02c' if r['verdict'] == 'better' else
+        x = np.arange(len(variants))
+        # what evaluation noise alone gives: a grey band of ± one noise
+        # around 0 at each variant; the seeds' spread: the error bar
+        for i, r in enumerate(variants):
+            noise = r.get('diff_noise') or 0.0
+            ax.add_patch(plt.Rectangle((i - 0.35, -noise), 0.7, 2 * noise,
+                                       color='#dddddd', zorder=0))
+        ax.errorbar(x, [r['diff_mean'] for r in variants],
+                    yerr=[r['diff_std'] or 0 for r in variants], fmt='none',
+                    ecolor='k', capsize=5, zorder=2)
+        ax.scatter(x, [r['diff_mean'] for r in variants], zorder=3, s=40,
+                   c=['#2ca02c' if r['verdict'] == 'better' else
                       '#d62728' if r['verdict'] == 'worse' else '#1f77b4'
                       for r in variants])
+        ax.set_xticks(x, [r['model'] for r in variants])
+        ax.set_xlim(-0.6, len(variants) - 0.4)
         ax.axhline(0, color='k', lw=0.8)
-        ax.set_title(f'{task}: paired difference to the student '
-                     '(same seed)')
+        ax.set_title(f'{task}: paired difference to the student (same '
+                     'seed)\nbar: std over seeds; grey: ± eval noise',
+                     fontsize=10)
         ax.tick_params(axis='x', rotation=30)
     fig.tight_layout()
     fig.savefig(path, dpi=90)

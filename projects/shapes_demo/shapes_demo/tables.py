@@ -82,7 +82,8 @@ def paired_rows(results: Sequence, tasks: Sequence) -> List[dict]:
                 row['diff_noise'] = float(np.sqrt(np.mean([part_noise(
                     np.subtract(runs[s].parts, base[s].parts)) ** 2
                     for s in paired]))) if paired else None
-                row['verdict'] = verdict(row['diff_mean'], row['diff_std'])
+                row['verdict'] = verdict(row['diff_mean'], row['diff_std'],
+                                         row['diff_noise'])
             rows.append(row)
     return rows
 
@@ -152,15 +153,17 @@ def class_table(rows: Sequence[dict]) -> str:
     return '\n'.join(lines)
 
 
-def verdict(diff_mean: Optional[float], diff_std: Optional[float]) -> str:
+def verdict(diff_mean: Optional[float], diff_std: Optional[float],
+            diff_noise: Optional[float] = None) -> str:
     """``'better'`` / ``'worse'`` when the mean paired difference exceeds
-    its std over seeds, ``'within noise'`` otherwise, ``'one seed'`` when
-    there is no std."""
+    both its std over seeds and its evaluation noise (when known),
+    ``'within noise'`` otherwise, ``'one seed'`` when there is no std."""
     if diff_mean is None or diff_std is None:
         return 'one seed'
-    if diff_mean > diff_std:
+    bar = max(diff_std, diff_noise or 0.0)
+    if diff_mean > bar:
         return 'better'
-    if diff_mean < -diff_std:
+    if diff_mean < -bar:
         return 'worse'
     return 'within noise'
 
@@ -289,7 +292,8 @@ def convergence_rows(runs: Dict[int, Sequence]) -> List[dict]:
                 diff_noise=float(np.sqrt(np.mean([part_noise(
                     np.subtract(r.parts, ref.parts)) ** 2
                     for r, ref in zip(results, reference)]))))
-            row['verdict'] = verdict(row['diff_mean'], row['diff_std'])
+            row['verdict'] = verdict(row['diff_mean'], row['diff_std'],
+                                     row['diff_noise'])
         rows.append(row)
     return rows
 
