@@ -11,7 +11,7 @@ figures and what was decided from them).
   and the boxes (G) cover, from the generated boxes alone (no model).
 - ``teachers``: each teacher trained for its config's schedule and for
   twice it (seed 0), scored on val: has it reached its plateau?
-- ``students``: the presence-classifier pretraining of each student's
+- ``students``: the object-classifier pretraining of each student's
   backbone, then the baseline student for its study config's schedule and
   for 1.5 times it, with the selection seeds, scored on val: has it
   converged, and how far below its teacher is it?

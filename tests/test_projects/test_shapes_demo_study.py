@@ -87,13 +87,13 @@ def test_region_shares_hand_computed():
 
 @pytest.mark.parametrize('task', STUDY_TASKS, ids=lambda t: t.name)
 def test_classifier_backbone_is_the_students(task):
-    """The presence classifier's ``backbone.`` weights are exactly what the
-    study student's backbone loads (names and shapes), and its loss trains
-    on a generated pool."""
+    """The object classifier's ``backbone.`` weights are exactly what the
+    study student's backbone loads (names and shapes), and its loss sends
+    a gradient to every trainable backbone weight."""
     from mmengine.registry import MODELS, init_default_scope
 
     import mmkd  # noqa: F401
-    from shapes_demo.classifier import ShapesPresenceClassifier  # noqa
+    import shapes_demo.classifier  # noqa: F401  (registers the classes)
     classifier_cfg = Config.fromfile(osp.join(CONFIGS, task.pretrain))
     student_cfg = Config.fromfile(osp.join(CONFIGS, task.student))
     assert student_cfg.model.backbone.init_cfg.prefix == 'backbone.'
@@ -107,33 +107,49 @@ def test_classifier_backbone_is_the_students(task):
             if k.startswith('backbone.')}
     theirs = {k: v.shape for k, v in student.backbone.state_dict().items()}
     assert ours == theirs
-    inputs = torch.randint(0, 255, (2, 3, 64, 64), dtype=torch.uint8)
-    targets = torch.tensor([[1.0, 0, 0, 1], [0, 1, 1, 0]])
+    inputs = torch.randint(0, 255, (2, 3, 48, 48), dtype=torch.uint8)
     data = classifier.data_preprocessor(
-        dict(inputs=inputs, data_samples=targets), True)
-    losses = classifier(**data, mode='loss')
-    losses['loss_presence'].backward()
-    assert torch.isfinite(losses['loss_presence'])
+        dict(inputs=inputs, data_samples=torch.tensor([0, 3])), True)
+    loss = classifier(**data, mode='loss')['loss_cls']
+    loss.backward()
+    assert torch.isfinite(loss)
     trained = [p for p in classifier.backbone.parameters()
                if p.requires_grad]
     assert trained and all(p.grad is not None for p in trained)
 
 
-def test_presence_targets_from_label_maps(tmp_path):
-    from shapes_demo.classifier import ShapesPresenceDataset
+def test_object_crops_and_accuracy(tmp_path):
+    """One crop per annotated object, its class the box's; the accuracy
+    counts per class (hand-made predictions)."""
+    import json
+
+    from shapes_demo.classifier import ShapesObjectDataset, class_accuracy
     roots = make_shapes_dataset(str(tmp_path), 3, 1, 1, size=(48, 48))
-    dataset = ShapesPresenceDataset(roots['seg'], 'train', min_pixels=20)
-    assert len(dataset) == 3
-    from PIL import Image
-    for i in range(3):
-        item = dataset[i]
-        label = np.array(Image.open(dataset.labels[i]))
-        counts = np.bincount(label.ravel(), minlength=5)[1:]
-        assert item['data_samples'].tolist() == [
-            float(c >= 20) for c in counts]
-        assert item['inputs'].shape == (3, 48, 48)
+    dataset = ShapesObjectDataset(roots['det'], 'train', size=24)
+    with open(osp.join(roots['det'], 'train.json')) as f:
+        annotations = json.load(f)['annotations']
+    assert len(dataset) == len(annotations) > 0
+    for item, ann in zip(dataset, annotations):
+        assert item['inputs'].shape == (3, 24, 24)
+        assert int(item['data_samples']) == ann['category_id']
+
+    class Always:
+        """Predicts class 1 for everything."""
+        data_preprocessor = staticmethod(lambda data: data)
+
+        def eval(self):
+            pass
+
+        def __call__(self, inputs, mode):
+            return [torch.tensor(1)] * len(inputs)
+
+    per_class = class_accuracy(Always(), dataset)
+    labels = [a['category_id'] for a in annotations]
+    for k in range(4):
+        assert per_class[k] == (
+            None if k not in labels else 100.0 if k == 1 else 0.0)
     with pytest.raises(FileNotFoundError, match='make_shapes_dataset'):
-        ShapesPresenceDataset(str(tmp_path / 'nothing'), 'train')
+        ShapesObjectDataset(str(tmp_path / 'nothing'), 'train')
 
 
 def test_precondition_jobs(tmp_path):

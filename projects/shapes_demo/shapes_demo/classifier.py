@@ -2,14 +2,15 @@
 another task than the one distilled, as the papers' students start from an
 ImageNet classifier.
 
-The other task is *which object classes a scene holds* (multi-label
-classification of whole scenes of the pretraining pool): the student's own
-backbone, global average pooling and one linear layer, trained with a
-binary cross-entropy per class. The segmentation and detection students
-then take the backbone's weights (``prefix='backbone.'``) and train their
-necks and heads from their stock initialisation.
+The other task is ImageNet's own kind: *which class is the object in this
+crop* (single-label classification of the objects of the pretraining pool,
+each cropped from its box with a margin and resized to a square): the
+student's own backbone, global average pooling and one linear layer,
+trained with a cross-entropy. The segmentation and detection students then
+take the backbone's weights (``prefix='backbone.'``) and train their necks
+and heads from their stock initialisation.
 """
-import glob
+import json
 import os.path as osp
 from typing import Dict, List, Optional, Union
 
@@ -26,51 +27,53 @@ from mmkd.testing.shapes import CLASSES
 
 
 @DATASETS.register_module()
-class ShapesPresenceDataset(Dataset):
-    """Scenes of a generated segmentation split with the classes they hold.
+class ShapesObjectDataset(Dataset):
+    """The objects of a generated detection split, one crop each.
 
     Args:
-        data_root: The segmentation dataset root (``img_dir/<split>`` and
-            ``ann_dir/<split>`` of :func:`make_shapes_dataset`).
+        data_root: The detection dataset root (``<split>/*.png`` and
+            ``<split>.json`` of :func:`make_shapes_dataset`).
         split: The split's name.
-        min_pixels: Pixels of a class a scene must show for the class to
-            count as present (smaller remnants of occluded objects do not).
-        flip: Flip each scene left-right with probability 0.5 (training).
+        size: Side of the square each crop is resized to.
+        margin: Context kept around a box, as a fraction of its larger side.
+        flip: Flip each crop left-right with probability 0.5 (training).
     """
 
-    def __init__(self, data_root: str, split: str, min_pixels: int = 20,
-                 flip: bool = False) -> None:
-        self.images = sorted(
-            glob.glob(osp.join(data_root, 'img_dir', split, '*.png')))
-        if not self.images:
+    def __init__(self, data_root: str, split: str, size: int = 48,
+                 margin: float = 0.2, flip: bool = False) -> None:
+        ann_file = osp.join(data_root, f'{split}.json')
+        if not osp.exists(ann_file):
             raise FileNotFoundError(
-                f'ShapesPresenceDataset: no scenes in '
-                f'{osp.join(data_root, "img_dir", split)}; generate them '
+                f'ShapesObjectDataset: no {ann_file}; generate the scenes '
                 'with mmkd.testing.make_shapes_dataset first')
-        self.labels = [p.replace(osp.join('img_dir', split),
-                                 osp.join('ann_dir', split))
-                       for p in self.images]
-        self.min_pixels = min_pixels
-        self.flip = flip
+        with open(ann_file) as f:
+            coco = json.load(f)
+        files = {img['id']: osp.join(data_root, split, img['file_name'])
+                 for img in coco['images']}
+        self.objects = [(files[a['image_id']], a['bbox'], a['category_id'])
+                        for a in coco['annotations']]
+        self.size, self.margin, self.flip = size, margin, flip
 
     def __len__(self) -> int:
-        return len(self.images)
+        return len(self.objects)
 
     def __getitem__(self, index: int) -> Dict[str, Tensor]:
-        image = mmcv.imread(self.images[index])  # BGR, as the students read
-        label = mmcv.imread(self.labels[index], flag='unchanged')
-        counts = np.bincount(label.ravel(), minlength=len(CLASSES) + 1)
-        target = torch.from_numpy(
-            (counts[1:] >= self.min_pixels).astype(np.float32))
+        path, (x, y, w, h), label = self.objects[index]
+        image = mmcv.imread(path)  # BGR, as the students read
+        pad = self.margin * max(w, h)
+        x1, y1 = max(0, int(x - pad)), max(0, int(y - pad))
+        x2 = min(image.shape[1], int(np.ceil(x + w + pad)))
+        y2 = min(image.shape[0], int(np.ceil(y + h + pad)))
+        crop = mmcv.imresize(image[y1:y2, x1:x2], (self.size, self.size))
         if self.flip and np.random.rand() < 0.5:
-            image = image[:, ::-1]
+            crop = crop[:, ::-1]
         inputs = torch.from_numpy(
-            np.ascontiguousarray(image.transpose(2, 0, 1)))
-        return dict(inputs=inputs, data_samples=target)
+            np.ascontiguousarray(crop.transpose(2, 0, 1)))
+        return dict(inputs=inputs, data_samples=torch.tensor(label))
 
 
 @MODELS.register_module()
-class ShapesPresenceClassifier(BaseModel):
+class ShapesObjectClassifier(BaseModel):
     """A backbone, global average pooling of its last output and a linear
     layer giving one logit per object class.
 
@@ -103,41 +106,45 @@ class ShapesPresenceClassifier(BaseModel):
     def forward(self, inputs: Tensor, data_samples: Optional[Tensor] = None,
                 mode: str = 'tensor') -> Union[Dict[str, Tensor], Tensor,
                                                List[Tensor]]:
-        """``mode='loss'``: the binary cross-entropy against the ``(N,
-        num_classes)`` presence targets ``data_samples``; ``'predict'``:
-        the presence probabilities; ``'tensor'``: the logits."""
+        """``mode='loss'``: the cross-entropy against the ``(N, )`` class
+        indices ``data_samples``; ``'predict'``: the predicted classes;
+        ``'tensor'``: the logits."""
         logits = self.logits(inputs)
         if mode == 'loss':
-            return dict(loss_presence=F.binary_cross_entropy_with_logits(
-                logits, data_samples))
+            return dict(loss_cls=F.cross_entropy(logits, data_samples))
         if mode == 'predict':
-            return list(torch.sigmoid(logits))
+            return list(logits.argmax(dim=1))
         return logits
 
 
-def presence_accuracy(model: ShapesPresenceClassifier,
-                      dataset: ShapesPresenceDataset) -> List[float]:
-    """Per class, the share of the scenes of ``dataset`` whose presence the
-    model gets right (probability above 0.5), in percent."""
+def class_accuracy(model: ShapesObjectClassifier,
+                   dataset: ShapesObjectDataset) -> List[float]:
+    """Per class, the share of the objects of ``dataset`` the model
+    classifies right, in percent (None for a class without objects)."""
     model.eval()
-    correct = torch.zeros(len(CLASSES))
+    right = torch.zeros(len(CLASSES))
+    total = torch.zeros(len(CLASSES))
     with torch.no_grad():
-        for i in range(len(dataset)):
-            item = dataset[i]
-            data = model.data_preprocessor(
-                dict(inputs=item['inputs'][None],
-                     data_samples=item['data_samples'][None]))
-            probs = model(data['inputs'], mode='predict')[0]
-            correct += ((probs > 0.5).float() == item['data_samples']).float()
-    return (100 * correct / len(dataset)).tolist()
+        for start in range(0, len(dataset), 64):
+            items = [dataset[i] for i in
+                     range(start, min(len(dataset), start + 64))]
+            labels = torch.stack([item['data_samples'] for item in items])
+            data = model.data_preprocessor(dict(
+                inputs=torch.stack([item['inputs'] for item in items]),
+                data_samples=labels))
+            predicted = torch.stack(model(data['inputs'], mode='predict'))
+            total += torch.bincount(labels, minlength=len(CLASSES))
+            right += torch.bincount(labels[predicted == labels],
+                                    minlength=len(CLASSES))
+    return [100 * float(r / t) if t else None for r, t in zip(right, total)]
 
 
 def train_classifier(task, role: str, config: str, iters: int, seed: int,
                      work_dir: str, split: str = 'val'):
-    """Train the presence classifier of ``config`` in ``work_dir`` (the
-    pool read from ``$SHAPES_POOL_SEG``) and score it on the pool's
+    """Train the object classifier of ``config`` in ``work_dir`` (the
+    pool read from ``$SHAPES_POOL_DET``) and score it on the pool's
     ``split``: the :class:`StageResult` of a pretraining stage, its metric
-    the mean over classes of :func:`presence_accuracy` (``parts``: per
+    the mean over classes of :func:`class_accuracy` (``parts``: per
     class).
 
     Args:
@@ -173,11 +180,12 @@ def train_classifier(task, role: str, config: str, iters: int, seed: int,
             contextlib.redirect_stderr(console):
         runner = QuietRunner.from_cfg(cfg)
         runner.train()
-    per_class = presence_accuracy(
-        runner.model, ShapesPresenceDataset(
-            cfg.train_dataloader.dataset.data_root, split))
+    per_class = class_accuracy(runner.model, ShapesObjectDataset(
+        cfg.train_dataloader.dataset.data_root, split,
+        cfg.train_dataloader.dataset.size))
     close_logger(runner)
-    return StageResult(task.name, role, seed, float(np.mean(per_class)),
+    scored = [a for a in per_class if a is not None]
+    return StageResult(task.name, role, seed, float(np.mean(scored)),
                        split, per_class,
                        dict(lr=cfg.optim_wrapper.optimizer.lr),
                        time.time() - start, work_dir,

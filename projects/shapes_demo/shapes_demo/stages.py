@@ -70,12 +70,14 @@ SELECTION_KEYS = ('lr_grid', 'distill_lr_scales', 'weight_grid',
 def cached_stage(task: Task, role: str, config: str, iters: int,
                  work_dir: str, data_root: str, split: str,
                  train: Optional[Callable[..., StageResult]] = None,
-                 seed: int = 0) -> Tuple[StageResult, str]:
+                 seed: int = 0, metric: Optional[str] = None
+                 ) -> Tuple[StageResult, str]:
     """Train ``config`` with ``seed`` in ``work_dir`` with ``train``
     (default :func:`run_stage`; the same arguments), or reuse the run there
     when it was trained from the same config, iterations, seed and
     generated data (its ``stage.json``): an interrupted command resumes
-    where it stopped.
+    where it stopped. ``metric`` names what ``train`` scores (default:
+    the task's metric).
 
     Returns:
         tuple: The result and its console line.
@@ -91,7 +93,7 @@ def cached_stage(task: Task, role: str, config: str, iters: int,
         stamp['seed'] = seed
     stamp_file = osp.join(work_dir, 'stage.json')
     line = f'{task.name} {role}' + (f' (seed {seed})' if seed else '') + (
-        f': {split} {task.metric}')
+        f': {split} {metric or task.metric}')
     if osp.exists(stamp_file):
         with open(stamp_file) as f:
             cached = json.load(f)
@@ -126,15 +128,15 @@ def pretrain_student(task: Task, budget: Budget, work: str
     pools = make_shapes_dataset(scenes_dir(work, task, 'pool'),
                                 budget.num_pool, 50, 0, seed=POOL_SEED,
                                 **task.scenes)
-    train = None
+    train, metric = None, None
     if task.pretrain_kind == 'classify':
         from .classifier import train_classifier
-        os.environ['SHAPES_POOL_SEG'] = pools['seg']  # the config reads it
-        train = train_classifier
+        os.environ['SHAPES_POOL_DET'] = pools['det']  # the config reads it
+        train, metric = train_classifier, 'object class accuracy'
     return cached_stage(task, 'pretraining', task.pretrain,
                          stage_iters(budget, 'pretraining', task.pretrain),
                          pretrain_dir(work, task),
-                         pools[task.name], 'val', train)
+                         pools[task.name], 'val', train, metric=metric)
 
 
 def train_student(task: Task, role: str, config: str, iters: int,

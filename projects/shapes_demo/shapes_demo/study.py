@@ -4,7 +4,8 @@ What differs from the default run (why, with the measurements:
 ``projects/shapes_demo/docs/study.md``):
 
 - the students start from a backbone pretrained on another task than the
-  one distilled (which classes a scene holds; ``shapes_demo.classifier``),
+  one distilled (the class of an object cropped from a scene;
+  ``shapes_demo.classifier``),
   as the papers' students start from ImageNet, instead of the whole model
   pretrained for the same task;
 - the students train for the study's schedule (their study configs),
@@ -35,7 +36,7 @@ STUDY_TASKS = [
               all='study/seg/skd_all_shapes.py',
               cwd='study/seg/cwd_logits_shapes.py'),
          'SHAPES_SEG_TEACHER', 'SHAPES_SEG',
-         pretrain='study/seg/resnetv1c18_shapes_presence.py',
+         pretrain='study/seg/resnetv1c18_shapes_objects.py',
          pretrained_env='SHAPES_SEG_CLASSIFIER', pretrain_kind='classify',
          default_variants=('pixel', 'pair', 'holistic')),
     Task('det', 'coco/bbox_mAP', 'det/faster_rcnn_r50_fpn_shapes_teacher.py',
@@ -48,7 +49,7 @@ STUDY_TASKS = [
               fgd='study/det/fgd_shapes.py', pkd='study/det/pkd_shapes.py',
               mgd='study/det/mgd_shapes.py'),
          'SHAPES_DET_TEACHER', 'SHAPES_DET',
-         pretrain='study/det/resnet18_shapes_presence.py',
+         pretrain='study/det/resnet18_shapes_objects.py',
          pretrained_env='SHAPES_DET_CLASSIFIER', pretrain_kind='classify',
          default_variants=('imitation', 'full', 'gt'),
          scenes=dict(background_contrast=DET_BACKGROUND_CONTRAST)),

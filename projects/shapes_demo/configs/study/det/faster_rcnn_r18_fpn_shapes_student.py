@@ -1,18 +1,17 @@
-# The study regime's detection student: the demo's Faster R-CNN R18-FPN
-# student (a quarter of the teacher's width) starting as the papers' students
-# do, from a backbone pretrained on another task
-# (resnet18_shapes_presence.py: which classes a pool scene holds; the
-# ImageNet analogue; stem and first stage frozen, normalisation in eval mode,
-# as mmdet trains with an ImageNet backbone), neck and heads from their stock
-# initialisation, trained for the study's schedule. run_demo.py --study sets
-# SHAPES_DET_CLASSIFIER.
+# The study regime's detection student: the demo's Faster R-CNN R18-FPN student
+# (a quarter of the teacher's width) starting as the papers' students do, from
+# a backbone pretrained on another task (resnet18_shapes_objects.py: the class
+# of an object cropped from a pool scene; the ImageNet analogue; stem and first
+# stage frozen, normalisation in eval mode, as mmdet trains with an ImageNet
+# backbone), neck and heads from their stock initialisation, trained for the
+# study's schedule. run_demo.py --study sets SHAPES_DET_CLASSIFIER.
 _base_ = '../../det/faster_rcnn_r18_fpn_shapes_student.py'
 
 model = dict(
     init_cfg=None,
     backbone=dict(init_cfg=dict(
         _delete_=True, type='Pretrained', prefix='backbone.',
-        checkpoint='{{$SHAPES_DET_CLASSIFIER:work_dirs/shapes_demo_study/det_pretrain/iter_1500.pth}}')))  # noqa
+        checkpoint='{{$SHAPES_DET_CLASSIFIER:work_dirs/shapes_demo_study/det_pretrain/iter_2000.pth}}')))  # noqa
 max_iters = 2400
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=0.02))

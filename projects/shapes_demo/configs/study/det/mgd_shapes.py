@@ -1,8 +1,8 @@
 # The study regime's variant: the default run's ../../det/mgd_shapes.py with
-# the study's student (faster_rcnn_r18_fpn_shapes_student.py here: its
-# backbone pretrained on another task) on the study's scenes. It trains for
-# the study student's schedule, as every distilled student trains for its
-# baseline's (run_demo.py --study).
+# the study's student (faster_rcnn_r18_fpn_shapes_student.py here: its backbone
+# pretrained on another task) on the study's scenes. It trains for the study
+# student's schedule, as every distilled student trains for its baseline's
+# (run_demo.py --study).
 _base_ = '../../det/mgd_shapes.py'
 
 model = dict(

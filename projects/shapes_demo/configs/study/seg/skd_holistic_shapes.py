@@ -1,7 +1,8 @@
-# The study regime's variant: the default run's ../../seg/skd_holistic_shapes.py with
-# the study's student (pspnet_r18_shapes_student.py here: its backbone
-# pretrained on another task). It trains for the study student's schedule, as
-# every distilled student trains for its baseline's (run_demo.py --study).
+# The study regime's variant: the default run's
+# ../../seg/skd_holistic_shapes.py with the study's student
+# (pspnet_r18_shapes_student.py here: its backbone pretrained on another task).
+# It trains for the study student's schedule, as every distilled student trains
+# for its baseline's (run_demo.py --study).
 _base_ = '../../seg/skd_holistic_shapes.py'
 
 model = dict(student='{{fileDirname}}/pspnet_r18_shapes_student.py')

@@ -1,7 +1,7 @@
 # The study regime's detection pretraining (the ImageNet analogue): the
-# detection student's backbone (ResNet-18, 4 base channels) classifies which
-# object classes each scene of the pretraining pool holds
-# (shapes_demo/classifier.py). The study's students take its backbone.
+# detection student's backbone (ResNet-18, 4 base channels) classifies the
+# objects of the pretraining pool, each cropped from its box (48 x 48 px;
+# shapes_demo/classifier.py). The study's students take its backbone.
 _base_ = '../../det/faster_rcnn_r18_fpn_shapes_student.py'
 
 custom_imports = dict(imports=['shapes_demo.classifier'],
@@ -14,25 +14,25 @@ backbone = dict(
     frozen_stages=-1, norm_cfg=dict(type='BN', requires_grad=True),
     norm_eval=False, style='pytorch', base_channels=4, init_cfg=None)
 model = dict(
-    _delete_=True, type='ShapesPresenceClassifier', backbone=backbone,
+    _delete_=True, type='ShapesObjectClassifier', backbone=backbone,
     in_channels=32,
     data_preprocessor=dict(type='ImgDataPreprocessor',
                            mean=[123.675, 116.28, 103.53],
                            std=[58.395, 57.12, 57.375], bgr_to_rgb=True))
-pool_root = '{{$SHAPES_POOL_SEG:data/shapes_demo/pool/seg}}'
+pool_root = '{{$SHAPES_POOL_DET:data/shapes_demo/pool/det}}'
 train_dataloader = dict(
-    _delete_=True, batch_size=16, num_workers=0, persistent_workers=False,
+    _delete_=True, batch_size=64, num_workers=0, persistent_workers=False,
     sampler=dict(type='InfiniteSampler', shuffle=True),
     collate_fn=dict(type='default_collate'),
-    dataset=dict(type='ShapesPresenceDataset', data_root=pool_root,
-                 split='train', flip=True))
+    dataset=dict(type='ShapesObjectDataset', data_root=pool_root,
+                 split='train', size=48, flip=True))
 val_dataloader = None
 val_evaluator = None
 val_cfg = None
 test_dataloader = None
 test_evaluator = None
 test_cfg = None
-max_iters = 1500
+max_iters = 2000
 train_cfg = dict(_delete_=True, type='IterBasedTrainLoop',
                  max_iters=max_iters, val_interval=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=0.1), clip_grad=None)
