@@ -89,15 +89,15 @@ def hook_runner(model: nn.Module, optim_wrapper: Any = None,
 
 
 def measured_step(model: nn.Module, hook: Any, iteration: int = 0,
-                  inputs: Optional[torch.Tensor] = None,
+                  data: Optional[dict] = None,
                   optim_wrapper: Any = None) -> Dict[str, float]:
     """One real ``train_step`` of ``model`` (SGD, lr 0.1, unless
     ``optim_wrapper`` is given) at iteration ``iteration`` with ``hook``'s
     ``before_train_iter`` and ``after_train_iter`` around it.
 
     Args:
-        inputs (Tensor, optional): The batch; ``(1, 2, 2, 2)`` of 2s by
-            default.
+        data (dict, optional): The batch as a dataloader gives it; by
+            default ``inputs`` ``(1, 2, 2, 2)`` of 2s (the toy distiller's).
 
     Returns:
         dict: The scalars the hook sent to the visualizer (empty when it
@@ -107,8 +107,8 @@ def measured_step(model: nn.Module, hook: Any, iteration: int = 0,
         optim_wrapper = OptimWrapper(
             torch.optim.SGD(model.parameters(), lr=0.1))
     runner = hook_runner(model, optim_wrapper, iteration)
-    data = dict(inputs=torch.full((1, 2, 2, 2), 2.0)
-                if inputs is None else inputs, data_samples=None)
+    if data is None:
+        data = dict(inputs=torch.full((1, 2, 2, 2), 2.0), data_samples=None)
     hook.before_train_iter(runner, 0, data)
     model.train_step(data, optim_wrapper)
     hook.after_train_iter(runner, 0, data)
