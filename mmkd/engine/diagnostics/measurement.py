@@ -80,8 +80,8 @@ def scalars(measurement: Dict[str, Any]) -> Dict[str, float]:
 
     Keys (``P`` a level label; per-level keys only for multi-level taps):
     ``distill_diag/<term>/grad_ratio[/P]`` (``‖g_term‖ / ‖g_task‖``),
-    ``.../grad_cos[/P]``, ``.../grad_norm``, ``distill_diag/task/<tap>/
-    grad_norm``, ``distill_diag/<term>/<region>_cover[/P]``,
+    ``.../grad_cos[/P]``, ``.../grad_norm[/P]``, ``distill_diag/task/<tap>/
+    grad_norm[/P]``, ``distill_diag/<term>/<region>_cover[/P]``,
     ``.../<region>_diff[/P]``, ``distill_diag/connector/<name>/
     weight_norm``.
     """
@@ -91,9 +91,9 @@ def scalars(measurement: Dict[str, Any]) -> Dict[str, float]:
         ratios = ratio_list(term['norm'], term['task_norm'])
         _put(out, f'{base}/grad_ratio', term['labels'], ratios)
         _put(out, f'{base}/grad_cos', term['labels'], term['cos'])
-        out[f'{base}/grad_norm'] = term['norm'][-1]
-        out[f"{SCALAR_PREFIX}/task/{term['tap']}/grad_norm"] = \
-            term['task_norm'][-1]
+        _put(out, f'{base}/grad_norm', term['labels'], term['norm'])
+        _put(out, f"{SCALAR_PREFIX}/task/{term['tap']}/grad_norm",
+             term['labels'], term['task_norm'])
         for region, stats in term['regions'].items():
             labels = term['region_labels']
             _put(out, f'{base}/{region}_cover', labels, stats['cover'])

@@ -13,7 +13,7 @@ import torch
 import torch.nn as nn
 from torch import Tensor
 
-from mmkd.taps import as_levels
+from mmkd.taps import MultiLevel, as_levels
 
 
 def squared_difference(student: Tensor, teacher: Tensor) -> Tensor:
@@ -25,7 +25,8 @@ def squared_difference(student: Tensor, teacher: Tensor) -> Tensor:
 @torch.no_grad()
 def region_stats(loss: nn.Module, args: tuple,
                  kwargs: Dict[str, Any]) -> Dict[str, Dict[str, List[float]]]:
-    """The regions of one call of a region loss, measured.
+    """The regions of one call of a region loss, measured
+    (:func:`mask_shares` of each region ``loss.diagnostic_regions`` gives).
 
     Args:
         loss (nn.Module): A loss with ``diagnostic_regions``.
@@ -34,31 +35,45 @@ def region_stats(loss: nn.Module, args: tuple,
         kwargs (dict): Its extra inputs.
 
     Returns:
-        dict: Region name -> ``dict(cover=[...], diff=[...])``: per level,
-        then over all levels, the share of the locations (batch × H × W)
-        inside the region and the share of ``Σ_c (s − t)²`` inside it. The
-        difference is measured only where the student map (after its
-        connector) has the teacher's shape; ``diff`` is empty otherwise
-        (e.g. FGD aligns channels inside the loss).
+        dict: Region name -> :func:`mask_shares`.
     """
-    students = as_levels(args[0], 'student maps')
-    teachers = as_levels(args[1], 'teacher maps')
     regions = loss.diagnostic_regions(*args, **kwargs)
+    return {name: mask_shares(args[0], args[1], masks)
+            for name, masks in regions.items()}
+
+
+@torch.no_grad()
+def mask_shares(student: MultiLevel, teacher: MultiLevel,
+                masks: MultiLevel) -> Dict[str, List[float]]:
+    """Where a region lies on a pair of maps.
+
+    Args:
+        student (Tensor | Sequence[Tensor]): ``(N, C, H_l, W_l)`` per level
+            (the student's map after its connector).
+        teacher (Tensor | Sequence[Tensor]): The teacher's, same levels.
+        masks (Tensor | Sequence[Tensor]): ``(N, H_l, W_l)`` per level;
+            nonzero locations are the region.
+
+    Returns:
+        dict: ``cover`` and ``diff``: per level, then over all levels, the
+        share of the locations (batch × H × W) inside the region and the
+        share of ``Σ_c (s − t)²`` inside it. The difference is measured only
+        where the student map has the teacher's shape; ``diff`` is empty
+        otherwise (e.g. FGD aligns channels inside the loss).
+    """
+    students = as_levels(student, 'student maps')
+    teachers = as_levels(teacher, 'teacher maps')
     comparable = all(s.shape == t.shape for s, t in zip(students, teachers))
-    result = {}
-    for name, masks in regions.items():
-        inside, total, d_inside, d_total = [], [], [], []
-        for level, mask in enumerate(as_levels(masks, f'region {name}')):
-            mask = mask.to(students[level].device) != 0
-            inside.append(mask.sum().item())
-            total.append(mask.numel())
-            if comparable:
-                diff = squared_difference(students[level], teachers[level])
-                d_inside.append((diff * mask).sum().item())
-                d_total.append(diff.sum().item())
-        result[name] = dict(cover=_shares(inside, total),
-                            diff=_shares(d_inside, d_total))
-    return result
+    inside, total, d_inside, d_total = [], [], [], []
+    for level, mask in enumerate(as_levels(masks, 'region masks')):
+        mask = mask.to(students[level].device) != 0
+        inside.append(mask.sum().item())
+        total.append(mask.numel())
+        if comparable:
+            diff = squared_difference(students[level], teachers[level])
+            d_inside.append((diff * mask).sum().item())
+            d_total.append(diff.sum().item())
+    return dict(cover=_shares(inside, total), diff=_shares(d_inside, d_total))
 
 
 def _shares(part: List[float], whole: List[float]) -> List[float]:

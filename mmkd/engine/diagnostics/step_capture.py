@@ -37,7 +37,8 @@ class StepCapture:
       another method (the holistic term);
     - :attr:`losses`: the step's loss dict (the student's task losses,
       ``distill.loss_<name>``, ``distill_factor.<name>``);
-    - :attr:`inputs`: the ``(N, 3, H, W)`` batch.
+    - :attr:`inputs`: the ``(N, 3, H, W)`` batch, and :attr:`data_samples`
+      its data samples.
 
     Args:
         distiller (nn.Module): An unwrapped mmkd distiller
@@ -56,6 +57,7 @@ class StepCapture:
         self.loss_calls: Dict[str, LossCall] = {}
         self.losses: Dict[str, Any] = {}
         self.inputs: Optional[Tensor] = None
+        self.data_samples: Optional[list] = None
         self._handles: list = []
         self._in_step = False
 
@@ -90,7 +92,8 @@ class StepCapture:
     def clear(self) -> None:
         """Forget the caught step (its graph can be freed)."""
         self.tap_edges, self.tap_shapes, self.loss_calls = {}, {}, {}
-        self.losses, self.inputs, self._in_step = {}, None, False
+        self.losses, self.inputs, self.data_samples = {}, None, None
+        self._in_step = False
 
     # ------------------------------------------------------- the hooks
     @staticmethod
@@ -104,6 +107,8 @@ class StepCapture:
             self.clear()
             self._in_step = True
             self.inputs = kwargs.get('inputs', args[0] if args else None)
+            self.data_samples = kwargs.get(
+                'data_samples', args[1] if len(args) > 1 else None)
 
     def _step_ends(self, module: nn.Module, args: tuple, kwargs: dict,
                    output: Any) -> None:

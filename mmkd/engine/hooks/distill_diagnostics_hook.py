@@ -129,10 +129,24 @@ class DistillDiagnosticsHook(Hook):
     def _measure(self, capture: StepCapture) -> None:
         """Called at the end of the distiller's forward, before the
         backward pass."""
-        distiller = capture.distiller
-        with preserved_state(distiller):
-            self._measurement = measure_step(
-                capture, distiller, loss_scale(self._runner.optim_wrapper))
+        with preserved_state(capture.distiller):
+            self._measurement = self.measure(
+                capture, loss_scale(self._runner.optim_wrapper))
+
+    def measure(self, capture: StepCapture, scale: float) -> Dict[str, Any]:
+        """Measure a caught step, before its backward pass (buffers and
+        random states are restored after it). A subclass that measures more
+        extends the result; its scalars come from :func:`scalars`.
+
+        Args:
+            capture (StepCapture): The step (its tap edges, loss inputs,
+                losses, batch).
+            scale (float): The loss scaler's scale (1 without one).
+
+        Returns:
+            dict: :func:`~mmkd.engine.diagnostics.measure_step`'s result.
+        """
+        return measure_step(capture, capture.distiller, scale)
 
     def after_train_iter(self, runner, batch_idx: int,
                          data_batch: Optional[dict] = None,
