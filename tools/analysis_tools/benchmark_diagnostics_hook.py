@@ -115,17 +115,26 @@ def main() -> None:
                        for clock in ('cpu', 'wall')}
                 for name, m in med.items()}
     terms = sorted(model.loss_routes)
+    # one measurement per measured run: the warm-up and timed rounds, and
+    # the memory run
+    measured = {name: len(runs) for name, runs in hook.history.terms.items()}
+    if set(measured) != set(terms) or set(measured.values()) != {
+            args.warmup + args.rounds + 1}:
+        raise SystemExit(f'the hook measured {measured}, expected every '
+                         f'term of {terms} {args.warmup + args.rounds + 1} '
+                         'times')
     result = dict(
         config=osp.relpath(args.config, REPO_ROOT), terms=terms,
         batch_size=args.batch_size, img_shape=list(args.img_shape),
         rounds=args.rounds, warmup=args.warmup, device=args.device,
         environment=benchmark.environment(args.device), median_s=med,
         samples_s=samples, overhead_of_plain=overhead,
-        peak_gpu_gb=memory)
+        peak_gpu_gb=memory, measurements=measured)
     print(f"{result['config']}: terms {terms}, batch {args.batch_size} x "
           f'{args.img_shape[0]}x{args.img_shape[1]}, '
           f'{torch.get_num_threads()} thread(s), {args.device}, median of '
-          f'{args.rounds} interleaved rounds')
+          f'{args.rounds} interleaved rounds; the hook measured each term '
+          f'in every measured run')
     rows = []
     for name, m in med.items():
         row = [name, f"{m['cpu']:.3f}", f"{m['wall']:.3f}",
