@@ -1,4 +1,5 @@
 """The measurements of a run, kept for its end-of-training summary."""
+import math
 from typing import Any, Dict, List
 
 from .measurement import ratio_list
@@ -12,9 +13,9 @@ class DiagnosticsHistory:
     A term's ratio in the summary is the ratio of its mean gradient norm to
     the task's mean gradient norm (a step whose task gradient is nearly 0
     does not dominate it, as a mean of ratios would), over the measured
-    iterations at which its scheduled factor was above 0, each norm divided
-    by that factor (the summary speaks of the term at its full
-    ``loss_weight``).
+    iterations at which its scheduled factor was above 0 and its gradients
+    finite, each norm divided by that factor (the summary speaks of the
+    term at its full ``loss_weight``).
     """
 
     def __init__(self) -> None:
@@ -28,10 +29,18 @@ class DiagnosticsHistory:
         for name, norm in measurement['connectors'].items():
             self.connectors.setdefault(name, []).append(norm)
 
+    def used(self, name: str) -> List[Dict[str, Any]]:
+        """The measurements of term ``name`` the summary uses: at a
+        scheduled factor > 0, with finite gradients (an fp16 step whose
+        gradients overflowed is left out, as its optimizer step is)."""
+        return [t for t in self.terms.get(name, [])
+                if t['factor'] > 0 and all(
+                    math.isfinite(v) for v in t['norm'] + t['task_norm'])]
+
     def term_ratios(self, name: str) -> List[float]:
         """The summary's ratio of term ``name`` per level, then over all
-        levels (empty when it was never measured at a factor > 0)."""
-        used = [t for t in self.terms.get(name, []) if t['factor'] > 0]
+        levels (empty when no measurement is used)."""
+        used = self.used(name)
         if not used:
             return []
         levels = len(used[0]['norm'])
@@ -48,11 +57,11 @@ class DiagnosticsHistory:
             ratios = self.term_ratios(name)
             last = measured[-1]
             if not ratios:
-                lines.append(f'{name}: its scheduled factor was 0 at every '
-                             f'measured iteration ({len(measured)}); '
-                             'nothing to say.')
+                lines.append(f'{name}: its scheduled factor was 0, or its '
+                             'gradients not finite, at every measured '
+                             f'iteration ({len(measured)}); nothing to say.')
                 continue
-            used = [t for t in measured if t['factor'] > 0]
+            used = self.used(name)
             regions = {}
             for region in last['regions']:
                 stats = [t['regions'][region] for t in used
