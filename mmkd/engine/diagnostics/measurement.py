@@ -47,9 +47,10 @@ def measure_step(capture: StepCapture, distiller: nn.Module,
 
     Returns:
         dict: ``terms``: name -> ``dict(tap, labels, norm, task_norm, cos,
-        factor, weight, regions)`` (lists per level, then all levels;
-        ``regions``: name -> ``dict(cover=[...], diff=[...])``) and
-        ``connectors``: name -> weight norm.
+        factor, weight, regions)`` (lists per level of the tap, then all
+        levels; ``regions``: name -> ``dict(cover=[...], diff=[...])`` per
+        level of the maps the loss compared, named in ``region_labels``)
+        and ``connectors``: name -> weight norm.
     """
     input_size = tuple(capture.inputs.shape[-2:])
     terms = probe_gradients(capture, distiller.loss_routes, scale)
