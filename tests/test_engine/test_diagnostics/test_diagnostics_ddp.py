@@ -35,12 +35,13 @@ def rank_main(rank: int, port: int, out: str) -> None:
         model = MMDistributedDataParallel(
             module=toy_distiller(dict(pull=0.4), teacher_scale=0.5))
         wrapper = OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1))
-        hook = DistillDiagnosticsHook(interval=1 if hooked else 10)
-        sent = measured_step(model, hook, iteration=1 if not hooked else 0,
-                             data=dict(data), optim_wrapper=wrapper)
         if hooked:
+            hook = DistillDiagnosticsHook(interval=1)
+            figures = measured_step(model, hook, data=dict(data),
+                                    optim_wrapper=wrapper)
             measured = len(hook.history.terms['pull'])
-            figures = sent
+        else:
+            model.train_step(dict(data), wrapper)
         params[hooked] = model.module.student.feat.weight.detach().clone()
     with open(f'{out}/rank{rank}.json', 'w') as f:
         json.dump(dict(figures=figures, measured=measured,
