@@ -319,5 +319,6 @@ def main() -> None:
           'Σ_c (f_adap(s) − t)² inside the region; teacher² < 0: share of '
           "the teacher's squared feature that is negative)")
 
+
 if __name__ == '__main__':
     main()
