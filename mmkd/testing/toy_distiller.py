@@ -32,7 +32,8 @@ class ToyScaledModel(BaseModel):
 
     def __init__(self, scale: float = 1.0, levels: int = 1,
                  data_preprocessor=None, init_cfg=None) -> None:
-        super().__init__(init_cfg=init_cfg)
+        super().__init__(data_preprocessor=data_preprocessor,
+                         init_cfg=init_cfg)
         self.feat = nn.Conv2d(2, 2, 1, bias=False)
         self.levels = levels
         with torch.no_grad():

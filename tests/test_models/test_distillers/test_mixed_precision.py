@@ -5,8 +5,9 @@ teacher's own precision (``teacher_precision``). The GPU check
 
 mmengine 0.10.7's AmpOptimWrapper refuses to be built without an
 accelerator and takes its loss scaler from ``torch.cuda.amp``; the fixture
-``cpu_amp`` (tests/conftest.py) lets it build on CPU with torch's CPU ``GradScaler`` (a real
-scaler: losses are multiplied, gradients unscaled before the step)."""
+``cpu_amp`` (tests/conftest.py) lets it build on CPU with torch's CPU
+``GradScaler`` (a real scaler: losses are multiplied, gradients unscaled
+before the step)."""
 import copy
 
 import pytest
