@@ -21,6 +21,22 @@ def restore_default_scope():
     DefaultScope._instance_dict.clear()
 
 
+@pytest.fixture
+def cpu_amp(monkeypatch):
+    """mmengine 0.10.7's AmpOptimWrapper refuses to be built without an
+    accelerator and takes its loss scaler from ``torch.cuda.amp``: let it
+    build on CPU with torch's CPU ``GradScaler`` (a real scaler: losses are
+    multiplied, gradients unscaled before the step; autocast runs bf16)."""
+    import functools
+
+    import torch
+    from mmengine.optim.optimizer import amp_optimizer_wrapper
+    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
+                        lambda: True)
+    monkeypatch.setattr(amp_optimizer_wrapper, 'GradScaler',
+                        functools.partial(torch.amp.GradScaler, 'cpu'))
+
+
 @pytest.fixture(scope='session')
 def tiny_data(tmp_path_factory):
     """Generate the tiny seg/det datasets once and point the tiny configs at

@@ -10,17 +10,18 @@ measurements behind projects/shapes_demo/docs/detection_setting.md.
    generalise, or did it memorise what it would teach?).
 2. **The imitation term during training**: the variant ``--variant``
    trains with its config's settings (selection seed ``--seed``, scored on
-   val) while, every ``--every`` iterations, the script takes the gradient
-   of the task loss (RPN and RoI losses) and of the imitation term with
-   respect to each of the student's FPN outputs, and prints per level:
-   their norm ratio ``‖g_imit‖ / ‖g_task‖`` and cosine; the adaptation
-   layer's weight norm; the share of a level's locations that each region
-   covers (I: the imitation mask of the variant's generator; G: the cells
-   of the ground-truth boxes; F: every location inside the image) and the
-   share of the squared teacher-student difference ``Σ_c (f_adap(s) -
-   t)²`` inside it; the share of the teacher's squared feature that is
-   negative (what an adaptation layer ending in ReLU cannot produce) and the
-   share of adapted locations the ReLU zeroes.
+   val) with ``mmkd.DistillDiagnosticsHook`` measuring every ``--every``
+   iterations: the gradient of the task loss (RPN and RoI losses) and of
+   each distillation term (the imitation term for FGFI's variants) at the
+   term's student tap (the FPN outputs), and the script prints, per term
+   and level: their norm ratio ``‖g_imit‖ / ‖g_task‖`` and cosine; the
+   adaptation layer's weight norm; the share of a level's locations that
+   each region covers (I: the imitation mask of the variant's generator;
+   G: the cells of the ground-truth boxes; F: every location inside the
+   image) and the share of the squared teacher-student difference
+   ``Σ_c (f_adap(s) - t)²`` inside it; the share of the teacher's squared
+   feature that is negative (what an adaptation layer ending in ReLU
+   cannot produce) and the share of adapted locations the ReLU zeroes.
 
 Needs a demo work dir with the trained detection teacher and pretraining
 stage (``run_demo.py --tasks det``). Writes
@@ -33,7 +34,7 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import Dict, List, Optional
+from typing import Dict, List
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
@@ -115,163 +116,119 @@ def teacher_map(work: str, checkpoint: str, ann_file: str,
 
 
 # ------------------------------------------------------ the imitation probe
-class ImitationProbe:
-    """Measures, on every ``every``-th training step of a distiller, the
-    task and distillation gradients at the student tap of the loss
-    ``loss_name`` and where each region lies.
+def probe_hook_type() -> str:
+    """Register (once) and name :class:`DemoProbeHook`: mmkd's
+    ``DistillDiagnosticsHook`` measuring, besides its own figures, what the
+    demo's README reports of the FGFI adaptation layer and regions."""
+    from mmkd.engine.hooks import DistillDiagnosticsHook
+    from mmkd.registry import HOOKS
+    if HOOKS.get('DemoProbeHook') is not None:
+        return 'mmkd.DemoProbeHook'
 
-    Used as a context manager: it wraps the distiller class's ``loss`` and
-    ``distill_step`` while training runs, and restores them after.
+    @HOOKS.register_module()
+    class DemoProbeHook(DistillDiagnosticsHook):
+        """Every ``interval``-th training step (the first included), per
+        distillation term and level of its student tap, the hook's
+        gradient figures (``‖g_term‖``, ``‖g_task‖``, cosine at the tap)
+        and connector weight norms, and on the maps the term compares:
+        where each region lies (I: the imitation mask of
+        ``mask_generator``; G: the cells of the ground-truth boxes; F:
+        every location inside the image) and the share of the squared
+        teacher-student difference inside it; the share of the teacher's
+        squared feature that is negative and of adapted locations that are
+        0. The rows of every run of this process go to :attr:`rows`.
 
-    Args:
-        every (int): Measure every this many steps (the first included).
-        mask_generator (dict): The imitation-mask generator of region I.
-        loss_name (str, optional): The distillation loss measured; None:
-            the sum of all of them, at the student tap of the first (FGD,
-            PKD, MGD: every loss taps the FPN outputs).
-    """
+        Args:
+            interval (int): Measure every this many steps.
+            mask_generator (dict): The imitation-mask generator of region
+                I.
+        """
 
-    def __init__(self, every: int, mask_generator: dict,
-                 loss_name: Optional[str] = 'imitation') -> None:
-        self.every = every
-        self.mask_generator = mask_generator
-        self.loss_name = loss_name
-        self.rows: List[dict] = []
-        self.steps = 0
-        self._current = None
-        self._regions = None
+        rows: List[dict] = []
 
-    def __enter__(self) -> 'ImitationProbe':
-        from mmkd.models.distillers import SingleTeacherDistiller
-        self._cls = SingleTeacherDistiller
-        self._loss = SingleTeacherDistiller.loss
-        self._distill_step = SingleTeacherDistiller.distill_step
-        probe = self
+        def __init__(self, interval: int, mask_generator: dict) -> None:
+            super().__init__(interval)
+            self.mask_generator = mask_generator
+            self._regions = None
+            self._step = 0
 
-        def distill_step(distiller, inputs, data_samples):
-            if probe._measuring():
-                route = distiller.loss_routes[probe._measured(distiller)]
-                probe._current = dict(
-                    student=list(distiller.student_taps[route['student']]),
-                    teacher=list(distiller.teacher_taps[route['teacher']]),
-                    inputs=inputs, data_samples=data_samples)
-            return probe._distill_step(distiller, inputs, data_samples)
+        def before_train_iter(self, runner, batch_idx, data_batch=None):
+            self._step = runner.iter
+            super().before_train_iter(runner, batch_idx, data_batch)
 
-        def loss(distiller, inputs, data_samples):
-            losses = probe._loss(distiller, inputs, data_samples)
-            if probe._current is not None:
-                probe._measure(distiller, losses)
-                probe._current = None
-            probe.steps += 1
-            return losses
+        def measure(self, capture, scale):
+            result = super().measure(capture, scale)
+            for name, term in result['terms'].items():
+                if name in capture.loss_calls:
+                    self.rows.extend(self._rows(capture, name, term,
+                                                result['connectors']))
+            return result
 
-        SingleTeacherDistiller.distill_step = distill_step
-        SingleTeacherDistiller.loss = loss
-        return self
+        def _rows(self, capture, name, term, norms) -> List[dict]:
+            from mmkd.engine.diagnostics.regions import mask_shares
+            from mmkd.taps import as_levels
+            distiller = capture.distiller
+            args = capture.loss_calls[name][0]
+            adapted = as_levels(args[0], 'student')
+            teachers = as_levels(args[1], 'teacher')
+            connector = distiller.loss_routes[name]['connector']
+            masks = self._region_masks(
+                distiller, [tuple(a.shape[-2:]) for a in adapted],
+                capture.data_samples, capture.inputs.shape[-2:],
+                adapted[0].device)
+            shares = {short: mask_shares(adapted, teachers, level_masks)
+                      for short, level_masks in masks.items()}
+            rows = []
+            for level, (a, t) in enumerate(zip(adapted, teachers)):
+                t = t.detach().float()
+                row = dict(
+                    term=name, step=self._step, level=level,
+                    weight=term['weight'],
+                    task_grad=term['task_norm'][level],
+                    imit_grad=term['norm'][level], cos=term['cos'][level],
+                    teacher_negative=(t.clamp(max=0).pow(2).sum() /
+                                      t.pow(2).sum()).item())
+                if connector is not None:
+                    key = f'{connector}/layer{level}'
+                    row.update(adapter_norm=norms.get(key, norms[connector]),
+                               adapted_zero=(a == 0).float().mean().item())
+                # shares of what lies inside the image (F)
+                full = shares['F']
+                for short, share in shares.items():
+                    row[f'cover_{short}'] = share['cover'][level] / max(
+                        full['cover'][level], 1e-12)
+                    if share['diff']:
+                        row[f'diff_{short}'] = share['diff'][level] / max(
+                            full['diff'][level], 1e-12)
+                rows.append(row)
+            return rows
 
-    def _measured(self, distiller) -> str:
-        """The loss whose route gives the measured tap."""
-        return self.loss_name or next(iter(distiller.loss_routes))
+        def _region_masks(self, distiller, sizes, data_samples, input_size,
+                          device) -> Dict[str, list]:
+            """Per region name, its ``(N, H_l, W_l)`` masks per level."""
+            from mmkd.task_modules import ImitationRegion
+            if self._regions is None:
+                # the student's own RPN anchors (a distiller without
+                # mask_tap builds no region of its own)
+                anchors = distiller.student.rpn_head.prior_generator
+                self._regions = {
+                    short: ImitationRegion(
+                        region, self.mask_generator
+                        if region == 'imitation' else None,
+                        anchors if region == 'imitation' else None)
+                    for short, region in REGIONS.items()}
+            boxes = [s.gt_instances.bboxes for s in data_samples]
+            shapes = [s.metainfo['img_shape'] for s in data_samples]
+            return {short: region(boxes, sizes, shapes, input_size, device)
+                    for short, region in self._regions.items()}
 
-    def __exit__(self, *exc) -> None:
-        self._cls.loss = self._loss
-        self._cls.distill_step = self._distill_step
-
-    def _measuring(self) -> bool:
-        return self.steps % self.every == 0
-
-    def _region_masks(self, distiller, sizes, data_samples, input_size,
-                      device) -> Dict[str, list]:
-        """Per region name, its ``(N, H_l, W_l)`` masks per level."""
-        from mmkd.task_modules import ImitationRegion
-        if self._regions is None:
-            # the student's own RPN anchors (a distiller without mask_tap
-            # builds no region of its own)
-            anchors = distiller.student.rpn_head.prior_generator
-            self._regions = {
-                short: ImitationRegion(
-                    region, self.mask_generator if region == 'imitation'
-                    else None, anchors if region == 'imitation' else None)
-                for short, region in REGIONS.items()}
-        boxes = [s.gt_instances.bboxes for s in data_samples]
-        shapes = [s.metainfo['img_shape'] for s in data_samples]
-        return {short: region(boxes, sizes, shapes, input_size, device)
-                for short, region in self._regions.items()}
-
-    def _measure(self, distiller, losses: dict) -> None:
-        import torch
-        import torch.nn.functional as F
-        current = self._current
-        students, teachers = current['student'], current['teacher']
-        # the student's own losses, summed as mmengine sums them
-        task, _ = distiller.parse_losses(
-            {k: v for k, v in losses.items() if not k.startswith('distill')})
-        if self.loss_name is None:
-            imitation = sum(v for k, v in losses.items()
-                            if k.startswith('distill.loss_'))
-        else:
-            imitation = losses[f'distill.loss_{self.loss_name}']
-        # a level a loss does not reach gets a zero gradient
-        g_task = torch.autograd.grad(task, students, retain_graph=True,
-                                     allow_unused=True,
-                                     materialize_grads=True)
-        g_imit = torch.autograd.grad(imitation, students, retain_graph=True,
-                                     allow_unused=True,
-                                     materialize_grads=True)
-        name = self._measured(distiller)
-        route = distiller.loss_routes[name]
-        connectors = getattr(distiller.connectors, 'module',
-                             distiller.connectors)
-        connector = (connectors[route['connector']]
-                     if route['connector'] is not None else None)
-        with torch.no_grad():
-            adapted = [s.detach() for s in students]
-            if connector is not None:
-                adapted = list(connector(adapted))
-        masks = self._region_masks(
-            distiller, [tuple(s.shape[-2:]) for s in students],
-            current['data_samples'], current['inputs'].shape[-2:],
-            students[0].device)
-        weight = distiller.distill_losses[name].loss_weight
-        for level, (s, t, a) in enumerate(zip(students, teachers, adapted)):
-            gt_, gi = g_task[level], g_imit[level]
-            t = t.float()
-            row = dict(
-                step=self.steps, level=level, weight=weight,
-                task_grad=gt_.norm().item(), imit_grad=gi.norm().item(),
-                cos=F.cosine_similarity(gt_.flatten(), gi.flatten(),
-                                        dim=0).item(),
-                teacher_negative=(t.clamp(max=0).pow(2).sum() /
-                                  t.pow(2).sum()).item())
-            if connector is not None:
-                row.update(adapter_norm=_layer_norm(connector, level),
-                           adapted_zero=(a == 0).float().mean().item())
-            # the difference is measured where the adapted student has the
-            # teacher's channels (a loss that aligns inside itself: no)
-            diff = ((a - t).pow(2).sum(1) if a.shape == t.shape else None)
-            full = masks['F'][level]
-            for short, level_masks in masks.items():
-                m = level_masks[level]
-                row[f'cover_{short}'] = (m.sum() / full.sum().clamp(
-                    min=1)).item()
-                if diff is not None:
-                    row[f'diff_{short}'] = ((diff * m).sum() / (
-                        diff * full).sum().clamp(min=1e-12)).item()
-            self.rows.append(row)
-
-
-def _layer_norm(connector, level: int) -> float:
-    """The weight norm of the connector's layer of ``level``."""
-    layers = connector.layers
-    layer = layers[level if len(layers) > 1 else 0]
-    conv = layer[0] if hasattr(layer, '__getitem__') else layer
-    return conv.weight.norm().item()
+    return 'mmkd.DemoProbeHook'
 
 
 def probe_table(rows: List[dict], windows: int = 4) -> str:
-    """The probe's rows as a markdown table: per level, the mean of each
-    quantity over ``windows`` equal spans of training (the gradient ratio:
-    of the mean norms)."""
+    """The probe's rows (of one term) as a markdown table: per level, the
+    mean of each quantity over ``windows`` equal spans of training (the
+    gradient ratio: of the mean norms)."""
     last = max(r['step'] for r in rows) + 1
     bounds = [round(last * i / windows) for i in range(windows + 1)]
     lines = ['| steps | level | ‖g_imit‖/‖g_task‖ | cos | adapter ‖W‖ | '
@@ -335,23 +292,30 @@ def main() -> None:
     cfg = Config.fromfile(osp.join(CONFIGS, config))
     generator = cfg.model.get('mask_generator') or dict(
         type='mmkd.ImitationMaskGenerator', psi=0.5)
-    # FGFI's variants: the imitation term; the others (D, FGD, PKD, MGD):
-    # all their distillation terms together
-    loss_name = ('imitation' if 'imitation' in cfg.model.distill_losses
-                 else None)
-    with ImitationProbe(args.every, dict(generator), loss_name) as probe:
-        result = run_stage(task, args.variant, config, config_iters(config),
-                           args.seed, osp.join(out, f'{args.variant}_run'),
-                           teacher_checkpoint=teacher_ckpt, split='val')
+    # every distillation term of the variant, each at its own student tap
+    hook = dict(type=probe_hook_type(), interval=args.every,
+                mask_generator=dict(generator))
+    from mmkd.registry import HOOKS
+    rows = HOOKS.get('DemoProbeHook').rows
+    rows.clear()
+    result = run_stage(
+        task, args.variant, config, config_iters(config), args.seed,
+        osp.join(out, f'{args.variant}_run'),
+        teacher_checkpoint=teacher_ckpt, split='val',
+        overrides={'custom_hooks': list(cfg.get('custom_hooks') or []) +
+                   [hook]})
     with open(osp.join(out, f'{args.variant}.json'), 'w') as f:
         json.dump(dict(variant=args.variant, seed=args.seed,
-                       val_metric=result.metric, rows=probe.rows), f)
+                       val_metric=result.metric, rows=rows), f)
     print(f'{args.variant} (seed {args.seed}): val {task.metric} '
           f'{result.metric:.2f}; measured every {args.every} steps, mean '
-          'per quarter of training:\n')
-    print(probe_table(probe.rows))
-    print('\n(‖g‖: gradient norms at the FPN output of the level; cover: '
-          "share of the level's locations inside the image; diff: share of "
+          'per quarter of training:')
+    for term in dict.fromkeys(r['term'] for r in rows):
+        print(f'\n{term}:\n')
+        print(probe_table([r for r in rows if r['term'] == term]))
+    print('\n(‖g‖: gradient norms at the output of the level of the '
+          "term's student tap (mmkd.DistillDiagnosticsHook); cover: share "
+          "of the level's locations inside the image; diff: share of "
           'Σ_c (f_adap(s) − t)² inside the region; teacher² < 0: share of '
           "the teacher's squared feature that is negative)")
 

@@ -6,8 +6,11 @@ projects/shapes_demo/docs/segmentation_setting.md, (c).
         [--work-dir work_dirs/shapes_demo] [--student CHECKPOINT]
         [--batches 6]
 
-For training batches it takes the gradient, with respect to the student's
-decode-head logits (N, C, 12, 12), of
+For training batches, through the probe of ``mmkd.DistillDiagnosticsHook``
+(``StepCapture`` catches a step of the pixel-wise variant's distiller, with
+the trained student and teacher and the term at weight 1; ``gradients``
+takes each gradient with ``torch.autograd.grad``), it takes the gradient,
+with respect to the student's decode-head logits (N, C, 12, 12), of
 
 - the task loss (mmseg's cross-entropy on the logits upsampled to the labels),
 - the pixel-wise term against the teacher's logits,
@@ -91,13 +94,31 @@ def train_oracle(task, work: str) -> float:
     return result.metric
 
 
+def pixel_distiller(runner, task, student_ckpt: str, teacher_ckpt: str):
+    """The pixel-wise variant's distiller (taps: the decode-head logits), its
+    term at weight 1, the trained teacher and student loaded, training
+    mode."""
+    from mmengine.config import Config
+    from mmengine.runner import load_checkpoint
+
+    from shapes_demo.tasks import CONFIGS
+    cfg = Config.fromfile(osp.join(CONFIGS, task.variants['pixel'])).model
+    cfg.student.backbone.init_cfg = None
+    cfg.teacher_checkpoint = teacher_ckpt
+    cfg.distill_losses.pixel.loss_weight = 1.0
+    distiller = runner.build_model(cfg)
+    load_checkpoint(distiller.student, student_ckpt, map_location='cpu',
+                    logger='silent')
+    return distiller.train()
+
+
 def main() -> None:
     args = parse_args()
     import torch
 
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
-    from mmkd.models.losses.pixel_wise import PixelWiseLoss
-    from shapes_demo.trained_models import load_model, report_runs, seg_runner
+    from mmkd.engine.diagnostics import StepCapture, gradients, task_loss
+    from shapes_demo.trained_models import report_runs, seg_runner
     task = next(t for t in TASKS if t.name == 'seg')
     work = osp.abspath(args.work_dir)
     student_ckpt = args.student or report_runs(
@@ -105,41 +126,48 @@ def main() -> None:
     teacher_ckpt = osp.join(work, 'seg_teacher', 'teacher.pth')
     runner = seg_runner(work, 'diagnose_pixel_wise')
     cfg = runner.cfg
-    student = load_model(runner, task.student, student_ckpt)
-    teacher = load_model(runner, task.teacher, teacher_ckpt)
-    student.train()
-    teacher.eval()
-    pixel = PixelWiseLoss(loss_weight=1.0)
+    distiller = pixel_distiller(runner, task, student_ckpt, teacher_ckpt)
+    pixel = distiller.distill_losses['pixel']
+    step = {}
+
+    def measure(capture: StepCapture) -> None:
+        """The step's losses and their gradients at the logits."""
+        logits = capture.loss_calls['pixel'][0][0]  # as the term got them
+        fractions = _fractions(logits, capture.data_samples)
+        losses = dict(task=task_loss(capture.losses),
+                      teacher=capture.losses['distill.loss_pixel'],
+                      oracle=pixel(logits, (fractions + 1e-3).log()))
+        edges = capture.tap_edges['logits']
+        step.update(
+            fractions=fractions,
+            task=capture.losses['decode.loss_ce'].item(),
+            teacher=losses['teacher'].item(), oracle=losses['oracle'].item(),
+            grads={k: gradients(v, edges)[0] for k, v in losses.items()})
+
     loader = runner.build_dataloader(cfg.train_dataloader)
     torch.manual_seed(0)
     rows, cells = [], {}
-    for i, batch in enumerate(loader):
-        if i == args.batches:
-            break
-        data = student.data_preprocessor(batch, True)
-        inputs, samples = data['inputs'], data['data_samples']
-        logits = student.decode_head(student.extract_feat(inputs))
-        task_loss = student.decode_head.loss_by_feat(logits,
-                                                     samples)['loss_ce']
-        with torch.no_grad():
-            teacher_logits = teacher.decode_head(teacher.extract_feat(inputs))
-        fractions = _fractions(logits, samples)
-        losses = dict(task=task_loss,
-                      teacher=pixel(logits, teacher_logits),
-                      oracle=pixel(logits, (fractions + 1e-3).log()))
-        grads = {k: torch.autograd.grad(v, logits, retain_graph=True)[0]
-                 for k, v in losses.items()}
-        row = dict(batch=str(i), task=losses['task'].item(),
-                   teacher=losses['teacher'].item(),
-                   oracle=losses['oracle'].item())
-        row.update(_gradient_stats(grads, torch.ones_like(fractions[:, 0],
-                                                          dtype=torch.bool)))
-        rows.append(row)
-        pure = fractions.max(1).values > 0.999
-        kinds = dict(background=pure & (fractions[:, 0] > 0.5),
-                     object=pure & (fractions[:, 0] < 0.5), mixed=~pure)
-        for kind, mask in kinds.items():
-            cells.setdefault(kind, []).append(_gradient_stats(grads, mask))
+    capture = StepCapture(distiller, measure).open()
+    try:
+        for i, batch in enumerate(loader):
+            if i == args.batches:
+                break
+            distiller(**distiller.data_preprocessor(batch, True),
+                      mode='loss')
+            fractions, grads = step['fractions'], step['grads']
+            row = dict(batch=str(i), task=step['task'],
+                       teacher=step['teacher'], oracle=step['oracle'])
+            row.update(_gradient_stats(grads, torch.ones_like(
+                fractions[:, 0], dtype=torch.bool)))
+            rows.append(row)
+            pure = fractions.max(1).values > 0.999
+            kinds = dict(background=pure & (fractions[:, 0] > 0.5),
+                         object=pure & (fractions[:, 0] < 0.5), mixed=~pure)
+            for kind, mask in kinds.items():
+                cells.setdefault(kind, []).append(
+                    _gradient_stats(grads, mask))
+    finally:
+        capture.close()
     print('| batch | task loss | pixel-wise KL (teacher) | KL (oracle) | '
           '‖g_teacher‖ / ‖g_task‖ | cos(g_task, g_teacher) | '
           'cos(g_task, g_oracle) |')

@@ -1,8 +1,9 @@
+from .distill_diagnostics_hook import DistillDiagnosticsHook
 from .imitation_mask_visualization_hook import ImitationMaskVisualizationHook
 from .resumed_run_info_hook import ResumedRunInfoHook
 from .student_checkpoint_hook import StudentCheckpointHook
 
 __all__ = [
-    'ImitationMaskVisualizationHook', 'ResumedRunInfoHook',
-    'StudentCheckpointHook'
+    'DistillDiagnosticsHook', 'ImitationMaskVisualizationHook',
+    'ResumedRunInfoHook', 'StudentCheckpointHook'
 ]

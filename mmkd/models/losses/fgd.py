@@ -1,6 +1,6 @@
 """FGD: focal and global distillation for detectors (Yang et al., "Focal and
 Global Knowledge Distillation for Detectors", CVPR 2022)."""
-from typing import Optional, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -9,6 +9,7 @@ from mmengine.model import constant_init, kaiming_init
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from mmkd.taps import MultiLevel, as_levels
 from mmkd.task_modules.focal_region import FocalRegion
 from mmkd.utils.config_checks import check_number
 from .levelwise import AlignedLevelwiseLoss
@@ -175,6 +176,25 @@ class FGDLoss(AlignedLevelwiseLoss):
         with fp32_math(self.align[level](student), teacher.detach()) as (
                 feat_s, feat_t):
             return self._level_loss(feat_s, feat_t, level, data_samples, n)
+
+    def diagnostic_regions(self, student: MultiLevel, teacher: MultiLevel,
+                           data_samples: Sequence) -> Dict[str, List[Tensor]]:
+        """FGD's foreground on each level (see
+        :mod:`mmkd.engine.diagnostics.regions`), from the arguments of
+        :meth:`forward`.
+
+        Returns:
+            dict: ``'foreground'`` -> one ``(N, H, W)`` bool mask per level
+            (``M_fg > 0``).
+        """
+        input_size = data_samples[0].metainfo['batch_input_shape']
+        masks = []
+        for feat in as_levels(student, 'FGDLoss student maps'):
+            fg, _ = self.region(
+                [s.gt_instances.bboxes.to(feat.device) for s in data_samples],
+                feat.shape[-2:], input_size)
+            masks.append(fg > 0)
+        return dict(foreground=masks)
 
     def _level_loss(self, feat_s: Tensor, feat_t: Tensor, level: int,
                     data_samples: Sequence, n: int) -> Tensor:

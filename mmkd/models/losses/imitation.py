@@ -1,5 +1,5 @@
 """FGFI's fine-grained feature imitation loss (Wang et al., CVPR 2019)."""
-from typing import List, Tuple
+from typing import Dict, List, Tuple
 
 import torch
 import torch.nn as nn
@@ -66,6 +66,19 @@ class ImitationLoss(nn.Module):
         # An empty mask makes ``total`` exactly 0: divide by 1 instead of 0.
         denom = torch.where(num_pos > 0, num_pos, torch.ones_like(num_pos))
         return self.loss_weight * total / (2.0 * denom)
+
+    def diagnostic_regions(self, student_feats: MultiLevel,
+                           teacher_feats: MultiLevel,
+                           masks: MultiLevel) -> Dict[str, List[Tensor]]:
+        """The region the loss imitates (see
+        :mod:`mmkd.engine.diagnostics.regions`), from the arguments of
+        :meth:`forward`.
+
+        Returns:
+            dict: ``'mask'`` -> one ``(N, H, W)`` bool mask per level.
+        """
+        return dict(mask=[m != 0 for m in as_levels(
+            masks, 'ImitationLoss masks')])
 
     @staticmethod
     def _check_inputs(

@@ -5,10 +5,10 @@ teacher's own precision (``teacher_precision``). The GPU check
 
 mmengine 0.10.7's AmpOptimWrapper refuses to be built without an
 accelerator and takes its loss scaler from ``torch.cuda.amp``; the fixture
-``cpu_amp`` lets it build on CPU with torch's CPU ``GradScaler`` (a real
-scaler: losses are multiplied, gradients unscaled before the step)."""
+``cpu_amp`` (tests/conftest.py) lets it build on CPU with torch's CPU
+``GradScaler`` (a real scaler: losses are multiplied, gradients unscaled
+before the step)."""
 import copy
-import functools
 
 import pytest
 import torch
@@ -31,15 +31,6 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def cpu_amp(monkeypatch):
-    from mmengine.optim.optimizer import amp_optimizer_wrapper
-    monkeypatch.setattr(amp_optimizer_wrapper, 'is_cuda_available',
-                        lambda: True)
-    monkeypatch.setattr(amp_optimizer_wrapper, 'GradScaler',
-                        functools.partial(torch.amp.GradScaler, 'cpu'))
 
 
 def build(name, amp=False, **overrides):
