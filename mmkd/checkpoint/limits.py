@@ -1,40 +1,49 @@
-"""The bounds a checkpoint must keep before anything in it is inflated,
-allocated or unpickled (see ``docs/checkpoint_safety.md``).
+"""The bounds the kernel enforces on the process that unpickles a checkpoint,
+and the bounds on what it may hand back (see ``docs/checkpoint_safety.md``).
 
-Each is far above what ``torch.save`` writes for a real model and is read at
-call time, so a test may lower one with ``monkeypatch.setattr``.
+Each is read at call time, so a test (or a user who trusts a very large
+file) may change one with ``monkeypatch.setattr`` or an assignment.
 """
 
-#: Members a zip checkpoint may hold, and storages a legacy one may declare.
-#: ``torch.save`` writes one record per storage and five small metadata
-#: records; 1,000,000 storages is far beyond any model (a ResNet-50 training
-#: checkpoint with its Adam state holds about 1,000). mmkd's own bookkeeping
-#: of the central directory costs about 200 bytes per member.
-MAX_MEMBERS = 1_000_000
+#: Memory the loader process may allocate besides what it holds after
+#: importing torch: ``MEMORY_PER_BYTE`` × the file's size +
+#: ``MEMORY_BASE`` (``RLIMIT_DATA``). ``torch.load`` holds each storage once
+#: (1 × the size) and the pickle's Python objects.
+MEMORY_PER_BYTE = 2
+MEMORY_BASE = 512 << 20
 
-#: Members besides the pickle and the storage records its pickle uses (torch
-#: writes five: ``.format_version``, ``.storage_alignment``, ``byteorder``,
-#: ``version`` and ``.data/serialization_id``).
-MAX_EXTRA_MEMBERS = 64
+#: CPU seconds the loader process may use (``RLIMIT_CPU``): ``CPU_BASE`` +
+#: ``CPU_PER_GIB`` per GiB of file. ``torch.load`` reads a GiB in well under
+#: 2 s of CPU.
+CPU_BASE = 20.0
+CPU_PER_GIB = 10.0
 
-#: Bytes in a member's name (torch names them ``<archive>/data/<key>``, the
-#: archive named after the saved file).
-MAX_NAME_BYTES = 4096
+#: Wall-clock seconds, as a multiple of the CPU limit plus a constant (for a
+#: loader waiting on a slow disk, or sleeping).
+WALL_FACTOR = 2.0
+WALL_BASE = 30.0
 
-#: Containers inside containers (dicts, lists, tuples, sets, objects'
-#: attributes). State dicts and mmengine's training checkpoints are nested
-#: fewer than 10 levels; walking a deeper one would exhaust Python's stack.
+#: Bytes the loader may write back, per channel (``RLIMIT_FSIZE``): the
+#: file's size + ``OUTPUT_BASE`` (storages are written as they are in the
+#: file; the plain data is shorter than the pickle it comes from).
+OUTPUT_BASE = 64 << 20
+
+#: Objects a deep copy of the result may visit (every occurrence of a shared
+#: object counted): the file's size in bytes + ``NODES_BASE``. A DAG of
+#: tuples that a deep copy would unfold exceeds it.
+NODES_BASE = 1_000_000
+
+#: Containers inside containers (dicts, lists, tuples, sets, attributes).
+#: State dicts and mmengine's training checkpoints are nested fewer than 10
+#: levels; a deeper one would exhaust Python's stack in a later walk.
 MAX_NESTING = 100
 
-#: Elements the calls of a pickle may copy, iterate or hash per byte of the
-#: pickle (:class:`~mmkd.checkpoint.pickle_calls.CopyBudget`). ``torch.save``
-#: touches what it writes at most twice (numpy data: ``_codecs.encode`` makes
-#: bytes of the text, then the array's ``BUILD`` takes them), so a real
-#: training checkpoint stays below 2 (an mmengine checkpoint of 1,200
-#: iterations: 1.7 before its storages and the slack are counted).
-COPIES_PER_BYTE = 4
+#: Bytes all tensors of the result may view, per byte of their storages, +
+#: ``VIEW_BASE`` (tied weights view a storage twice; a stride-0 view of one
+#: element claims as many bytes as it likes).
+VIEWS_PER_BYTE = 8
+VIEW_BASE = 64 << 20
 
-#: Elements they may touch besides (:data:`COPIES_PER_BYTE` per byte and one
-#: per element of the storages referenced): 65,536, a few MB of Python
-#: objects at most, room for a pattern the count overestimates.
-COPY_SLACK = 1 << 16
+#: Keys of one dict or set that may share a hash value with another key
+#: (inserting keys that share one costs quadratic time).
+HASH_COLLISIONS = 16
