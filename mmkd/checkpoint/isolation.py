@@ -11,20 +11,26 @@ import json
 import os
 import os.path as osp
 import signal
+import socket
+import struct
 import subprocess
 import sys
-import time
-from typing import List, Tuple
+import threading
+from typing import List, Optional, Tuple
 
 from . import limits, wire
 from .errors import UnsafeCheckpointError
+from .loader_server import PID, STATUS
 
 _PACKAGE = osp.dirname(osp.abspath(__file__))
 # loads this package under another name, so that neither mmkd nor mmengine
-# is imported in the loader
+# is imported in the loader server
 _BOOT = ('import sys, types; p = types.ModuleType("_mmkd_loader"); '
          'p.__path__ = [sys.argv[1]]; sys.modules["_mmkd_loader"] = p; '
-         'from _mmkd_loader.loader_child import main; main(sys.argv[2])')
+         'from _mmkd_loader.loader_server import serve; '
+         'serve(int(sys.argv[2]))')
+_server: Optional[Tuple[subprocess.Popen, socket.socket]] = None
+_lock = threading.Lock()
 _MIB = 1 << 20
 
 
@@ -43,25 +49,53 @@ def _advice(name: str, now: str) -> str:
             f'mmkd.checkpoint.limits.{name} (now {now}) before loading it')
 
 
-def _wait(proc: subprocess.Popen, wall: float) -> Tuple[int, float]:
-    """Wait for the loader, killing it after ``wall`` seconds; its exit
-    status and the CPU seconds it used."""
-    deadline, pause = time.monotonic() + wall, 0.001
-    while True:
-        pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
-        if pid:
-            proc.returncode = os.waitstatus_to_exitcode(status)
-            return proc.returncode, usage.ru_utime + usage.ru_stime
-        if time.monotonic() > deadline:
-            proc.kill()
-            pid, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
+def _server_socket() -> socket.socket:
+    """The loader server's socket, starting the server (once per process,
+    again if it has ended)."""
+    global _server
+    if _server is not None and _server[0].poll() is None:
+        return _server[1]
+    ours, theirs = socket.socketpair()
+    env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
+    proc = subprocess.Popen(
+        [sys.executable, '-c', _BOOT, _PACKAGE, str(theirs.fileno())],
+        pass_fds=(theirs.fileno(), ), env=env, stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL)
+    theirs.close()
+    _server = (proc, ours)
+    return ours
+
+
+def _receive(sock: socket.socket, fmt: struct.Struct,
+             timeout: Optional[float]) -> tuple:
+    sock.settimeout(timeout)
+    data = b''
+    while len(data) < fmt.size:
+        chunk = sock.recv(fmt.size - len(data))
+        if not chunk:
             raise UnsafeCheckpointError(
-                f'loading it took longer than the wall-clock limit of '
-                f'{wall:.0f} s; the loader process was stopped. '
-                + _advice('WALL_BASE', f'{limits.WALL_BASE:.0f} s'))
-        time.sleep(pause)
-        pause = min(2 * pause, 0.02)
+                'the loader server ended unexpectedly (killed, or out of '
+                'memory?); it is started again for the next checkpoint')
+        data += chunk
+    return fmt.unpack(data)
+
+
+def _load_in_server(args: dict, fds: Tuple[int, int, int],
+                    wall: float) -> Tuple[int, float]:
+    """Have the server fork a loader for ``args``; its exit status and CPU
+    seconds, killing it after ``wall`` seconds."""
+    sock = _server_socket()
+    socket.send_fds(sock, [json.dumps(args).encode()], list(fds))
+    pid, = _receive(sock, PID, 60.0)
+    try:
+        return _receive(sock, STATUS, wall)
+    except socket.timeout:
+        os.kill(pid, signal.SIGKILL)
+        _receive(sock, STATUS, 60.0)
+        raise UnsafeCheckpointError(
+            f'loading it took longer than the wall-clock limit of '
+            f'{wall:.0f} s; the loader process was stopped. '
+            + _advice('WALL_BASE', f'{limits.WALL_BASE:.0f} s')) from None
 
 
 def channel_size(fd: int, limit: int) -> int:
@@ -121,14 +155,9 @@ def run_loader(file_fd: int, size: int) -> Tuple[bytes, int, List[str]]:
     meta_fd = os.memfd_create('mmkd-checkpoint-result')
     data_fd = os.memfd_create('mmkd-checkpoint-tensors')
     try:
-        args = dict(b, file_fd=file_fd, meta_fd=meta_fd, data_fd=data_fd)
-        env = dict(os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1')
-        proc = subprocess.Popen(
-            [sys.executable, '-c', _BOOT, _PACKAGE, json.dumps(args)],
-            pass_fds=(file_fd, meta_fd, data_fd), env=env,
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL)
-        code, cpu = _wait(proc, b['wall'])
+        with _lock:
+            code, cpu = _load_in_server(b, (file_fd, meta_fd, data_fd),
+                                        b['wall'])
         meta = os.pread(meta_fd, channel_size(meta_fd, b['output']), 0)
         if code != 0 or not meta:
             raise UnsafeCheckpointError(_failure(code, cpu, b, size))

@@ -2,16 +2,14 @@
 checkpoint with ``torch.load(weights_only=True)`` and mmkd's allow-list
 (:mod:`.allow_list`), and write the result as plain data (:mod:`.encode`).
 
-Started by :mod:`.isolation` as ``python -c`` with this package loaded under
+Forked by :mod:`.loader_server`, which runs with this package loaded under
 another name, so nothing of mmkd's but this package's plain modules (nor
 mmengine) is imported. CUDA is hidden from it and never initialised: every
 storage is read to the CPU, and its saved location is sent back for the
 training process's ``map_location``.
 """
-import json
 import os
 import pickle
-import sys
 from typing import Dict, List
 
 import torch
@@ -61,14 +59,12 @@ def _load(args: dict) -> bytes:
         return _error(wire.MEMORY if memory else wire.DAMAGED, text)
 
 
-def main(argv_json: str) -> None:
-    """Load the checkpoint the arguments name (file descriptors and limits,
-    JSON) and write the result to ``meta_fd``."""
-    args = json.loads(argv_json)
+def main(args: dict) -> None:
+    """Load the checkpoint ``args`` names (file descriptors and limits) and
+    write the result to ``meta_fd``."""
     warnings = confine(args['memory'], args['cpu'], args['output'])
     body = _load(args)
     out = memoryview(_result(warnings, body))
     done = 0
     while done < len(out):
         done += os.write(args['meta_fd'], out[done:])
-    sys.stdout.flush()
