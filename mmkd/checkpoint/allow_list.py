@@ -57,6 +57,44 @@ def _empty_bytes(*args: Any) -> bytes:
     return b''
 
 
+#: How pickle protocol 2 names latin-1, the one codec it writes bytes with.
+_LATIN1 = frozenset({'latin1', 'latin-1', 'iso8859-1', 'iso-8859-1'})
+
+
+def _latin1_encode(text: Any, codec: Any = 'utf-8',
+                   errors: Any = 'strict') -> bytes:
+    """``_codecs.encode`` as protocol 2 calls it for ``bytes``: latin-1
+    only (other codecs, e.g. punycode, cost quadratic time, and any module
+    may register one)."""
+    if type(text) is not str or codec not in _LATIN1 or errors != 'strict':
+        raise pickle.UnpicklingError(
+            f'_codecs.encode(..., {codec!r:.60}) is not allowed while loading'
+            ' a checkpoint: only the latin1 codec is.')
+    return text.encode('latin-1')
+
+
+def _bytearray(*args: Any) -> bytearray:
+    """``bytearray`` as pickles write it: of bytes, or of latin-1 text;
+    never of a size the pickle chooses."""
+    if not args or (len(args) == 1 and type(args[0]) is bytes):
+        return bytearray(*args)
+    if len(args) == 2 and type(args[0]) is str and args[1] in _LATIN1:
+        return bytearray(args[0], 'latin-1')
+    raise pickle.UnpicklingError(
+        f'bytearray(...) with something other than text or bytes '
+        f'({args!r:.60}) is not allowed while loading a checkpoint.')
+
+
+def restrict_torch_globals() -> None:
+    """Replace, in this (loader) process, two of torch's own weights-only
+    globals by the narrower ones above. torch caches its table, so this
+    changes the table every later load uses."""
+    from torch._weights_only_unpickler import _get_allowed_globals
+    table = _get_allowed_globals()
+    table['_codecs.encode'] = _latin1_encode
+    table['builtins.bytearray'] = _bytearray
+
+
 def safe_globals() -> List[Any]:
     """The allow-list passed to ``torch.serialization.safe_globals``."""
     return numpy_stub_globals() + [

@@ -16,6 +16,7 @@ import socket
 import struct
 
 from . import loader_child
+from .allow_list import restrict_torch_globals
 
 #: pid; then exit status, CPU seconds
 PID, STATUS = struct.Struct('<q'), struct.Struct('<qd')
@@ -24,6 +25,7 @@ PID, STATUS = struct.Struct('<q'), struct.Struct('<qd')
 def serve(sock_fd: int) -> None:
     """Answer requests on the socket ``sock_fd`` until it is closed."""
     sock = socket.socket(fileno=sock_fd)
+    restrict_torch_globals()
     while True:
         message, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
         if not message or len(fds) != 3:
