@@ -41,7 +41,7 @@ def budget(size: int) -> dict:
         memory=int(limits.MEMORY_PER_BYTE * size + limits.MEMORY_BASE),
         cpu=max(1, int(cpu)), output=int(size + limits.OUTPUT_BASE),
         wall=limits.WALL_FACTOR * cpu + limits.WALL_BASE,
-        max_nesting=limits.MAX_NESTING, max_extra_members=64)
+        max_nesting=limits.MAX_NESTING, max_extra_members=limits.MAX_EXTRA_MEMBERS)
 
 
 def _advice(name: str, now: str) -> str:

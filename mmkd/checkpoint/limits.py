@@ -33,6 +33,10 @@ OUTPUT_BASE = 64 << 20
 #: tuples that a deep copy would unfold exceeds it.
 NODES_BASE = 1_000_000
 
+#: Zip members besides the pickle, the storage records and torch's metadata
+#: records (``torch.save`` writes none).
+MAX_EXTRA_MEMBERS = 64
+
 #: Containers inside containers (dicts, lists, tuples, sets, attributes).
 #: State dicts and mmengine's training checkpoints are nested fewer than 10
 #: levels; a deeper one would exhaust Python's stack in a later walk.

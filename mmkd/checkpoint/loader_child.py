@@ -38,11 +38,24 @@ def _load(args: dict) -> bytes:
         locations[storage._cdata] = location
         return storage
 
+    read = set()
+    set_from_file = torch.UntypedStorage._set_from_file
+
+    def record_read(storage, *args):  # the legacy format's storage data
+        read.add(storage._cdata)
+        return set_from_file(storage, *args)
+
+    torch.UntypedStorage._set_from_file = record_read
     try:
         with os.fdopen(args['file_fd'], 'rb', closefd=False) as f:
             check_layout(f, args['max_extra_members'])
             with torch.serialization.safe_globals(safe_globals()):
                 obj = torch.load(f, map_location=record, weights_only=True)
+        legacy = os.pread(args['file_fd'], 4, 0) != b'PK\x03\x04'
+        if legacy and set(locations) - read:
+            raise Refused('it declares a storage but the file holds no data '
+                          'for it (a legacy-format file): torch would hand '
+                          'back uninitialised memory')
         encoder = Encoder(args['data_fd'], locations, args['max_nesting'])
         encoder.value(obj)
         return wire.OK + bytes(encoder.out)

@@ -18,6 +18,7 @@ from .encode import Refused
 #: folder.
 _METADATA = re.compile(r'^[^/]*/(data\.pkl|\.format_version|version|'
                        r'\.storage_alignment|byteorder|\.data/\w+)$')
+_SCRIPTED = re.compile(r'^[^/]*/(code/|constants\.pkl$)')
 _RECORD = re.compile(r'^[^/]*/data/\w+$')
 
 
@@ -31,6 +32,7 @@ def check_layout(file: IO[bytes], max_extra: int) -> None:
             torch's metadata records that are allowed.
 
     Raises:
+        ValueError: It is a TorchScript archive.
         Refused: A compressed, overlapping or oversized member, or too many
             unknown members.
     """
@@ -43,6 +45,11 @@ def check_layout(file: IO[bytes], max_extra: int) -> None:
         infos = archive.infolist()
         end = archive.start_dir
     file.seek(start)
+    if any(_SCRIPTED.match(i.filename) for i in infos):
+        raise ValueError(
+            'it is a TorchScript archive (torch.jit.save), not a checkpoint; '
+            'load it with torch.jit.load if you trust it, or save the '
+            "model's state_dict() with torch.save")
     for info in infos:
         if info.compress_type != zipfile.ZIP_STORED:
             raise Refused(
