@@ -22,9 +22,19 @@ STATISTICS = frozenset({'min', 'max', 'current', 'mean'})
 
 
 class HistoryBufferStub:
-    """Stands for ``HistoryBuffer()``; keeps the state it is given."""
+    """Stands for ``HistoryBuffer()``; keeps the state it is given.
+    ``torch.save`` writes it without arguments (its arguments would go
+    through ``np.array``, which copies nested lists element by element)."""
 
     state: Any = None
+
+    def __new__(cls, *args: Any, **kwargs: Any) -> 'HistoryBufferStub':
+        if args or kwargs:
+            raise pickle.UnpicklingError(
+                'HistoryBuffer(...) with arguments is not allowed while '
+                'loading a checkpoint (torch.save writes HistoryBuffer() '
+                'and its state).')
+        return super().__new__(cls)
 
     def __setstate__(self, state: Any) -> None:
         self.state = state

@@ -34,9 +34,11 @@ def _load(args: dict) -> bytes:
     """Unpickle the file and encode it; the result's body."""
     locations: Dict[int, str] = {}
 
-    def record(storage, location):
+    def record(storage, location):  # torch's map_location=None path
         locations[storage._cdata] = location
         return storage
+
+    torch.serialization.default_restore_location = record
 
     read = set()
     set_from_file = torch.UntypedStorage._set_from_file
@@ -50,7 +52,7 @@ def _load(args: dict) -> bytes:
         with os.fdopen(args['file_fd'], 'rb', closefd=False) as f:
             check_layout(f, args['max_extra_members'])
             with torch.serialization.safe_globals(safe_globals()):
-                obj = torch.load(f, map_location=record, weights_only=True)
+                obj = torch.load(f, map_location=None, weights_only=True)
         legacy = os.pread(args['file_fd'], 4, 0) != b'PK\x03\x04'
         if legacy and set(locations) - read:
             raise Refused('it declares a storage but the file holds no data '
