@@ -1,18 +1,7 @@
 """Checkpoints as untrusted input: every checkpoint mmkd (or mmengine, once
-``mmkd`` is imported) loads goes through :func:`safe_torch_load`.
-
-- :mod:`.safe_load`: one file, unpickled in a separate process;
-- :mod:`.isolation`: that process, started and waited for
-  (:mod:`.loader_child`: what it runs; :mod:`.sandbox`: the limits it puts
-  on itself; :mod:`.limits`: their values; :mod:`.allow_list`,
-  :mod:`.safe_numpy`: what the pickle may name; :mod:`.zip_layout`: the zip
-  directory checked);
-- :mod:`.wire`: the plain tagged data it returns (:mod:`.encode` writes it,
-  :mod:`.decode` builds the result with bounds);
-- :mod:`.download`: URLs, cached under a name no other URL shares;
-- :mod:`.resume_state`: what mmengine's resume would execute or delete;
-- :mod:`.schemes`: mmengine's checkpoint schemes routed through the above.
-"""
+``mmkd`` is imported) loads goes through :func:`safe_torch_load`, which
+unpickles it in a confined loader process (see ``docs/checkpoint_safety.md``
+for the modules and the bounds)."""
 from .allow_list import safe_globals
 from .download import load_url
 from .errors import CheckpointFormatError, UnsafeCheckpointError

@@ -1,14 +1,9 @@
-"""Download a checkpoint once, cache it under a name no other URL shares, and
-load it as untrusted input.
+"""Download a checkpoint once and load it as untrusted input.
 
-torch.hub (and mmengine's ``load_url``) caches a download under the URL's
-file name: ``.../a/teacher.pth`` and ``.../b/teacher.pth?v=2`` share one
-cache entry, so the second silently loads the first's weights. Here the cache
-name starts with a hash of the whole URL. As torch.hub does, a file name
-carrying a hash (``name-<hex>.pth``, OpenMMLab's convention) is checked: the
-download's SHA-256 must start with it. A download that fails the check, or
-that :func:`~mmkd.checkpoint.safe_torch_load` refuses, is removed
-from the cache, so no later load (by mmkd or any other library) finds it.
+torch.hub caches a download under the URL's file name, so two URLs ending
+in ``teacher.pth`` share an entry; here the cache name starts with a hash of
+the whole URL. A ``name-<hex>.pth`` file name's hash is checked, and a
+download that fails the check or is refused is removed from the cache.
 """
 import hashlib
 import os
@@ -28,14 +23,12 @@ HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.')
 
 
 def cache_dir() -> str:
-    """``<torch hub dir>/checkpoints/mmkd``: apart from torch.hub's and
-    mmengine's own cache, whose loaders unpickle without mmkd's checks."""
+    """``<torch hub dir>/checkpoints/mmkd``, apart from torch.hub's cache."""
     return osp.join(torch.hub.get_dir(), 'checkpoints', 'mmkd')
 
 
 def cached_path(url: str) -> str:
-    """Cache path of ``url``: ``<16 hex digits of sha256(url)>_<file name>``.
-    """
+    """``<cache dir>/<16 hex digits of sha256(url)>_<file name>``."""
     name = osp.basename(urlparse(url).path) or 'checkpoint.pth'
     digest = hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]
     return osp.join(cache_dir(), f'{digest}_{name}')
@@ -50,8 +43,6 @@ def hash_prefix(url: str) -> Optional[str]:
 def _download(url: str, path: str, what: str) -> None:
     os.makedirs(osp.dirname(path), exist_ok=True)
     try:
-        # writes a temporary file and moves it into place when complete;
-        # raises (and removes it) when the hash prefix does not match
         torch.hub.download_url_to_file(
             url, path, hash_prefix=hash_prefix(url), progress=False)
     except (urllib.error.URLError, OSError) as e:

@@ -1,12 +1,10 @@
-"""Write what ``torch.load`` returned in the loader process as plain tagged
+"""Write what ``torch.load`` returned in the loader process as tagged plain
 data (:mod:`.wire`), storages' bytes to the data channel.
 
-Only exact plain types are written; anything else (an object of another
-class, a quantized, meta or nested tensor, a cycle, a sparse tensor that
-fails torch's validation, nesting deeper than the limit) is refused with
-:class:`Refused`. Each shared object is written once and referred to
-afterwards, so a DAG costs its size here; the training process bounds what
-it would cost unfolded.
+Only exact plain types are written; anything else (another class, a
+quantized, meta or nested tensor, a cycle, nesting deeper than the limit)
+is refused with :class:`Refused`. A shared object is written once and then
+referred to (``['r', index]``): the training process bounds its unfolding.
 """
 import os
 from collections import OrderedDict
@@ -19,10 +17,8 @@ from .allow_list import HistoryBufferStub, StatisticStub
 from .errors import TOO_DEEP
 from .safe_numpy import STUBS, describe
 
-_SIMPLE = {
-    list: wire.LIST, tuple: wire.TUPLE, torch.Size: wire.SIZE,
-    set: wire.SET, frozenset: wire.FROZENSET,
-}
+_TAGS = {kind: tag for tag, kind in wire.CONTAINERS.items()}
+_ATOMS = (type(None), bool, float, str)
 #: sparse layout -> its component tensors
 _SPARSE = {
     torch.sparse_coo: lambda t: [t._indices(), t._values()],
@@ -53,170 +49,131 @@ class Encoder:
 
     def __init__(self, data_fd: int, locations: Dict[int, str],
                  max_nesting: int) -> None:
-        self.out = bytearray()
-        self.data_fd, self.data_end = data_fd, 0
-        self.locations, self.max_nesting = locations, max_nesting
-        self.count = 0  # values pushed so far
-        self.index: Dict[int, int] = {}  # id -> value index of shared ones
-        self.open: set = set()  # ids being written (a cycle if met again)
+        self.data_fd, self.locations = data_fd, locations
+        self.max_nesting = max_nesting
         self.storages: Dict[int, int] = {}  # storage _cdata -> index
-        self.keep: List[Any] = []
+        self.table: List[list] = []  # [offset, nbytes, location]
+        self.pending: List[memoryview] = []  # bytes not yet written
+        self.end = self.written = 0
+        self.index: Dict[int, int] = {}  # id -> index of a tagged value
+        self.count = 0  # tagged values written so far
+        self.open: set = set()  # ids being written: a cycle if met again
+        self.keep: List[Any] = []  # written by id: keep the ids unique
 
-    def push(self, op: bytes, payload: bytes = b'') -> None:
-        self.out += op + payload
+    def result(self, obj: Any) -> dict:
+        """The whole result for ``obj``."""
+        value = self.value(obj, 1)
+        self.flush()
+        return {'storages': self.table, 'value': value}
+
+    def tagged(self, obj: Any, value: list) -> list:
+        if obj is not None:
+            self.index[id(obj)] = self.count
+            self.keep.append(obj)
         self.count += 1
+        return value
 
-    def value(self, obj: Any, depth: int = 1) -> None:
-        """Write ``obj`` (``depth``: its level of nesting)."""
+    def value(self, obj: Any, depth: int) -> Any:
+        """``obj`` as tagged data (``depth``: its level of nesting)."""
         kind = type(obj)
-        if obj is None or kind is bool:
-            self.push({None: wire.NONE, True: wire.TRUE,
-                       False: wire.FALSE}[obj])
-        elif kind is int:
-            raw = obj.to_bytes((obj.bit_length() + 8) // 8, 'little',
-                               signed=True)
-            self.push(wire.INT, wire.varint(len(raw)) + raw)
-        elif kind is float:
-            self.push(wire.FLOAT, wire.FLOAT_FORMAT.pack(obj))
-        elif kind is complex:
-            self.push(wire.COMPLEX,
-                      wire.COMPLEX_FORMAT.pack(obj.real, obj.imag))
-        elif kind is str:
-            self.push(wire.STR, wire.text(obj))
-        elif kind in (bytes, bytearray):
-            op = wire.BYTES if kind is bytes else wire.BYTEARRAY
-            self.push(op, wire.varint(len(obj)) + bytes(obj))
-        elif kind is torch.dtype:
-            self.push(wire.DTYPE, wire.text(str(obj)))
-        elif kind is torch.device:
-            self.push(wire.DEVICE, wire.text(str(obj)))
-        elif id(obj) in self.index:
-            self.push(wire.REF, wire.varint(self.index[id(obj)]))
-        elif id(obj) in self.open:
+        if kind in _ATOMS:
+            return obj
+        if kind is int:
+            return obj if -2**63 < obj < 2**63 else \
+                self.tagged(None, ['i', hex(obj)])
+        if kind is complex:
+            return self.tagged(None, ['c', obj.real, obj.imag])
+        if kind in (bytes, bytearray):
+            return self.tagged(None, ['b' if kind is bytes else 'a',
+                                      wire.raw(obj)])
+        if kind in (torch.dtype, torch.device):
+            return self.tagged(None, ['p' if kind is torch.dtype else 'v',
+                                      str(obj)])
+        if id(obj) in self.index:
+            return ['r', self.index[id(obj)]]
+        if id(obj) in self.open:
             raise Refused('it refers to itself (a container inside itself): '
                           'a cycle cannot be handed back')
-        else:
-            if depth > self.max_nesting:
-                raise Refused(TOO_DEEP.format(limit=self.max_nesting))
-            self.open.add(id(obj))
-            self._shared(obj, kind, depth + 1)
-            self.open.discard(id(obj))
-            self.index[id(obj)] = self.count - 1
+        if depth > self.max_nesting:
+            raise Refused(TOO_DEEP.format(limit=self.max_nesting))
+        self.open.add(id(obj))
+        value = self.tagged(obj, self.shared(obj, kind, depth + 1))
+        self.open.discard(id(obj))
+        return value
 
-    def _shared(self, obj: Any, kind: type, inner: int) -> None:
-        """Write an object that may be referred to again."""
-        if kind in _SIMPLE:
-            for item in obj:
-                self.value(item, inner)
-            self.push(_SIMPLE[kind], wire.varint(len(obj)))
-        elif kind in (dict, OrderedDict):
+    def shared(self, obj: Any, kind: type, inner: int) -> list:
+        """An object that may be referred to again."""
+        if kind in _TAGS:
+            return [_TAGS[kind]] + [self.value(i, inner) for i in obj]
+        if kind in (dict, OrderedDict):
+            head = ['d'] if kind is dict else \
+                ['o', self.value(vars(obj) or None, inner)]
             for key, item in obj.items():
-                self.value(key, inner)
-                self.value(item, inner)
-            if kind is dict:
-                self.push(wire.DICT, wire.varint(len(obj)))
-            else:
-                self.value(vars(obj) or None, inner)
-                self.push(wire.ORDERED_DICT, wire.varint(len(obj)))
-        elif kind is StatisticStub:
-            self.push(wire.METHOD, wire.text(obj.name))
-        elif kind in STUBS:
-            self._numpy(describe(obj))
-        elif kind is HistoryBufferStub:
-            self.value(obj.state, inner)
-            self.push(wire.HISTORY_BUFFER)
-        elif kind in (torch.Tensor, torch.nn.Parameter):
-            self._tensor(obj, inner)
-        elif kind in (torch.UntypedStorage, torch.TypedStorage):
+                head += [self.value(key, inner), self.value(item, inner)]
+            return head
+        if kind is StatisticStub:
+            return ['h', obj.name]
+        if kind is HistoryBufferStub:
+            return ['H', self.value(obj.state, inner)]
+        if kind in STUBS:
+            return describe(obj)
+        if kind in (torch.Tensor, torch.nn.Parameter):
+            return self.tensor(obj, inner)
+        if kind in (torch.UntypedStorage, torch.TypedStorage):
             typed = kind is torch.TypedStorage
-            storage = obj._untyped_storage if typed else obj
-            dtype = obj.dtype if typed else torch.uint8
-            flags = wire.TYPED_STORAGE if typed else wire.STORAGE_VALUE
-            self.push(wire.NONE)
-            self._write_tensor(storage, dtype, 0, [], [], flags)
-        else:
-            raise Refused(
-                f'it holds an object of type {kind.__module__}.'
-                f'{kind.__qualname__}, which mmkd does not hand back from '
-                'the loader process (tensors, containers, numbers, strings, '
-                'numeric numpy values and HistoryBuffer are)')
+            return ['g', self.storage(obj._untyped_storage if typed else obj),
+                    str(obj.dtype) if typed else None]
+        raise Refused(
+            f'it holds an object of type {kind.__module__}.'
+            f'{kind.__qualname__}, which mmkd does not hand back from the '
+            'loader process (tensors, containers, numbers, strings, numeric '
+            'numpy values and HistoryBuffer are)')
 
-    def _tensor(self, t: torch.Tensor, inner: int) -> None:
+    def tensor(self, t: torch.Tensor, inner: int) -> list:
         if t.layout in _SPARSE:
-            self._sparse(t, inner)
-            return
+            coalesced = t.layout == torch.sparse_coo and t.is_coalesced()
+            return ['y', str(t.layout), list(t.shape), coalesced] + [
+                self.value(p, inner) for p in _SPARSE[t.layout](t)]
         if t.layout != torch.strided or t.is_quantized or t.is_meta or \
                 t.is_nested or t.device.type != 'cpu':
             raise Refused(f'it holds a {t.layout} {t.dtype} tensor on '
                           f'{t.device} (quantized: {t.is_quantized}), which '
                           'mmkd does not load; save a dense copy instead')
-        self.value(vars(t) or None, inner)
         flags = (wire.REQUIRES_GRAD if t.requires_grad else 0) | \
             (wire.PARAMETER if type(t) is torch.nn.Parameter else 0)
-        self._write_tensor(t.untyped_storage(), t.dtype, t.storage_offset(),
-                           list(t.shape), list(t.stride()), flags)
+        return ['x', self.value(vars(t) or None, inner),
+                self.storage(t.untyped_storage()), str(t.dtype),
+                t.storage_offset(), list(t.shape), list(t.stride()), flags]
 
-    def _write_tensor(self, storage: torch.UntypedStorage,
-                      dtype: torch.dtype, offset: int, sizes: List[int],
-                      strides: List[int], flags: int) -> None:
-        index = self._storage(storage)
-        self.out += wire.TENSOR + wire.varint(index) + \
-            wire.text(str(dtype)) + wire.varint(offset) + \
-            wire.varint(len(sizes)) + b''.join(map(wire.varint, sizes)) + \
-            b''.join(map(wire.varint, strides)) + bytes([flags])
-        self.count += 1  # pops the attributes (or None), pushes the tensor
-
-    def _storage(self, storage: torch.UntypedStorage) -> int:
-        """Write a storage's bytes once; its index."""
+    def storage(self, storage: torch.UntypedStorage) -> int:
+        """The index of a storage, its bytes queued once."""
         key = storage._cdata
         if key not in self.storages:
             nbytes = storage.nbytes()
-            start = -self.data_end % wire.ALIGN + self.data_end
-            view = memoryview(torch.empty(0, dtype=torch.uint8).set_(
-                storage).numpy()) if nbytes else memoryview(b'')
-            done = 0
-            while done < nbytes:
-                done += os.pwrite(self.data_fd, view[done:], start + done)
-            self.data_end = start + nbytes
-            self.storages[key] = len(self.storages)
-            self.out += wire.STORAGE + wire.varint(start) + \
-                wire.varint(nbytes) + wire.text(
-                    self.locations.get(key, 'cpu'))
+            start = -self.end % wire.ALIGN + self.end if nbytes else \
+                self.end
+            if nbytes:
+                self.pending += [memoryview(bytes(start - self.end)),
+                                 memoryview(torch.empty(
+                                     0, dtype=torch.uint8).set_(
+                                         storage).numpy())]
+                if len(self.pending) > 1000:
+                    self.flush()
+            self.end = start + nbytes
+            self.storages[key] = len(self.table)
+            self.table.append([start, nbytes,
+                               self.locations.get(key, 'cpu')])
         return self.storages[key]
 
-    def _sparse(self, t: torch.Tensor, inner: int) -> None:
-        parts = _SPARSE[t.layout](t)
-        self.keep += parts  # written by id: keep the ids unique
-        try:  # torch 2.13 does not check a loaded sparse tensor by default
-            if t.layout == torch.sparse_coo:
-                torch._validate_sparse_coo_tensor_args(
-                    parts[0], parts[1], t.shape, t.is_coalesced())
-            else:
-                torch._validate_sparse_compressed_tensor_args(
-                    *parts, t.shape, t.layout)
-        except RuntimeError as e:
-            raise Refused(f'it holds a {t.layout} tensor of size '
-                          f'{list(t.shape)} that is not valid: '
-                          f'{" ".join(str(e).split())[:300]}') from None
-        for part in parts:
-            self.value(part, inner)
-        coalesced = t.layout == torch.sparse_coo and t.is_coalesced()
-        self.push(wire.SPARSE, wire.text(str(t.layout)) +
-                  wire.varint(t.dim()) +
-                  b''.join(map(wire.varint, t.shape)) +
-                  bytes([coalesced]) + wire.varint(len(parts)))
-
-    def _numpy(self, description: tuple) -> None:
-        kind, code = description[:2]
-        if kind == 'dtype':
-            self.push(wire.NP_DTYPE, wire.text(code))
-        elif kind == 'scalar':
-            data = description[2]
-            self.push(wire.NP_SCALAR,
-                      wire.text(code) + wire.varint(len(data)) + data)
-        else:
-            _, _, fortran, shape, data = description
-            self.push(wire.NP_ARRAY, wire.text(code) + bytes([fortran]) +
-                      wire.varint(len(shape)) +
-                      b''.join(map(wire.varint, shape)) +
-                      wire.varint(len(data)) + data)
+    def flush(self) -> None:
+        """Write the queued bytes (few system calls for many storages)."""
+        views, self.pending = self.pending, []
+        while views:
+            done = os.pwritev(self.data_fd, views[:1024], self.written)
+            self.written, first = self.written + done, 0
+            while first < len(views) and done >= len(views[first]):
+                done -= len(views[first])
+                first += 1
+            views = views[first:]
+            if done:
+                views[0] = views[0][done:]

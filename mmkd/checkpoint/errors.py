@@ -2,15 +2,12 @@
 
 
 class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint is refused before it is loaded: it holds objects outside
-    the allow-list of plain types, or loading it would cost far more than
-    its contents (compressed, overlapping or oversized members, storages
-    larger than their data, allocating calls, nesting too deep)."""
+    """A checkpoint is refused: it holds objects outside the allow-list, or
+    loading it would exceed a limit or bound (see ``limits``)."""
 
 
 class CheckpointFormatError(ValueError):
-    """A file is not a readable PyTorch checkpoint (empty, truncated, an HTML
-    page, random bytes)."""
+    """A file is not a readable PyTorch checkpoint."""
 
 
 #: Tells the user what not to do, in every refusal.
@@ -21,11 +18,14 @@ NEVER_SWITCH_OFF = (
     'trust, ask for (or export there) a plain weights file, e.g. '
     "{'state_dict': model.state_dict()}.")
 
-
-#: The reason given for a checkpoint nested too deeply (``limit``: the
-#: number of levels allowed).
+#: The reason for a checkpoint nested too deeply (``limit``: levels allowed).
 TOO_DEEP = (
     'it is nested deeper than {limit} levels (containers inside containers; '
-    'state dicts and training checkpoints are nested fewer than 10), too '
-    'deep to check and load safely. If the file is yours, save the weights '
-    'again as a plain state dict')
+    'state dicts and training checkpoints are nested fewer than 10). If the '
+    'file is yours, save the weights again as a plain state dict')
+
+
+def advice(limit: str) -> str:
+    """What to do about a limit reached: raise ``limits.<limit>``."""
+    return ('If the file is a checkpoint you trust and it needs more, raise '
+            f'mmkd.checkpoint.limits.{limit} before loading it')

@@ -18,20 +18,13 @@ _PATH_INFO = {
 
 
 def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
-    """Remove from a loaded checkpoint what mmengine's ``Runner.resume`` and
-    ``CheckpointHook`` would execute or turn into file removals, in place.
+    """Remove, in place, what mmengine's resume would execute or delete:
 
-    - ``meta['config']``: ``Runner.resume`` executes it as Python
-      (``Config.fromstring(..., '.py')``) only to read ``gpu_ids``. It is
-      removed (the check it served is skipped).
-    - ``message_hub.runtime_info`` ``best_ckpt*``: paths that
-      ``CheckpointHook`` deletes ("the previous best"). Kept only when they
-      name a ``best_*.pth`` file in the folder of the checkpoint being loaded
-      (``source``), i.e. a best checkpoint of that run; ``last_ckpt`` only
-      when it names a ``.pth`` file there. Otherwise removed, with a
-      warning.
-    - ``keep_ckpt_ids``: checkpoint steps ``CheckpointHook`` deletes; kept
-      only as a list of non-negative ints.
+    - ``meta['config']``, which ``Runner.resume`` executes as Python;
+    - ``message_hub.runtime_info`` ``best_ckpt*`` (deleted by
+      ``CheckpointHook`` as "the previous best") unless a ``best_*.pth``
+      beside ``source``, ``last_ckpt`` unless a ``.pth`` there (warned);
+    - ``keep_ckpt_ids`` unless a list of non-negative ints (warned).
 
     Args:
         checkpoint: The loaded checkpoint.

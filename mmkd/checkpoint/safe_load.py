@@ -1,20 +1,15 @@
 """Loading one checkpoint file as untrusted input: :func:`safe_torch_load`.
 
-A checkpoint is a pickle: unpickling an arbitrary one can run arbitrary code,
-and even torch's weights-only unpickler can be made to spend far more memory
-and time than the file's size. So the file is unpickled in a separate
-loader process under limits the kernel enforces (:mod:`.isolation`,
-:mod:`.sandbox`: memory, CPU time, output, no network), with
-``torch.load(weights_only=True)`` and mmkd's allow-list
-(:mod:`.allow_list`), and the result comes back as plain tagged data and raw
-storage bytes (:mod:`.wire`), which the training process builds with bounds
-(:mod:`.decode`). Nothing is switched off globally, and ``torch.load``
-itself is not changed; :mod:`.schemes` routes mmengine's loaders through
-this.
+Unpickling even with torch's weights-only unpickler can be made to cost far
+more memory and time than the file's size, so the file is unpickled in a
+separate loader process under limits the kernel enforces
+(:mod:`.isolation`), and the training process builds the result from plain
+data with bounds (:mod:`.decode`). ``torch.load`` itself is not changed.
 """
 import logging
 import os
 import os.path as osp
+import shutil
 import stat
 from typing import IO, Any, Callable, Optional, Union
 
@@ -23,54 +18,44 @@ from mmengine.logging import print_log
 from . import wire
 from .decode import decode
 from .errors import (NEVER_SWITCH_OFF, CheckpointFormatError,
-                     UnsafeCheckpointError)
+                     UnsafeCheckpointError, advice)
 from .isolation import budget, channel_size, memory_limit, run_loader
 
 _warned = set()
 
 
 def _check_format(head: bytes, what: str, name: str) -> None:
-    """Refuse a file that is not a torch zip or legacy file (``head``: its
-    first 4 bytes).
-
-    Raises:
-        CheckpointFormatError: It is empty, an HTML page or something else.
-    """
-    if not head:
-        raise CheckpointFormatError(
-            f'{what}: {name} is empty (an interrupted download or save?). '
-            'Give the path of a complete checkpoint.')
+    """Refuse a file whose first bytes ``head`` are not torch's zip or
+    legacy format (empty, an HTML page, anything else)."""
     if head == b'PK\x03\x04' or head.startswith(b'\x80\x02'):
-        return  # torch's zip format, or the legacy pickle format
-    looks_like = 'an HTML page (a login or error page saved instead of the ' \
-        'file?)' if head.lstrip()[:1] == b'<' else 'not a PyTorch file'
-    raise CheckpointFormatError(
-        f'{what}: {name} is not a PyTorch checkpoint: it starts with '
-        f'{head!r}, {looks_like}. Give the path of a file written by '
-        'torch.save.')
+        return
+    if not head:
+        found = 'is empty (an interrupted download or save?)'
+    else:
+        found = f'is not a PyTorch checkpoint: it starts with {head!r}, ' + (
+            'an HTML page (a login or error page saved instead of the '
+            'file?)' if head.lstrip()[:1] == b'<' else 'not a PyTorch file')
+    raise CheckpointFormatError(f'{what}: {name} {found}. Give the path of a '
+                                'complete file written by torch.save.')
 
 
 def _file_fd(file: IO[bytes]) -> int:
     """A descriptor of ``file``'s bytes from its current position: its own
     (duplicated) for a regular file at offset 0, else a copy in a memfd."""
     try:
-        fd = file.fileno()
-        if file.tell() == 0 and stat.S_ISREG(os.fstat(fd).st_mode):
-            return os.dup(fd)
+        if file.tell() == 0 and stat.S_ISREG(os.fstat(file.fileno()).st_mode):
+            return os.dup(file.fileno())
     except (OSError, AttributeError, ValueError):
         pass
     copy = os.memfd_create('mmkd-checkpoint-file')
     with open(copy, 'wb', closefd=False) as out:
-        while True:
-            chunk = file.read(1 << 20)
-            if not chunk:
-                break
-            out.write(chunk)
+        shutil.copyfileobj(file, out, 1 << 20)
     return copy
 
 
-def _refusal(kind: str, message: str, size: int) -> Exception:
+def _refusal(kind: Any, message: Any, size: int) -> Exception:
     """The error for a refusal the loader reported."""
+    message = str(message)
     if kind == wire.UNPICKLER:
         text = message.split('WeightsUnpickler error:', 1)[-1]
         text = text.split('Check the documentation of torch.load')[0]
@@ -84,9 +69,8 @@ def _refusal(kind: str, message: str, size: int) -> Exception:
     if kind == wire.MEMORY:
         return UnsafeCheckpointError(
             'unpickling it needed more memory than the limit of '
-            f'{memory_limit(budget(size), size)} ({message[:200]}). If the '
-            'file is a checkpoint you trust and it needs more, raise '
-            'mmkd.checkpoint.limits.MEMORY_BASE before loading it')
+            f'{memory_limit(size)} ({message[:200]}). '
+            + advice('MEMORY_BASE'))
     if kind == wire.REFUSED:
         return UnsafeCheckpointError(message)
     return CheckpointFormatError(' '.join(message.split()[:40]))
@@ -96,7 +80,7 @@ def safe_torch_load(file: Union[str, IO[bytes]],
                     map_location: Optional[Union[str, Callable]] = 'cpu',
                     what: str = 'checkpoint') -> Any:
     """Load an untrusted checkpoint: ``torch.load(weights_only=True)`` with
-    mmkd's allow-list, in a loader process under kernel-enforced limits.
+    mmkd's allow-list, in a confined loader process.
 
     Args:
         file (str | file-like): A local path or an open binary file.
@@ -111,11 +95,9 @@ def safe_torch_load(file: Union[str, IO[bytes]],
     Raises:
         FileNotFoundError: ``file`` is a path that does not exist.
         CheckpointFormatError: The file is not a readable PyTorch checkpoint.
-        UnsafeCheckpointError: The file holds a global outside the
-            allow-list or a non-numeric numpy value, loading it exceeds a
-            limit (memory, CPU time, output, nesting, shared objects, hash
-            collisions, views), its zip layout is not torch's, or the loader
-            process crashed. Nothing in it has run in this process.
+        UnsafeCheckpointError: It holds a global outside the allow-list,
+            loading it exceeds a limit or bound (:mod:`.limits`), its zip
+            layout is not torch's, or the loader crashed.
     """
     if isinstance(file, str):
         path = osp.expanduser(file)
@@ -131,26 +113,23 @@ def safe_torch_load(file: Union[str, IO[bytes]],
     try:
         size = os.fstat(fd).st_size
         _check_format(os.pread(fd, 4, 0), what, name)
-        body, data_fd, missing = run_loader(fd, size)
-        for warning in set(missing) - _warned:
+        result, data_fd = run_loader(fd, size)
+        for warning in set(map(str, result.get('warnings', ()))) - _warned:
             _warned.add(warning)
             print_log(f'mmkd: checkpoints are loaded in a separate process, '
                       f'but here: {warning}. See docs/checkpoint_safety.md.',
                       logger='current', level=logging.WARNING)
-        reader = wire.Reader(body)
-        if bytes(reader.take(1)) == wire.ERROR:
-            raise _refusal(reader.text(), reader.text(), size)
+        if 'error' in result:
+            raise _refusal(*result['error'][:2], size)
         data_size = channel_size(data_fd, budget(size)['output'])
-        return decode(body[1:], data_fd, data_size, size, map_location)
-    except UnsafeCheckpointError as e:
-        reason = str(e).rstrip('.')
+        return decode(result, data_fd, data_size, size, map_location)
+    except (UnsafeCheckpointError, wire.MalformedResult) as e:
+        reason = str(e).rstrip('.') if isinstance(
+            e, UnsafeCheckpointError) else \
+            f'the loader process returned malformed data ({e})'
         raise UnsafeCheckpointError(
             f'Refusing to load {what} {name}: {reason}.\n{NEVER_SWITCH_OFF}'
         ) from None
-    except wire.MalformedResult as e:
-        raise UnsafeCheckpointError(
-            f'Refusing to load {what} {name}: the loader process returned '
-            f'malformed data ({e}).\n{NEVER_SWITCH_OFF}') from None
     except CheckpointFormatError as e:
         if str(e).startswith(what):
             raise

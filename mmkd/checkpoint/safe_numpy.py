@@ -1,20 +1,11 @@
 """Numpy values in untrusted checkpoints, without numpy's unpickling.
 
-mmengine writes numpy arrays, scalars and dtypes into its training
-checkpoints (the message hub's ``HistoryBuffer``, ``meta``). Allow-listing
-numpy's own unpickling functions is not safe even in the loader process:
-``numpy.ndarray((1,), 'O', raw_bytes)`` builds an object array whose element
-is a pointer taken from the attacker's bytes. So in the loader those names
-are mapped to the stand-ins below, which only hold plain values; the loader
-sends a validated description (:func:`describe`) and the training process
-builds the value from it (:func:`build_dtype`, :func:`build_array`,
-:func:`build_scalar`), checking it again:
-
-- dtypes: ``dtype.str`` of bool, integers, floats or complex (byte order
-  kept), no fields or sub-arrays; object, string, void, datetime and
-  structured dtypes are refused;
-- arrays: a shape of non-negative ints and exactly ``prod(shape) *
-  itemsize`` bytes; scalars: exactly ``itemsize`` bytes.
+Allow-listing numpy's own unpickling functions is not safe even in the
+loader process: ``numpy.ndarray((1,), 'O', raw_bytes)`` builds an object
+array whose element is a pointer from the attacker's bytes. So in the loader
+those names are stand-ins that only hold plain values (:func:`describe`
+sends them), and the training process builds numeric dtypes, scalars and
+arrays from them (``build_*``), checking dtype, shape and data length.
 """
 import math
 import pickle
@@ -22,6 +13,8 @@ import re
 from typing import Any, List, Tuple
 
 import numpy as np
+
+from .wire import raw
 
 #: The dtype codes a checkpoint may use (numpy pickles dtypes by these).
 ALLOWED_DTYPES = frozenset({
@@ -38,8 +31,8 @@ def _refuse(what: str) -> None:
 
 
 class NdarrayToken:
-    """Stands for the class ``numpy.ndarray``, which a pickle names as the
-    first argument of ``_reconstruct``. It cannot be called."""
+    """Stands for ``numpy.ndarray`` as ``_reconstruct``'s first argument;
+    it cannot be called."""
 
     def __new__(cls, *args, **kwargs):
         _refuse('numpy.ndarray(...) called by a checkpoint')
@@ -55,26 +48,23 @@ class DtypeStub:
         self.code, self.byteorder = code, '='
 
     def __setstate__(self, state: Any) -> None:
-        # (version, byteorder, subarray, names, fields, elsize, alignment,
-        # flags[, metadata])
+        # (version, byteorder, subarray, names, fields, ...)
         if not (isinstance(state, tuple) and len(state) in (8, 9)
                 and state[0] == 3 and state[1] in ('<', '>', '|', '=')
-                and state[2] is None and state[3] is None
-                and state[4] is None):
+                and state[2:5] == (None, None, None)):
             _refuse(f'numpy dtype state {state!r:.200} in a checkpoint')
         self.byteorder = state[1]
 
-    def build(self) -> np.dtype:
+    def dtype_str(self) -> str:
         dtype = np.dtype(self.code)
         if self.byteorder in ('<', '>'):
             dtype = dtype.newbyteorder(self.byteorder)
-        return dtype
+        return dtype.str
 
 
 class ArrayStub:
-    """Stands for ``_reconstruct(numpy.ndarray, shape, typecode)`` followed
-    by ``ndarray.__setstate__((version, shape, dtype, is_fortran, data))``.
-    """
+    """Stands for ``_reconstruct(numpy.ndarray, shape, typecode)`` and
+    ``ndarray.__setstate__((version, shape, dtype, is_fortran, data))``."""
 
     def __init__(self, subtype: Any = None, shape: Any = None,
                  typecode: Any = None) -> None:
@@ -97,8 +87,7 @@ STUBS = (DtypeStub, ArrayStub, ScalarStub)
 
 
 def numpy_stub_globals() -> List[Tuple[Any, str]]:
-    """``(stand-in, pickled name)`` pairs for
-    ``torch.serialization.safe_globals``, for numpy 1.x and 2.x names."""
+    """``(stand-in, pickled name)`` pairs for numpy 1.x and 2.x names."""
     pairs = [(NdarrayToken, 'numpy.ndarray'), (DtypeStub, 'numpy.dtype')]
     for module in ('numpy._core.multiarray', 'numpy.core.multiarray'):
         pairs += [(ArrayStub, f'{module}._reconstruct'),
@@ -106,55 +95,43 @@ def numpy_stub_globals() -> List[Tuple[Any, str]]:
     return pairs
 
 
-def describe(stub: Any) -> Tuple:
-    """What the loader sends for a stand-in (checked here and again by the
-    ``build_*`` functions).
-
-    Returns:
-        tuple: ``('dtype', str)``, ``('scalar', str, bytes)`` or
-        ``('array', str, fortran, shape, bytes)``.
-    """
-    if isinstance(stub, DtypeStub):
-        return ('dtype', stub.build().str)
-    if isinstance(stub, ScalarStub):
-        if not isinstance(stub.dtype_stub, DtypeStub):
-            _refuse(f'numpy scalar of dtype {stub.dtype_stub!r:.100} in a '
-                    'checkpoint')
-        code = stub.dtype_stub.build().str
-        build_scalar(code, stub.data)
-        return ('scalar', code, stub.data)
+def describe(stub: Any) -> list:
+    """A stand-in as tagged data (:mod:`.wire`): ``['nd', dtype]``,
+    ``['ns', dtype, data]`` or ``['na', dtype, fortran, shape, data]``."""
+    if type(stub) is DtypeStub:
+        return ['nd', stub.dtype_str()]
+    if type(stub) is ScalarStub:
+        if type(stub.dtype_stub) is DtypeStub and type(stub.data) is bytes:
+            return ['ns', stub.dtype_stub.dtype_str(), raw(stub.data)]
+        _refuse(f'numpy scalar ({stub.dtype_stub!r:.100}, '
+                f'{stub.data!r:.100}) in a checkpoint')
     state = stub.state
-    if not (isinstance(state, tuple) and len(state) == 5
-            and isinstance(state[2], DtypeStub)):
+    if not (type(state) is tuple and len(state) == 5
+            and type(state[1]) is tuple
+            and all(type(n) is int for n in state[1])
+            and type(state[2]) is DtypeStub and type(state[4]) is bytes):
         _refuse(f'numpy array state {state!r:.200} in a checkpoint')
-    _, shape, dtype_stub, is_fortran, data = state
-    dtype = dtype_stub.build().str
-    build_array(dtype, bool(is_fortran), shape, data)
-    return ('array', dtype, bool(is_fortran), shape, data)
+    return ['na', state[2].dtype_str(), bool(state[3]), list(state[1]),
+            raw(state[4])]
 
 
-def build_dtype(code: str) -> np.dtype:
-    """A numeric numpy dtype from its ``dtype.str`` (e.g. ``'>f4'``).
-
-    Raises:
-        pickle.UnpicklingError: Anything else.
-    """
+def build_dtype(code: Any) -> np.dtype:
+    """A numeric numpy dtype from its ``dtype.str`` (e.g. ``'>f4'``)."""
     match = _DTYPE_STR.match(code) if isinstance(code, str) else None
     if match is None or match.group(1) not in ALLOWED_DTYPES:
         _refuse(f'numpy dtype {code!r:.100} in a checkpoint')
     return np.dtype(code)
 
 
-def build_array(code: str, fortran: bool, shape: Any,
+def build_array(code: Any, fortran: bool, shape: Any,
                 data: bytes) -> np.ndarray:
     """A numeric array of ``shape`` (ints >= 0) from exactly
     ``prod(shape) * itemsize`` bytes, byte order kept."""
     dtype = build_dtype(code)
-    if not (isinstance(shape, tuple) and all(
+    if not (isinstance(shape, list) and len(shape) <= 64 and all(
             type(n) is int and n >= 0 for n in shape)):
         _refuse(f'numpy array shape {shape!r:.100} in a checkpoint')
-    if not isinstance(data, bytes) or \
-            len(data) != math.prod(shape) * dtype.itemsize:
+    if len(data) != math.prod(shape) * dtype.itemsize:
         _refuse('numpy array data that does not match its shape '
                 f'{shape} and dtype {dtype} in a checkpoint')
     order = 'F' if fortran else 'C'
@@ -162,10 +139,10 @@ def build_array(code: str, fortran: bool, shape: Any,
         shape, order=order).copy(order=order)
 
 
-def build_scalar(code: str, data: bytes) -> np.generic:
+def build_scalar(code: Any, data: bytes) -> np.generic:
     """A numeric numpy scalar from exactly ``itemsize`` bytes."""
     dtype = build_dtype(code)
-    if not isinstance(data, bytes) or len(data) != dtype.itemsize:
+    if len(data) != dtype.itemsize:
         _refuse(f'numpy scalar data that does not match dtype {dtype} in a '
                 'checkpoint')
     return np.frombuffer(data, dtype=dtype)[0].copy()

@@ -1,21 +1,14 @@
 """The limits the loader process puts on itself before it reads a byte of
-the checkpoint (it runs :func:`confine` first thing; the kernel enforces
-them from then on).
+the checkpoint (:func:`confine`); the kernel enforces them from then on:
 
-- memory: ``RLIMIT_DATA`` (private writable memory: heap, ``mmap``'d
-  allocations), set to what the process holds now plus the allowance.
-  Not ``RLIMIT_AS``: a CUDA build of torch maps gigabytes of address space
-  it never touches (and CUDA's own reservations), so an address-space limit
-  would refuse ordinary files or need a huge, meaningless constant;
-- CPU time: ``RLIMIT_CPU`` (``SIGXCPU`` at the soft limit, ``SIGKILL`` one
-  second later);
-- output: ``RLIMIT_FSIZE`` bounds every file it writes, the result channels
-  included (``SIGXFSZ`` ignored: a write past it fails with ``EFBIG``);
+- memory: ``RLIMIT_DATA`` (heap and private mappings) = what it holds now +
+  the allowance. Not ``RLIMIT_AS``: a CUDA build of torch maps gigabytes of
+  address space it never touches;
+- CPU time: ``RLIMIT_CPU``; output: ``RLIMIT_FSIZE`` on every file it
+  writes (a write past it fails with ``EFBIG``); no core dumps;
 - no network: a seccomp filter makes ``socket(2)`` and ``io_uring_setup(2)``
-  fail with ``EACCES`` (x86-64 and aarch64; any other system-call ABI is
-  refused outright). Where seccomp is not available this is reported, not
-  ignored;
-- no core dumps (``RLIMIT_CORE`` 0).
+  fail (x86-64 and aarch64; other ABIs refused outright). Where seccomp is
+  not available this is reported, not ignored.
 """
 import ctypes
 import platform
@@ -28,8 +21,7 @@ from typing import List
 _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
 _RET_ALLOW, _RET_ERRNO_EACCES = 0x7fff0000, 0x00050000 | 13
 _LD_ABS_W, _JEQ_K, _JGE_K, _RET_K = 0x20, 0x15, 0x35, 0x06
-#: machine -> (audit arch, socket, io_uring_setup, first number not of
-#: this ABI)
+#: machine -> (audit arch, socket, io_uring_setup, first number not its)
 _ARCHES = {
     'x86_64': (0xc000003e, 41, 425, 0x40000000),
     'aarch64': (0xc00000b7, 198, 425, 0x7fffffff),
@@ -46,8 +38,7 @@ def _data_bytes() -> int:
 
 
 def _no_sockets() -> None:
-    """Install the seccomp filter that refuses ``socket`` and
-    ``io_uring_setup``.
+    """Refuse ``socket`` and ``io_uring_setup`` (seccomp).
 
     Raises:
         OSError: This machine's ABI is not known, or the kernel refuses.
@@ -91,8 +82,7 @@ def confine(memory: int, cpu_seconds: int, output: int) -> List[str]:
         output (int): The largest file it may write, bytes.
 
     Returns:
-        list[str]: What could not be applied (empty where all was), for
-        the parent to report.
+        list[str]: What could not be applied, for the parent to report.
     """
     used = resource.getrusage(resource.RUSAGE_SELF)
     cpu = int(used.ru_utime + used.ru_stime) + cpu_seconds

@@ -1,16 +1,7 @@
-"""mmengine's checkpoint schemes, each routed through mmkd's safe loading.
-
-:func:`register_safe_checkpoint_loaders`, called once when ``mmkd`` is
-imported, replaces mmengine's checkpoint loaders for the whole process (the
-``CheckpointLoader`` schemes used by ``load_from``, ``--resume``,
-``load_checkpoint`` and the backbones' ``init_cfg``): local files, http(s)
-URLs (:mod:`mmkd.checkpoint.download`), ``open-mmlab://``,
-``openmmlab://``, ``torchvision://``, ``modelzoo://``, ``mmcls://``, ``s3://``
-and ``petrel://`` load with :func:`~mmkd.checkpoint.safe_torch_load`;
-``pavi://`` is refused. Checkpoints loaded through these schemes are also
-cleaned of what mmengine's resume would execute or delete
-(:func:`~mmkd.checkpoint.sanitize_runner_state`).
-"""
+"""mmengine's checkpoint schemes (``load_from``, ``--resume``,
+``load_checkpoint``, ``init_cfg``), each routed through
+:func:`~mmkd.checkpoint.safe_torch_load` and cleaned of what mmengine's
+resume would execute or delete; ``pavi://`` is refused."""
 import io
 import logging
 import os.path as osp
@@ -34,9 +25,9 @@ _PURPOSE: ContextVar[str] = ContextVar(
 
 @contextmanager
 def checkpoint_purpose(what: str) -> Iterator[None]:
-    """Name what the checkpoints loaded inside the block are for (and the
-    config key that named them) in the messages of mmengine's scheme loaders,
-    e.g. ``'teacher checkpoint (model.teacher_checkpoint)'``."""
+    """Name what the checkpoints loaded inside the block are for in the
+    scheme loaders' messages (``what``: e.g. ``'teacher checkpoint
+    (model.teacher_checkpoint)'``)."""
     token = _PURPOSE.set(what)
     try:
         yield
@@ -120,10 +111,8 @@ _installed = False
 
 
 def register_safe_checkpoint_loaders() -> None:
-    """Route every mmengine checkpoint scheme through mmkd's safe loading
-    (see the module docstring), for the whole process. Logged once per
-    process, at INFO level: ``import mmkd`` changes mmengine's behaviour, and
-    says so."""
+    """Route every mmengine checkpoint scheme through mmkd, for the whole
+    process (said once, at INFO level)."""
     global _installed
     for prefixes, loader in SAFE_SCHEMES.items():
         CheckpointLoader.register_scheme(prefixes=prefixes, force=True)(loader)
