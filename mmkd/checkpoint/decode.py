@@ -108,9 +108,18 @@ class Decoder:
             raise UnsafeCheckpointError(
                 TOO_DEEP.format(limit=limits.MAX_NESTING))
         parts: List[Entry] = []
-        value = self.build(tag, data, lambda d: parts.append(
-            self.value(d, level + 1)) or parts[-1][0])
-        nodes = 1 + sum(p[2] for p in parts)
+        plain = 0
+
+        def inner(item: Any) -> Any:
+            nonlocal plain
+            if type(item) in _PLAIN:
+                plain += 1
+                return item
+            parts.append(self.value(item, level + 1))
+            return parts[-1][0]
+
+        value = self.build(tag, data, inner)
+        nodes = 1 + plain + sum(p[2] for p in parts)
         if nodes > self.max_nodes:
             raise UnsafeCheckpointError(
                 f'a deep copy of it would visit more than {self.max_nodes:,}'
