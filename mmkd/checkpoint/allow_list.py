@@ -1,13 +1,12 @@
-"""The globals a checkpoint may name in the loader process, besides torch's
-own: stand-ins for numpy (:mod:`.safe_numpy`), for mmengine's
-``HistoryBuffer`` and its statistics methods (the training process builds
-the real ones), ``bytes()`` and narrowed ``bytearray`` and
-``_codecs.encode``. The loader imports neither mmengine nor mmkd.
-"""
+"""The globals a checkpoint may name in the loader process besides torch's
+own: numpy's and mmengine's ``HistoryBuffer`` as :class:`Call` stand-ins
+that only record their arguments and state (even there, numpy's
+``ndarray((1,), 'O', raw_bytes)`` would make pointers of the attacker's
+bytes; the training process builds the values, checked), ``getattr`` for
+HistoryBuffer statistics, ``bytes()``, narrowed ``bytearray`` and
+``_codecs.encode``."""
 import pickle
-from typing import Any, List
-
-from .safe_numpy import numpy_stub_globals
+from typing import Any, Dict, List
 
 #: Statistics methods every HistoryBuffer has; a checkpoint may name others
 #: that the training process has registered (checked there).
@@ -21,32 +20,29 @@ def _refuse(call: str, allowed: str) -> None:
                                  f'a checkpoint (only {allowed} is).')
 
 
-class HistoryBufferStub:
-    """Stands for ``HistoryBuffer()`` (as ``torch.save`` writes it, without
-    arguments) and keeps its state."""
+class Call:
+    """A call the loader records, not makes: ``kind``, arguments, state."""
 
-    state: Any = None
+    kind = ''
 
-    def __new__(cls, *args: Any, **kwargs: Any) -> 'HistoryBufferStub':
-        if args or kwargs:
-            _refuse('HistoryBuffer(...) with arguments', 'HistoryBuffer()')
-        return super().__new__(cls)
+    def __new__(cls, *args: Any) -> 'Call':  # called, or unpickled (NEWOBJ)
+        self = super().__new__(cls)
+        self.args, self.state = list(args), None
+        return self
 
     def __setstate__(self, state: Any) -> None:
         self.state = state
 
 
-class StatisticStub:
-    """What ``getattr(HistoryBuffer, name)`` gives in the loader."""
+#: kind -> its stand-in class
+CALLS: Dict[str, type] = {kind: type(kind, (Call, ), {'kind': kind}) for kind
+                          in ('ndarray', 'dtype', 'reconstruct', 'scalar',
+                              'HistoryBuffer', 'statistic')}
 
-    def __init__(self, name: str) -> None:
-        self.name = name
 
-
-def _getattr(obj: Any, name: Any) -> StatisticStub:
-    if obj is HistoryBufferStub and isinstance(name, str) and \
-            name.isidentifier() and not name.startswith('_'):
-        return StatisticStub(name)
+def _getattr(obj: Any, name: Any) -> Call:
+    if obj is CALLS['HistoryBuffer'] and isinstance(name, str):
+        return CALLS['statistic'](name)
     _refuse(f'getattr({obj!r:.60}, {name!r:.60})',
             'a HistoryBuffer statistics method')
 
@@ -85,6 +81,12 @@ def restrict_torch_globals() -> None:
 
 def safe_globals() -> List[Any]:
     """The allow-list passed to ``torch.serialization.safe_globals``."""
-    return numpy_stub_globals() + [
-        (HistoryBufferStub, 'mmengine.logging.history_buffer.HistoryBuffer'),
-        (_getattr, 'builtins.getattr'), (_bytes, 'builtins.bytes')]
+    pairs = [(CALLS['ndarray'], 'numpy.ndarray'),
+             (CALLS['dtype'], 'numpy.dtype'),
+             (CALLS['HistoryBuffer'],
+              'mmengine.logging.history_buffer.HistoryBuffer'),
+             (_getattr, 'builtins.getattr'), (_bytes, 'builtins.bytes')]
+    for module in ('numpy._core.multiarray', 'numpy.core.multiarray'):
+        pairs += [(CALLS['reconstruct'], f'{module}._reconstruct'),
+                  (CALLS['scalar'], f'{module}.scalar')]
+    return pairs

@@ -1,11 +1,8 @@
 """Write what ``torch.load`` returned in the loader process as tagged plain
-data (:mod:`.wire`), storages' bytes to the data channel.
-
-Only exact plain types are written; anything else (another class, a
-quantized, meta or nested tensor, a cycle, nesting deeper than the limit)
-is refused with :class:`Refused`. A shared object is written once and then
-referred to (``['r', index]``): the training process bounds its unfolding.
-"""
+data (:mod:`.wire`), storages' bytes to the data channel. A shared object
+is written once, then referred to (``['r', index]``: the training process
+bounds its unfolding); anything but exact plain types, or nesting deeper
+than the limit (a cycle, too), is :class:`Refused`."""
 import os
 from collections import OrderedDict
 from typing import Any, Dict, List
@@ -13,24 +10,11 @@ from typing import Any, Dict, List
 import torch
 
 from . import wire
-from .allow_list import HistoryBufferStub, StatisticStub
+from .allow_list import Call
 from .errors import TOO_DEEP
-from .safe_numpy import STUBS, describe
 
 _TAGS = {kind: tag for tag, kind in wire.CONTAINERS.items()}
-_ATOMS = (type(None), bool, float, str)
-#: sparse layout -> its component tensors
-_SPARSE = {
-    torch.sparse_coo: lambda t: [t._indices(), t._values()],
-    torch.sparse_csr: lambda t: [t.crow_indices(), t.col_indices(),
-                                 t.values()],
-    torch.sparse_bsr: lambda t: [t.crow_indices(), t.col_indices(),
-                                 t.values()],
-    torch.sparse_csc: lambda t: [t.ccol_indices(), t.row_indices(),
-                                 t.values()],
-    torch.sparse_bsc: lambda t: [t.ccol_indices(), t.row_indices(),
-                                 t.values()],
-}
+_INLINE = {kind: (tag, to) for tag, (kind, to, _) in wire.INLINE.items()}
 
 
 class Refused(Exception):
@@ -41,9 +25,8 @@ class Encoder:
     """Writes one loaded checkpoint.
 
     Args:
-        data_fd (int): The data channel (storages' bytes).
-        locations (dict): ``storage._cdata`` -> the location torch.load
-            read for it (``'cpu'``, ``'cuda:0'``).
+        data_fd (int): The data channel.
+        locations (dict): ``storage._cdata`` -> its saved location.
         max_nesting (int): Containers inside containers allowed.
     """
 
@@ -51,58 +34,38 @@ class Encoder:
                  max_nesting: int) -> None:
         self.data_fd, self.locations = data_fd, locations
         self.max_nesting = max_nesting
+        self.index: Dict[int, int] = {}  # id -> index of a written object
+        self.keep: List[Any] = []  # written by id: keep the ids unique
         self.storages: Dict[int, int] = {}  # storage _cdata -> index
         self.table: List[list] = []  # [offset, nbytes, location]
         self.pending: List[memoryview] = []  # bytes not yet written
         self.end = self.written = 0
-        self.index: Dict[int, int] = {}  # id -> index of a tagged value
-        self.count = 0  # tagged values written so far
-        self.open: set = set()  # ids being written: a cycle if met again
-        self.keep: List[Any] = []  # written by id: keep the ids unique
 
     def result(self, obj: Any) -> dict:
-        """The whole result for ``obj``."""
+        """The loader's result for ``obj``."""
         value = self.value(obj, 1)
         self.flush()
         return {'storages': self.table, 'value': value}
 
-    def tagged(self, obj: Any, value: list) -> list:
-        if obj is not None:
-            self.index[id(obj)] = self.count
-            self.keep.append(obj)
-        self.count += 1
-        return value
-
     def value(self, obj: Any, depth: int) -> Any:
         """``obj`` as tagged data (``depth``: its level of nesting)."""
         kind = type(obj)
-        if kind in _ATOMS:
+        if kind in (type(None), bool, float, str) or \
+                kind is int and -2**63 < obj < 2**63:
             return obj
-        if kind is int:
-            return obj if -2**63 < obj < 2**63 else \
-                self.tagged(None, ['i', hex(obj)])
-        if kind is complex:
-            return self.tagged(None, ['c', obj.real, obj.imag])
-        if kind in (bytes, bytearray):
-            return self.tagged(None, ['b' if kind is bytes else 'a',
-                                      wire.raw(obj)])
-        if kind in (torch.dtype, torch.device):
-            return self.tagged(None, ['p' if kind is torch.dtype else 'v',
-                                      str(obj)])
+        if kind in _INLINE:
+            return [_INLINE[kind][0], _INLINE[kind][1](obj)]
         if id(obj) in self.index:
             return ['r', self.index[id(obj)]]
-        if id(obj) in self.open:
-            raise Refused('it refers to itself (a container inside itself): '
-                          'a cycle cannot be handed back')
         if depth > self.max_nesting:
             raise Refused(TOO_DEEP.format(limit=self.max_nesting))
-        self.open.add(id(obj))
-        value = self.tagged(obj, self.shared(obj, kind, depth + 1))
-        self.open.discard(id(obj))
+        value = self.container(obj, kind, depth + 1)
+        self.index[id(obj)] = len(self.keep)
+        self.keep.append(obj)
         return value
 
-    def shared(self, obj: Any, kind: type, inner: int) -> list:
-        """An object that may be referred to again."""
+    def container(self, obj: Any, kind: type, inner: int) -> list:
+        """Any other value, its parts at nesting ``inner``."""
         if kind in _TAGS:
             return [_TAGS[kind]] + [self.value(i, inner) for i in obj]
         if kind in (dict, OrderedDict):
@@ -111,34 +74,29 @@ class Encoder:
             for key, item in obj.items():
                 head += [self.value(key, inner), self.value(item, inner)]
             return head
-        if kind is StatisticStub:
-            return ['h', obj.name]
-        if kind is HistoryBufferStub:
-            return ['H', self.value(obj.state, inner)]
-        if kind in STUBS:
-            return describe(obj)
+        if issubclass(kind, Call):
+            return ['n', obj.kind, self.value(  # _reconstruct(ndarray, ...)
+                [] if obj.kind == 'reconstruct' else obj.args, inner),
+                self.value(obj.state, inner)]
         if kind in (torch.Tensor, torch.nn.Parameter):
             return self.tensor(obj, inner)
         if kind in (torch.UntypedStorage, torch.TypedStorage):
             typed = kind is torch.TypedStorage
             return ['g', self.storage(obj._untyped_storage if typed else obj),
                     str(obj.dtype) if typed else None]
-        raise Refused(
-            f'it holds an object of type {kind.__module__}.'
-            f'{kind.__qualname__}, which mmkd does not hand back from the '
-            'loader process (tensors, containers, numbers, strings, numeric '
-            'numpy values and HistoryBuffer are)')
+        raise Refused(f'it holds a {kind.__module__}.{kind.__qualname__}, '
+                      'which the loader does not hand back')
 
     def tensor(self, t: torch.Tensor, inner: int) -> list:
-        if t.layout in _SPARSE:
+        if t.layout in wire.SPARSE:
             coalesced = t.layout == torch.sparse_coo and t.is_coalesced()
             return ['y', str(t.layout), list(t.shape), coalesced] + [
-                self.value(p, inner) for p in _SPARSE[t.layout](t)]
+                self.value(getattr(t, part)(), inner)
+                for part in wire.SPARSE[t.layout]]
         if t.layout != torch.strided or t.is_quantized or t.is_meta or \
                 t.is_nested or t.device.type != 'cpu':
             raise Refused(f'it holds a {t.layout} {t.dtype} tensor on '
-                          f'{t.device} (quantized: {t.is_quantized}), which '
-                          'mmkd does not load; save a dense copy instead')
+                          f'{t.device}; save a dense one instead')
         flags = (wire.REQUIRES_GRAD if t.requires_grad else 0) | \
             (wire.PARAMETER if type(t) is torch.nn.Parameter else 0)
         return ['x', self.value(vars(t) or None, inner),
@@ -147,11 +105,9 @@ class Encoder:
 
     def storage(self, storage: torch.UntypedStorage) -> int:
         """The index of a storage, its bytes queued once."""
-        key = storage._cdata
+        key, nbytes = storage._cdata, storage.nbytes()
         if key not in self.storages:
-            nbytes = storage.nbytes()
-            start = -self.end % wire.ALIGN + self.end if nbytes else \
-                self.end
+            start = -self.end % wire.ALIGN + self.end if nbytes else self.end
             if nbytes:
                 self.pending += [memoryview(bytes(start - self.end)),
                                  memoryview(torch.empty(
@@ -166,7 +122,7 @@ class Encoder:
         return self.storages[key]
 
     def flush(self) -> None:
-        """Write the queued bytes (few system calls for many storages)."""
+        """Write the queued bytes, up to 1,024 pieces a system call."""
         views, self.pending = self.pending, []
         while views:
             done = os.pwritev(self.data_fd, views[:1024], self.written)

@@ -25,3 +25,16 @@ MAX_NESTING = 100
 VIEWS_PER_BYTE, VIEW_BASE = 8, 64 << 20
 #: Keys of one dict or set that may share a hash value with another key.
 HASH_COLLISIONS = 16
+
+
+def budget(size: int) -> dict:
+    """The limits for a file of ``size`` bytes, as the loader gets them."""
+    cpu, memory = CPU_BASE + CPU_PER_GIB * size / (1 << 30), int(
+        MEMORY_PER_BYTE * size + MEMORY_BASE)
+    return dict(memory=memory, cpu=max(1, int(cpu)),
+                output=int(size + OUTPUT_BASE),
+                wall=WALL_FACTOR * cpu + WALL_BASE, max_nesting=MAX_NESTING,
+                max_extra_members=MAX_EXTRA_MEMBERS,
+                memory_text=f'{memory / (1 << 20):,.0f} MiB = '
+                f'{MEMORY_PER_BYTE} × the file size {size / (1 << 20):,.1f} '
+                f'MiB + {MEMORY_BASE >> 20} MiB')

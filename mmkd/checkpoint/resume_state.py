@@ -7,9 +7,7 @@ from typing import Any, Optional
 
 from mmengine.logging import print_log
 
-# runtime-info keys that name checkpoint files, and the file names each may
-# have: CheckpointHook deletes best_ckpt* ("the previous best") when it saves
-# a new best, named best_<metric>_<iter_N.pth | epoch_N.pth>
+# runtime-info keys that name files CheckpointHook deletes, and their names
 BEST_CKPT_KEY = re.compile(r'^best_ckpt(_.+)?$')
 _PATH_INFO = {
     BEST_CKPT_KEY: re.compile(r'^best_.+\.pth$'),
@@ -39,9 +37,8 @@ def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
     meta = checkpoint.get('meta')
     if isinstance(meta, dict) and 'config' in meta:
         meta.pop('config')
-        print_log("Dropped meta['config'] of the loaded checkpoint: mmengine "
-                  'would execute it as Python on resume.', logger='current',
-                  level=logging.DEBUG)
+        print_log("Dropped meta['config'] of the loaded checkpoint (mmengine "
+                  'would execute it).', logger='current', level=logging.DEBUG)
     hub = checkpoint.get('message_hub')
     info = hub.get('runtime_info') if isinstance(hub, dict) else None
     if not isinstance(info, dict):
@@ -58,16 +55,14 @@ def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
               and osp.realpath(osp.dirname(osp.abspath(value))) == folder)
         if not ok:
             info.pop(key)
-            print_log(
-                f'Ignored message_hub.runtime_info.{key} = {value!r:.200} of '
-                'the loaded checkpoint: it does not name a checkpoint file '
-                'beside the loaded one, and mmengine would delete that path.',
-                logger='current', level=logging.WARNING)
+            print_log(f'Ignored runtime_info.{key} = {value!r:.200} of the '
+                      'loaded checkpoint: not a checkpoint beside it, and '
+                      'mmengine would delete it.', logger='current',
+                      level=logging.WARNING)
     ids = info.get('keep_ckpt_ids')
     if ids is not None and not (isinstance(ids, list) and all(
             type(i) is int and i >= 0 for i in ids)):
         info.pop('keep_ckpt_ids')
-        print_log(f'Ignored message_hub.runtime_info.keep_ckpt_ids = '
-                  f'{ids!r:.200}: expected a list of iteration numbers.',
-                  logger='current', level=logging.WARNING)
+        print_log(f'Ignored runtime_info.keep_ckpt_ids = {ids!r:.200}: not a '
+                  'list of steps.', logger='current', level=logging.WARNING)
     return checkpoint

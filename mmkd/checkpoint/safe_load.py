@@ -1,11 +1,7 @@
-"""Loading one checkpoint file as untrusted input: :func:`safe_torch_load`.
-
-Unpickling even with torch's weights-only unpickler can be made to cost far
-more memory and time than the file's size, so the file is unpickled in a
-separate loader process under limits the kernel enforces
-(:mod:`.isolation`), and the training process builds the result from plain
-data with bounds (:mod:`.decode`). ``torch.load`` itself is not changed.
-"""
+"""Load one checkpoint file as untrusted input (:func:`safe_torch_load`):
+even torch's weights-only unpickler can be made to cost far more than the
+file's size, so it runs in a confined loader process (:mod:`.isolation`)
+and the result is built from plain data with bounds (:mod:`.decode`)."""
 import logging
 import os
 import os.path as osp
@@ -15,11 +11,10 @@ from typing import IO, Any, Callable, Optional, Union
 
 from mmengine.logging import print_log
 
-from . import wire
 from .decode import decode
 from .errors import (NEVER_SWITCH_OFF, CheckpointFormatError,
-                     UnsafeCheckpointError, advice)
-from .isolation import budget, channel_size, memory_limit, run_loader
+                     UnsafeCheckpointError)
+from .isolation import run_loader
 
 _warned = set()
 
@@ -53,29 +48,6 @@ def _file_fd(file: IO[bytes]) -> int:
     return copy
 
 
-def _refusal(kind: Any, message: Any, size: int) -> Exception:
-    """The error for a refusal the loader reported."""
-    message = str(message)
-    if kind == wire.UNPICKLER:
-        text = message.split('WeightsUnpickler error:', 1)[-1]
-        text = text.split('Check the documentation of torch.load')[0]
-        text = ' '.join(text.split(' Please use `torch.serialization')[0]
-                        .split())
-        return UnsafeCheckpointError(
-            'it holds Python objects outside the allow-list of plain types '
-            '(tensors, containers, numbers, strings, numeric numpy values, '
-            'mmengine HistoryBuffer), so unpickling it could run code or '
-            f'crash the process. The check found: {text}')
-    if kind == wire.MEMORY:
-        return UnsafeCheckpointError(
-            'unpickling it needed more memory than the limit of '
-            f'{memory_limit(size)} ({message[:200]}). '
-            + advice('MEMORY_BASE'))
-    if kind == wire.REFUSED:
-        return UnsafeCheckpointError(message)
-    return CheckpointFormatError(' '.join(message.split()[:40]))
-
-
 def safe_torch_load(file: Union[str, IO[bytes]],
                     map_location: Optional[Union[str, Callable]] = 'cpu',
                     what: str = 'checkpoint') -> Any:
@@ -84,8 +56,7 @@ def safe_torch_load(file: Union[str, IO[bytes]],
 
     Args:
         file (str | file-like): A local path or an open binary file.
-        map_location (str | callable, optional): As in ``torch.load``
-            (applied here, to each storage and its saved location).
+        map_location (str | callable, optional): As in ``torch.load``.
         what (str): What is loaded and the config key that named it, for
             messages (e.g. ``'teacher checkpoint (model.teacher_checkpoint)'``).
 
@@ -95,9 +66,8 @@ def safe_torch_load(file: Union[str, IO[bytes]],
     Raises:
         FileNotFoundError: ``file`` is a path that does not exist.
         CheckpointFormatError: The file is not a readable PyTorch checkpoint.
-        UnsafeCheckpointError: It holds a global outside the allow-list,
-            loading it exceeds a limit or bound (:mod:`.limits`), its zip
-            layout is not torch's, or the loader crashed.
+        UnsafeCheckpointError: It holds a global outside the allow-list, or
+            loading it exceeds a limit or bound (:mod:`.limits`).
     """
     if isinstance(file, str):
         path = osp.expanduser(file)
@@ -119,24 +89,19 @@ def safe_torch_load(file: Union[str, IO[bytes]],
             print_log(f'mmkd: checkpoints are loaded in a separate process, '
                       f'but here: {warning}. See docs/checkpoint_safety.md.',
                       logger='current', level=logging.WARNING)
-        if 'error' in result:
-            raise _refusal(*result['error'][:2], size)
-        data_size = channel_size(data_fd, budget(size)['output'])
-        return decode(result, data_fd, data_size, size, map_location)
-    except (UnsafeCheckpointError, wire.MalformedResult) as e:
-        reason = str(e).rstrip('.') if isinstance(
-            e, UnsafeCheckpointError) else \
-            f'the loader process returned malformed data ({e})'
+        if 'unsafe' in result:
+            raise UnsafeCheckpointError(str(result['unsafe']))
+        if 'damaged' in result:
+            raise CheckpointFormatError(
+                f'{what}: {name} is not a readable PyTorch checkpoint '
+                f'(truncated or damaged?): {str(result["damaged"])[:2000]}. '
+                'Download or copy it again.')
+        return decode(result, data_fd, os.fstat(data_fd).st_size, size,
+                      map_location)
+    except UnsafeCheckpointError as e:
         raise UnsafeCheckpointError(
-            f'Refusing to load {what} {name}: {reason}.\n{NEVER_SWITCH_OFF}'
-        ) from None
-    except CheckpointFormatError as e:
-        if str(e).startswith(what):
-            raise
-        raise CheckpointFormatError(
-            f'{what}: {name} is not a readable PyTorch checkpoint (truncated '
-            f'or damaged?): {str(e).rstrip(".")}. Download or copy it '
-            'again.') from None
+            f'Refusing to load {what} {name}: {str(e).rstrip(".")}.\n'
+            f'{NEVER_SWITCH_OFF}') from None
     finally:
         os.close(fd)
         if data_fd is not None:

@@ -1,17 +1,12 @@
-"""The limits the loader process puts on itself before it reads a byte of
-the checkpoint (:func:`confine`); the kernel enforces them from then on:
-
-- memory: ``RLIMIT_DATA`` (heap and private mappings) = what it holds now +
-  the allowance. Not ``RLIMIT_AS``: a CUDA build of torch maps gigabytes of
-  address space it never touches;
-- CPU time: ``RLIMIT_CPU``; output: ``RLIMIT_FSIZE`` on every file it
-  writes (a write past it fails with ``EFBIG``); no core dumps;
-- no network: a seccomp filter makes ``socket(2)`` and ``io_uring_setup(2)``
-  fail (x86-64 and aarch64; other ABIs refused outright). Where seccomp is
-  not available this is reported, not ignored.
-"""
+"""The limits the loader process puts on itself (:func:`confine`) before it
+reads a byte: memory (``RLIMIT_DATA``, not ``RLIMIT_AS``: a CUDA build of
+torch maps gigabytes of address space it never touches), CPU time, output
+(``RLIMIT_FSIZE``; a write past it fails with ``EFBIG``), no core dumps and
+no network (seccomp makes ``socket`` and ``io_uring_setup`` fail on x86-64
+and aarch64; where it is not available this is reported)."""
 import ctypes
 import platform
+import re
 import resource
 import signal
 import struct
@@ -26,15 +21,6 @@ _ARCHES = {
     'x86_64': (0xc000003e, 41, 425, 0x40000000),
     'aarch64': (0xc00000b7, 198, 425, 0x7fffffff),
 }
-
-
-def _data_bytes() -> int:
-    """The process's private writable memory now (``VmData``)."""
-    with open('/proc/self/status') as f:
-        for line in f:
-            if line.startswith('VmData:'):
-                return int(line.split()[1]) * 1024
-    raise OSError('/proc/self/status has no VmData line')
 
 
 def _no_sockets() -> None:
@@ -58,13 +44,10 @@ def _no_sockets() -> None:
         (_RET_K, 0, 0, _RET_ALLOW),
         (_RET_K, 0, 0, _RET_ERRNO_EACCES),
     ]
-    code = b''.join(struct.pack('HBBI', *op) for op in program)
-    buffer = ctypes.create_string_buffer(code, len(code))
-
-    class Program(ctypes.Structure):
-        _fields_ = [('len', ctypes.c_ushort), ('filter', ctypes.c_void_p)]
-
-    prog = Program(len(program), ctypes.addressof(buffer))
+    code = ctypes.create_string_buffer(b''.join(
+        struct.pack('HBBI', *op) for op in program))
+    prog = ctypes.create_string_buffer(struct.pack(  # struct sock_fprog
+        '@HP', len(program), ctypes.addressof(code)))
     libc = ctypes.CDLL(None, use_errno=True)
     for args in ((_PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0),
                  (_PR_SET_SECCOMP, _SECCOMP_MODE_FILTER,
@@ -73,13 +56,15 @@ def _no_sockets() -> None:
             raise OSError(ctypes.get_errno(), f'prctl{args[:2]} failed')
 
 
-def confine(memory: int, cpu_seconds: int, output: int) -> List[str]:
+def confine(memory: int, cpu_seconds: int, output: int,
+            wall: float = 0) -> List[str]:
     """Put the limits on this process.
 
     Args:
         memory (int): Bytes it may allocate beyond what it holds now.
         cpu_seconds (int): CPU seconds it may use from now.
         output (int): The largest file it may write, bytes.
+        wall (float): Seconds it may run (``SIGALRM`` ends it; 0: no limit).
 
     Returns:
         list[str]: What could not be applied, for the parent to report.
@@ -87,10 +72,14 @@ def confine(memory: int, cpu_seconds: int, output: int) -> List[str]:
     used = resource.getrusage(resource.RUSAGE_SELF)
     cpu = int(used.ru_utime + used.ru_stime) + cpu_seconds
     signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    signal.signal(signal.SIGALRM, signal.SIG_DFL)
+    signal.alarm(int(wall))
     resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
     resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
     resource.setrlimit(resource.RLIMIT_FSIZE, (output, output))
-    resource.setrlimit(resource.RLIMIT_DATA, (_data_bytes() + memory, ) * 2)
+    with open('/proc/self/status') as f:  # private writable memory now
+        data = int(re.search(r'VmData:\s*(\d+) kB', f.read()).group(1)) << 10
+    resource.setrlimit(resource.RLIMIT_DATA, (data + memory, ) * 2)
     missing = []
     try:
         _no_sockets()

@@ -1,7 +1,6 @@
 """The loader refuses a zip checkpoint ``torch.save`` would not write before
-torch reads it: a compressed member (a zip bomb), members that overlap
-(torch reads the same bytes as many storages) or run past the members'
-end, many unknown members, a TorchScript archive."""
+torch reads it: compressed members (a zip bomb), members that overlap or run
+past the members' end, many unknown members, a TorchScript archive."""
 import re
 import zipfile
 from typing import IO
@@ -31,32 +30,25 @@ def check_layout(file: IO[bytes], max_extra: int) -> None:
         infos, end = archive.infolist(), archive.start_dir
     file.seek(0)
     if any(_SCRIPTED.match(i.filename) for i in infos):
-        raise ValueError(
-            'it is a TorchScript archive (torch.jit.save), not a checkpoint; '
-            'load it with torch.jit.load if you trust it, or save the '
-            "model's state_dict() with torch.save")
+        raise ValueError('it is a TorchScript archive; load it with '
+                         'torch.jit.load if you trust it')
     extra = [i.filename for i in infos if not _KNOWN.match(i.filename)]
     if len(extra) > max_extra:
-        raise Refused(
-            f'it holds {len(extra)} members that torch.save does not write '
-            f'(e.g. {extra[0]!r:.100}); at most {max_extra} are allowed')
+        raise Refused(f'it holds {len(extra)} members that torch.save does '
+                      f'not write (e.g. {extra[0]!r:.100}); at most '
+                      f'{max_extra} are allowed')
     previous = ('', 0)
     for info in sorted(infos, key=lambda i: i.header_offset):
         name = repr(info.filename)[:200]
-        if info.compress_type != zipfile.ZIP_STORED:
-            raise Refused(
-                f'its member {name} is compressed (deflate or other, type '
-                f'{info.compress_type}); torch.save never compresses, and a '
-                'compressed member may inflate to far more than the file')
-        # 30: the local header, which the name follows
         last = info.header_offset + 30 + len(info.filename.encode()) + \
-            info.compress_size
+            info.compress_size  # 30: the local header
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise Refused(f'its member {name} is compressed (deflate or '
+                          'other), which torch.save never does: a zip bomb?')
         if last > end:
-            raise Refused(
-                f'its member {name} declares {info.compress_size:,} bytes, '
-                f'past the end of the members (the file holds {end:,} bytes '
-                'of them)')
+            raise Refused(f'its member {name} declares '
+                          f'{info.compress_size:,} bytes, past the end of '
+                          f'the members ({end:,} bytes)')
         if info.header_offset < previous[1]:
-            raise Refused(f'its members {previous[0]} and {name} overlap '
-                          '(the same bytes read as two records)')
+            raise Refused(f'its members {previous[0]} and {name} overlap')
         previous = (name, last)
