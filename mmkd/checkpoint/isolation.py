@@ -59,8 +59,8 @@ def run_loader(file_fd: int, size: int) -> Tuple[dict, int]:
         size (int): Its size, for the limits.
 
     Returns:
-        tuple: The loader's result (``warnings``; ``error``, or ``storages``
-        and ``value``) and the data channel, which the caller closes.
+        tuple: The loader's result (``warnings``; ``unsafe``, ``damaged``
+        or ``storages`` and ``value``) and the data channel (to close).
 
     Raises:
         UnsafeCheckpointError: A limit was reached, the loader crashed or
