@@ -44,7 +44,8 @@ def check_layout(file: IO[bytes], max_extra: int) -> None:
             info.compress_size  # 30: the local header
         if info.compress_type != zipfile.ZIP_STORED:
             raise Refused(f'its member {name} is compressed (deflate or '
-                          'other), which torch.save never does: a zip bomb?')
+                          'other), which torch.save never does (a zip bomb '
+                          'inflates so)')
         if last > end:
             raise Refused(f'its member {name} declares '
                           f'{info.compress_size:,} bytes, past the end of '
