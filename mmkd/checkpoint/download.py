@@ -1,21 +1,13 @@
-"""Download a checkpoint once, cache it under a name no other URL shares, and
-load it as untrusted input.
-
-torch.hub (and mmengine's ``load_url``) caches a download under the URL's
-file name: ``.../a/teacher.pth`` and ``.../b/teacher.pth?v=2`` share one
-cache entry, so the second silently loads the first's weights. Here the cache
-name starts with a hash of the whole URL. As torch.hub does, a file name
-carrying a hash (``name-<hex>.pth``, OpenMMLab's convention) is checked: the
-download's SHA-256 must start with it. A download that fails the check, or
-that :func:`~mmkd.checkpoint.safe_torch_load` refuses, is removed
-from the cache, so no later load (by mmkd or any other library) finds it.
-"""
+"""Download a checkpoint once and load it as untrusted input, cached under
+a hash of the whole URL (torch.hub's cache name, the URL's file name, is
+shared by URLs ending alike); a ``name-<hex>.pth`` name's hash is checked,
+and a download that fails the check or is refused is removed."""
 import hashlib
 import os
 import os.path as osp
 import re
 import urllib.error
-from typing import Any, Optional
+from typing import Any
 from urllib.parse import urlparse
 
 import torch
@@ -27,50 +19,33 @@ from .safe_load import safe_torch_load
 HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.')
 
 
-def cache_dir() -> str:
-    """``<torch hub dir>/checkpoints/mmkd``: apart from torch.hub's and
-    mmengine's own cache, whose loaders unpickle without mmkd's checks."""
-    return osp.join(torch.hub.get_dir(), 'checkpoints', 'mmkd')
-
-
 def cached_path(url: str) -> str:
-    """Cache path of ``url``: ``<16 hex digits of sha256(url)>_<file name>``.
-    """
+    """``<torch hub dir>/checkpoints/mmkd/<16 hex digits of sha256(url)>_<file
+    name>``, apart from torch.hub's own cache."""
     name = osp.basename(urlparse(url).path) or 'checkpoint.pth'
     digest = hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]
-    return osp.join(cache_dir(), f'{digest}_{name}')
-
-
-def hash_prefix(url: str) -> Optional[str]:
-    """The SHA-256 prefix named in the URL's file name, if any."""
-    match = HASH_IN_NAME.search(osp.basename(urlparse(url).path))
-    return match.group(1) if match else None
+    return osp.join(torch.hub.get_dir(), 'checkpoints', 'mmkd',
+                    f'{digest}_{name}')
 
 
 def _download(url: str, path: str, what: str) -> None:
     os.makedirs(osp.dirname(path), exist_ok=True)
+    named = HASH_IN_NAME.search(osp.basename(urlparse(url).path))
     try:
-        # writes a temporary file and moves it into place when complete;
-        # raises (and removes it) when the hash prefix does not match
         torch.hub.download_url_to_file(
-            url, path, hash_prefix=hash_prefix(url), progress=False)
+            url, path, hash_prefix=named and named.group(1), progress=False)
     except (urllib.error.URLError, OSError) as e:
-        raise OSError(
-            f'{what}: cannot download {url}: {e}. Check the URL and the '
-            'network, or download the file yourself and give its local '
-            'path.') from None
+        raise OSError(f'{what}: cannot download {url}: {e}. Check the URL '
+                      'and the network, or give a local path.') from None
     except RuntimeError as e:  # hash mismatch
-        raise RuntimeError(
-            f'{what}: the download of {url} does not match the hash in its '
-            f'file name ({e}); it was not kept. Download it again, or check '
-            'that the URL is the one you meant.') from None
+        raise RuntimeError(f'{what}: the download of {url} does not match '
+                           f'the hash in its file name ({e}); it was not '
+                           'kept. Check the URL.') from None
 
 
 def load_url(url: str, map_location=None,
              what: str = 'checkpoint') -> Any:
-    """Download ``url`` (once per cache; rank 0 first under
-    torch.distributed) and load it with
-    :func:`~mmkd.checkpoint.safe_torch_load`.
+    """Download ``url`` once (rank 0 first) and load it safely.
 
     Args:
         url (str): An http(s) URL.

@@ -2,30 +2,27 @@
 
 
 class UnsafeCheckpointError(RuntimeError):
-    """A checkpoint is refused before it is loaded: it holds objects outside
-    the allow-list of plain types, or loading it would cost far more than
-    its contents (compressed, overlapping or oversized members, storages
-    larger than their data, allocating calls, nesting too deep)."""
+    """A checkpoint holds objects outside the allow-list, or loading it
+    would exceed a limit or bound (see ``limits``)."""
 
 
 class CheckpointFormatError(ValueError):
-    """A file is not a readable PyTorch checkpoint (empty, truncated, an HTML
-    page, random bytes)."""
+    """A file is not a readable PyTorch checkpoint."""
 
 
-#: Tells the user what not to do, in every refusal.
 NEVER_SWITCH_OFF = (
     'Nothing in the file has been run. Do not load it with '
     'torch.load(weights_only=False) or switch this check off: that is how a '
     'malicious checkpoint runs its code. If the file comes from a source you '
     'trust, ask for (or export there) a plain weights file, e.g. '
     "{'state_dict': model.state_dict()}.")
-
-
-#: The reason given for a checkpoint nested too deeply (``limit``: the
-#: number of levels allowed).
 TOO_DEEP = (
     'it is nested deeper than {limit} levels (containers inside containers; '
-    'state dicts and training checkpoints are nested fewer than 10), too '
-    'deep to check and load safely. If the file is yours, save the weights '
-    'again as a plain state dict')
+    'checkpoints are nested fewer than 10). If the file is yours, save the '
+    'weights again as a plain state dict')
+
+
+def advice(limit: str) -> str:
+    """What to do about ``limits.<limit>`` reached."""
+    return ('If the file is a checkpoint you trust and it needs more, raise '
+            f'mmkd.checkpoint.limits.{limit} before loading it')

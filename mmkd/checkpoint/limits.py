@@ -1,40 +1,40 @@
-"""The bounds a checkpoint must keep before anything in it is inflated,
-allocated or unpickled (see ``docs/checkpoint_safety.md``).
+"""The limits on the loader process and the bounds on its result (see
+``docs/checkpoint_safety.md``). Read at call time: a test, or a user who
+trusts a very large file, may change one before loading."""
 
-Each is far above what ``torch.save`` writes for a real model and is read at
-call time, so a test may lower one with ``monkeypatch.setattr``.
-"""
-
-#: Members a zip checkpoint may hold, and storages a legacy one may declare.
-#: ``torch.save`` writes one record per storage and five small metadata
-#: records; 1,000,000 storages is far beyond any model (a ResNet-50 training
-#: checkpoint with its Adam state holds about 1,000). mmkd's own bookkeeping
-#: of the central directory costs about 200 bytes per member.
-MAX_MEMBERS = 1_000_000
-
-#: Members besides the pickle and the storage records its pickle uses (torch
-#: writes five: ``.format_version``, ``.storage_alignment``, ``byteorder``,
-#: ``version`` and ``.data/serialization_id``).
+#: ``RLIMIT_DATA`` beyond what the loader holds after importing torch:
+#: MEMORY_PER_BYTE × the file's size + MEMORY_BASE (torch.load holds each
+#: storage once, and the pickle's objects).
+MEMORY_PER_BYTE, MEMORY_BASE = 2, 512 << 20
+#: ``RLIMIT_CPU``: CPU_BASE + CPU_PER_GIB per GiB of file, seconds.
+CPU_BASE, CPU_PER_GIB = 20.0, 10.0
+#: Wall-clock seconds: WALL_FACTOR × the CPU limit + WALL_BASE.
+WALL_FACTOR, WALL_BASE = 2.0, 30.0
+#: ``RLIMIT_FSIZE`` on each result channel: the file's size + OUTPUT_BASE.
+OUTPUT_BASE = 64 << 20
+#: Objects a deep copy of the result may visit (every occurrence of a
+#: shared object counted): the file's size in bytes + NODES_BASE.
+NODES_BASE = 1_000_000
+#: Zip members besides those ``torch.save`` writes.
 MAX_EXTRA_MEMBERS = 64
-
-#: Bytes in a member's name (torch names them ``<archive>/data/<key>``, the
-#: archive named after the saved file).
-MAX_NAME_BYTES = 4096
-
-#: Containers inside containers (dicts, lists, tuples, sets, objects'
-#: attributes). State dicts and mmengine's training checkpoints are nested
-#: fewer than 10 levels; walking a deeper one would exhaust Python's stack.
+#: Containers inside containers (checkpoints nest fewer than 10).
 MAX_NESTING = 100
+#: Bytes all tensors may view: VIEWS_PER_BYTE × their storages' bytes +
+#: VIEW_BASE (tied weights view a storage twice; a stride-0 view of one
+#: element claims as many bytes as it likes).
+VIEWS_PER_BYTE, VIEW_BASE = 8, 64 << 20
+#: Keys of one dict or set that may share a hash value with another key.
+HASH_COLLISIONS = 16
 
-#: Elements the calls of a pickle may copy, iterate or hash per byte of the
-#: pickle (:class:`~mmkd.checkpoint.pickle_calls.CopyBudget`). ``torch.save``
-#: touches what it writes at most twice (numpy data: ``_codecs.encode`` makes
-#: bytes of the text, then the array's ``BUILD`` takes them), so a real
-#: training checkpoint stays below 2 (an mmengine checkpoint of 1,200
-#: iterations: 1.7 before its storages and the slack are counted).
-COPIES_PER_BYTE = 4
 
-#: Elements they may touch besides (:data:`COPIES_PER_BYTE` per byte and one
-#: per element of the storages referenced): 65,536, a few MB of Python
-#: objects at most, room for a pattern the count overestimates.
-COPY_SLACK = 1 << 16
+def budget(size: int) -> dict:
+    """The limits for a file of ``size`` bytes, as the loader gets them."""
+    cpu, memory = CPU_BASE + CPU_PER_GIB * size / (1 << 30), int(
+        MEMORY_PER_BYTE * size + MEMORY_BASE)
+    return dict(memory=memory, cpu=max(1, int(cpu)),
+                output=int(size + OUTPUT_BASE),
+                wall=WALL_FACTOR * cpu + WALL_BASE, max_nesting=MAX_NESTING,
+                max_extra_members=MAX_EXTRA_MEMBERS,
+                memory_text=f'{memory / (1 << 20):,.0f} MiB = '
+                f'{MEMORY_PER_BYTE} × the file size {size / (1 << 20):,.1f} '
+                f'MiB + {MEMORY_BASE >> 20} MiB')

@@ -7,9 +7,7 @@ from typing import Any, Optional
 
 from mmengine.logging import print_log
 
-# runtime-info keys that name checkpoint files, and the file names each may
-# have: CheckpointHook deletes best_ckpt* ("the previous best") when it saves
-# a new best, named best_<metric>_<iter_N.pth | epoch_N.pth>
+# runtime-info keys that name files CheckpointHook deletes, and their names
 BEST_CKPT_KEY = re.compile(r'^best_ckpt(_.+)?$')
 _PATH_INFO = {
     BEST_CKPT_KEY: re.compile(r'^best_.+\.pth$'),
@@ -18,20 +16,13 @@ _PATH_INFO = {
 
 
 def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
-    """Remove from a loaded checkpoint what mmengine's ``Runner.resume`` and
-    ``CheckpointHook`` would execute or turn into file removals, in place.
+    """Remove, in place, what mmengine's resume would execute or delete:
 
-    - ``meta['config']``: ``Runner.resume`` executes it as Python
-      (``Config.fromstring(..., '.py')``) only to read ``gpu_ids``. It is
-      removed (the check it served is skipped).
-    - ``message_hub.runtime_info`` ``best_ckpt*``: paths that
-      ``CheckpointHook`` deletes ("the previous best"). Kept only when they
-      name a ``best_*.pth`` file in the folder of the checkpoint being loaded
-      (``source``), i.e. a best checkpoint of that run; ``last_ckpt`` only
-      when it names a ``.pth`` file there. Otherwise removed, with a
-      warning.
-    - ``keep_ckpt_ids``: checkpoint steps ``CheckpointHook`` deletes; kept
-      only as a list of non-negative ints.
+    - ``meta['config']``, which ``Runner.resume`` executes as Python;
+    - ``message_hub.runtime_info`` ``best_ckpt*`` (deleted by
+      ``CheckpointHook`` as "the previous best") unless a ``best_*.pth``
+      beside ``source``, ``last_ckpt`` unless a ``.pth`` there (warned);
+    - ``keep_ckpt_ids`` unless a list of non-negative ints (warned).
 
     Args:
         checkpoint: The loaded checkpoint.
@@ -46,9 +37,8 @@ def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
     meta = checkpoint.get('meta')
     if isinstance(meta, dict) and 'config' in meta:
         meta.pop('config')
-        print_log("Dropped meta['config'] of the loaded checkpoint: mmengine "
-                  'would execute it as Python on resume.', logger='current',
-                  level=logging.DEBUG)
+        print_log("Dropped meta['config'] of the loaded checkpoint (mmengine "
+                  'would execute it).', logger='current', level=logging.DEBUG)
     hub = checkpoint.get('message_hub')
     info = hub.get('runtime_info') if isinstance(hub, dict) else None
     if not isinstance(info, dict):
@@ -65,16 +55,14 @@ def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
               and osp.realpath(osp.dirname(osp.abspath(value))) == folder)
         if not ok:
             info.pop(key)
-            print_log(
-                f'Ignored message_hub.runtime_info.{key} = {value!r:.200} of '
-                'the loaded checkpoint: it does not name a checkpoint file '
-                'beside the loaded one, and mmengine would delete that path.',
-                logger='current', level=logging.WARNING)
+            print_log(f'Ignored runtime_info.{key} = {value!r:.200} of the '
+                      'loaded checkpoint: not a checkpoint beside it, and '
+                      'mmengine would delete it.', logger='current',
+                      level=logging.WARNING)
     ids = info.get('keep_ckpt_ids')
     if ids is not None and not (isinstance(ids, list) and all(
             type(i) is int and i >= 0 for i in ids)):
         info.pop('keep_ckpt_ids')
-        print_log(f'Ignored message_hub.runtime_info.keep_ckpt_ids = '
-                  f'{ids!r:.200}: expected a list of iteration numbers.',
-                  logger='current', level=logging.WARNING)
+        print_log(f'Ignored runtime_info.keep_ckpt_ids = {ids!r:.200}: not a '
+                  'list of steps.', logger='current', level=logging.WARNING)
     return checkpoint

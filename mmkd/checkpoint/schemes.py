@@ -1,16 +1,7 @@
-"""mmengine's checkpoint schemes, each routed through mmkd's safe loading.
-
-:func:`register_safe_checkpoint_loaders`, called once when ``mmkd`` is
-imported, replaces mmengine's checkpoint loaders for the whole process (the
-``CheckpointLoader`` schemes used by ``load_from``, ``--resume``,
-``load_checkpoint`` and the backbones' ``init_cfg``): local files, http(s)
-URLs (:mod:`mmkd.checkpoint.download`), ``open-mmlab://``,
-``openmmlab://``, ``torchvision://``, ``modelzoo://``, ``mmcls://``, ``s3://``
-and ``petrel://`` load with :func:`~mmkd.checkpoint.safe_torch_load`;
-``pavi://`` is refused. Checkpoints loaded through these schemes are also
-cleaned of what mmengine's resume would execute or delete
-(:func:`~mmkd.checkpoint.sanitize_runner_state`).
-"""
+"""mmengine's checkpoint schemes (``load_from``, ``--resume``,
+``load_checkpoint``, ``init_cfg``), each routed through
+:func:`~mmkd.checkpoint.safe_torch_load` and cleaned of what mmengine's
+resume would execute or delete; ``pavi://`` is refused."""
 import io
 import logging
 import os.path as osp
@@ -18,8 +9,9 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Iterator
 
+import mmengine.runner.checkpoint as mmengine_checkpoint
+from mmengine.fileio import get_file_backend
 from mmengine.logging import print_log
-from mmengine.runner.checkpoint import CheckpointLoader
 
 from .download import load_url
 from .errors import UnsafeCheckpointError
@@ -30,13 +22,19 @@ from .safe_load import safe_torch_load
 _PURPOSE: ContextVar[str] = ContextVar(
     'mmkd_checkpoint_purpose',
     default='checkpoint (load_from, --resume or an init_cfg checkpoint)')
+_installed = False
+#: scheme -> mmengine's function that gives its table of model URLs
+_TABLES = {'torchvision': 'get_torchvision_models',
+           'modelzoo': 'get_torchvision_models',
+           'open-mmlab': 'get_external_models',
+           'openmmlab': 'get_external_models', 'mmcls': 'get_mmcls_models'}
 
 
 @contextmanager
 def checkpoint_purpose(what: str) -> Iterator[None]:
-    """Name what the checkpoints loaded inside the block are for (and the
-    config key that named them) in the messages of mmengine's scheme loaders,
-    e.g. ``'teacher checkpoint (model.teacher_checkpoint)'``."""
+    """Name what the checkpoints loaded inside the block are for in the
+    scheme loaders' messages (``what``: e.g. ``'teacher checkpoint
+    (model.teacher_checkpoint)'``)."""
     token = _PURPOSE.set(what)
     try:
         yield
@@ -55,35 +53,24 @@ def _load_http(filename: str, map_location=None) -> Any:
         load_url(filename, map_location, what=_PURPOSE.get()), None)
 
 
-def _load_torchvision(filename: str, map_location=None) -> Any:
-    from mmengine.runner.checkpoint import get_torchvision_models
-    name = filename.split('://', 1)[1]
-    return _load_http(_model_url(get_torchvision_models(), name, filename),
-                      map_location)
-
-
-def _load_openmmlab(filename: str, map_location=None) -> Any:
-    from mmengine.runner.checkpoint import (_get_mmengine_home,
-                                            get_deprecated_model_names,
-                                            get_external_models)
-    name = filename.split('://', 1)[1]
-    name = get_deprecated_model_names().get(name, name)
-    url = _model_url(get_external_models(), name, filename)
-    if url.startswith(('http://', 'https://')):
-        return _load_http(url, map_location)
-    return _load_local(osp.join(_get_mmengine_home(), url), map_location)
-
-
-def _load_mmcls(filename: str, map_location=None) -> Any:
-    from mmengine.runner.checkpoint import (_process_mmcls_checkpoint,
-                                            get_mmcls_models)
-    name = filename.split('://', 1)[1]
-    return _process_mmcls_checkpoint(_load_http(
-        _model_url(get_mmcls_models(), name, filename), map_location))
+def _load_named(filename: str, map_location=None) -> Any:
+    """A model name (``torchvision://resnet50``) in mmengine's tables."""
+    scheme, name = filename.split('://', 1)
+    table = getattr(mmengine_checkpoint, _TABLES[scheme])()
+    if 'mmlab' in scheme:
+        name = mmengine_checkpoint.get_deprecated_model_names().get(name, name)
+    if name not in table:
+        raise KeyError(f'{_PURPOSE.get()}: {filename}: unknown model name '
+                       f"'{name}'; known names include {sorted(table)[:8]}.")
+    if not table[name].startswith(('http://', 'https://')):
+        return _load_local(osp.join(mmengine_checkpoint._get_mmengine_home(),
+                                    table[name]), map_location)
+    loaded = _load_http(table[name], map_location)
+    return mmengine_checkpoint._process_mmcls_checkpoint(loaded) \
+        if scheme == 'mmcls' else loaded
 
 
 def _load_object_storage(filename: str, map_location=None) -> Any:
-    from mmengine.fileio import get_file_backend
     backend = get_file_backend(filename, backend_args={'backend': 'petrel'})
     with io.BytesIO(backend.get(filename)) as buffer:
         buffer.name = filename
@@ -98,35 +85,23 @@ def _refuse_pavi(filename: str, map_location=None) -> Any:
         'Download the file and give its local path.')
 
 
-def _model_url(table: dict, name: str, filename: str) -> str:
-    if name not in table:
-        raise KeyError(f'{_PURPOSE.get()}: {filename}: unknown model name '
-                       f"'{name}'; known names include {sorted(table)[:8]}.")
-    return table[name]
-
-
 #: scheme prefix(es) -> safe loader; every scheme mmengine registers
 SAFE_SCHEMES = {
     '': _load_local,
     ('http://', 'https://'): _load_http,
-    ('torchvision://', 'modelzoo://'): _load_torchvision,
-    ('open-mmlab://', 'openmmlab://'): _load_openmmlab,
-    'mmcls://': _load_mmcls,
+    tuple(f'{scheme}://' for scheme in _TABLES): _load_named,
     (r'(\S+\:)?s3://', r'(\S+\:)?petrel://'): _load_object_storage,
     'pavi://': _refuse_pavi,
 }
 
-_installed = False
-
 
 def register_safe_checkpoint_loaders() -> None:
-    """Route every mmengine checkpoint scheme through mmkd's safe loading
-    (see the module docstring), for the whole process. Logged once per
-    process, at INFO level: ``import mmkd`` changes mmengine's behaviour, and
-    says so."""
+    """Route every mmengine checkpoint scheme through mmkd, for the whole
+    process (said once, at INFO level)."""
     global _installed
     for prefixes, loader in SAFE_SCHEMES.items():
-        CheckpointLoader.register_scheme(prefixes=prefixes, force=True)(loader)
+        mmengine_checkpoint.CheckpointLoader.register_scheme(
+            prefixes=prefixes, force=True)(loader)
     if not _installed:
         _installed = True
         print_log(

@@ -2,12 +2,13 @@
 unpickler calls allow-listed globals (``set``, ``OrderedDict``,
 ``_codecs.encode``, ...) with any arguments, so a small file that repeats a
 copying call on one shared value, or iterates a tensor viewed as far more
-rows than its storage holds, takes a loader's memory. The pickle scan
-charges each call what it copies and refuses before anything is
-unpickled; ordinary checkpoints are far inside the bound."""
+rows than its storage holds, takes a loader's memory. The loader
+process's memory and CPU limits stop each (made small here), the bounds on
+its result refuse what a deep copy would unfold, and ordinary checkpoints
+are far inside them."""
 import collections
 import io
-import tracemalloc
+import time
 
 import numpy as np
 import pytest
@@ -15,7 +16,6 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
 from mmkd.checkpoint import UnsafeCheckpointError, limits, safe_torch_load
-from mmkd.checkpoint.bounds import check_checkpoint
 
 
 class Calls:
@@ -37,18 +37,23 @@ def save(tmp_path, obj, name='ckpt.pth'):
     return str(path)
 
 
-def refused_by_the_scan(path, match):
-    """The checks before unpickling refuse ``path`` with a message matching
-    ``match``, holding less than 1 MB at their peak."""
-    with open(path, 'rb') as f:
-        tracemalloc.start()
-        try:
-            with pytest.raises(UnsafeCheckpointError, match=match):
-                check_checkpoint(f)
-        finally:
-            peak = tracemalloc.get_traced_memory()[1]
-            tracemalloc.stop()
-    assert peak < 1 << 20
+@pytest.fixture(autouse=True)
+def small_limits(monkeypatch):
+    """Limits small enough that each attack is stopped in a few seconds."""
+    monkeypatch.setattr(limits, 'MEMORY_BASE', 64 << 20)
+    monkeypatch.setattr(limits, 'CPU_BASE', 2.0)
+
+
+#: How the loader process's limits, or the bounds on its result, refuse.
+BOUNDED = 'memory than the limit|CPU-time limit|a deep copy of it would visit'
+
+
+def refused_by_the_scan(path, match=BOUNDED):
+    """``path`` is refused within the bounds, in less than 10 s."""
+    start = time.perf_counter()
+    with pytest.raises(UnsafeCheckpointError, match=match):
+        safe_torch_load(path)
+    assert time.perf_counter() - start < 10
 
 
 def test_a_copying_call_repeated_on_one_shared_value_is_refused(tmp_path):
@@ -56,24 +61,7 @@ def test_a_copying_call_repeated_on_one_shared_value_is_refused(tmp_path):
     that took 207 MB to load. Refused by the scan, which holds < 1 MB."""
     shared = list(range(100_000))
     path = save(tmp_path, [Calls(set, shared) for _ in range(50)])
-    refused_by_the_scan(path, r'or hash .* builtins\.set\(\.\.\.\)')
-    with pytest.raises(UnsafeCheckpointError, match="iterate or hash"):
-        safe_torch_load(path)
-
-
-def test_the_budget_is_the_pickle_read_so_far(tmp_path, monkeypatch):
-    """At one element per byte and without slack, a call may copy what the
-    pickle has written before it: one set() of an inline list loads, a
-    second one of the same (memoized) list is refused."""
-    monkeypatch.setattr(limits, 'COPIES_PER_BYTE', 1)
-    monkeypatch.setattr(limits, 'COPY_SLACK', 0)
-    shared = list(range(1000))
-    once = save(tmp_path, {'s': Calls(set, shared)}, 'once.pth')
-    assert safe_torch_load(once)['s'] == set(shared)
-    twice = save(tmp_path, {'s': Calls(set, shared), 't': Calls(set, shared)},
-                 'twice.pth')
-    with pytest.raises(UnsafeCheckpointError, match="iterate or hash"):
-        safe_torch_load(twice)
+    refused_by_the_scan(path)
 
 
 def test_building_many_objects_from_one_shared_state_is_refused(tmp_path):
@@ -82,9 +70,7 @@ def test_building_many_objects_from_one_shared_state_is_refused(tmp_path):
     state = {f'k{i}': i for i in range(100_000)}
     path = save(tmp_path, [Calls(collections.OrderedDict, state=state)
                            for _ in range(200)])
-    with pytest.raises(UnsafeCheckpointError,
-                       match=r'copy, iterate or hash .*BUILD'):
-        safe_torch_load(path)
+    refused_by_the_scan(path)
 
 
 def test_encoding_one_shared_string_again_and_again_is_refused(tmp_path):
@@ -92,14 +78,14 @@ def test_encoding_one_shared_string_again_and_again_is_refused(tmp_path):
     text = 'x' * 1_000_000
     path = save(tmp_path, [Calls(_codecs.encode, text, 'latin1')
                            for _ in range(200)])
-    refused_by_the_scan(path, r'copy, iterate or hash .*_codecs\.encode')
+    refused_by_the_scan(path)
 
 
 @pytest.mark.parametrize('codec', ['utf-32', 'unicode_escape', 'rot13'])
 def test_encode_takes_only_latin1(tmp_path, codec):
     import _codecs
     path = save(tmp_path, {'b': Calls(_codecs.encode, 'abc', codec)})
-    with pytest.raises(UnsafeCheckpointError, match=f"codec '{codec}'"):
+    with pytest.raises(UnsafeCheckpointError, match=f"codec is|'{codec}'"):
         safe_torch_load(path)
 
 
@@ -109,7 +95,7 @@ def test_iterating_a_tensor_is_refused(tmp_path, func):
     took 660 MB from a 1.5 KB file."""
     view = torch.zeros(1).expand(1_000_000)
     path = save(tmp_path, {'x': Calls(func, view)})
-    refused_by_the_scan(path, 'on a tensor or storage')
+    refused_by_the_scan(path)
 
 
 def test_a_device_copy_is_charged_the_elements_of_its_view(tmp_path):
@@ -125,9 +111,7 @@ def test_a_device_copy_is_charged_the_elements_of_its_view(tmp_path):
     view = torch.zeros(1).expand(10_000_000)
     bomb = save(tmp_path, {'x': Calls(rebuild, view, torch.float64, 'cpu',
                                       False)}, 'b.pth')
-    with pytest.raises(UnsafeCheckpointError,
-                       match=r'10,000,0\d\d elements .*device_tensor'):
-        safe_torch_load(bomb)
+    refused_by_the_scan(bomb)
 
 
 def test_history_buffer_is_built_only_from_its_state(tmp_path):
@@ -147,18 +131,18 @@ def test_history_buffer_is_built_only_from_its_state(tmp_path):
     np.testing.assert_array_equal(buffer.data[0], [1.0, 2.0, 4.0])
 
 
-def test_call_arguments_must_be_a_tuple(tmp_path):
-    """func(*args) also takes a list; pickle never writes one."""
+def test_call_arguments_that_are_not_a_tuple_cost_nothing(tmp_path):
+    """func(*args) also takes a list; pickle never writes one. The scanner
+    refused it; torch's unpickler makes the call (set() here), within the
+    loader process's limits like any other."""
     from test_checkpoint_bounds import with_pickle
     pickle_bytes = b'\x80\x02cbuiltins\nset\n]R.'
-    with pytest.raises(UnsafeCheckpointError, match='not a tuple'):
-        safe_torch_load(with_pickle(tmp_path, pickle_bytes))
+    assert safe_torch_load(with_pickle(tmp_path, pickle_bytes)) == set()
 
 
 def test_ordinary_copies_are_far_inside_the_budget(tmp_path, monkeypatch):
     """torch.save's own copies (bytes, sets, OrderedDicts, numpy values,
     tensors) load without slack."""
-    monkeypatch.setattr(limits, 'COPY_SLACK', 0)
     obj = {'state_dict': collections.OrderedDict(
         (f'layer{i}.weight', torch.randn(3, 2)) for i in range(50)),
         'set': set(range(500)), 'bytes': [bytes([i]) * 40 for i in range(50)],
@@ -177,26 +161,6 @@ def test_ordinary_copies_are_far_inside_the_budget(tmp_path, monkeypatch):
         np.testing.assert_array_equal(got, want)
 
 
-def test_a_storage_counts_once_however_often_it_is_referenced(tmp_path):
-    """The budget grows by a storage's elements once: referencing one
-    storage many times does not buy copies."""
-    from mmkd.checkpoint.pickle_calls import CopyBudget
-
-    class Window:
-        def tell(self):
-            return 0
-
-    budget = CopyBudget(Window())
-    for _ in range(5):
-        budget.add_storage('0', 1000)
-    budget.add_storage('1', 10)
-    assert budget.storage_elements == 1010
-    budget.charge(1010 + limits.COPY_SLACK, 'a call')
-    with pytest.raises(UnsafeCheckpointError, match='the last: another'):
-        budget.charge(1, 'another')
-
-
-
 def _doubling_tuple_key(levels):
     """``{T: 1}`` where ``T`` = ``(T', T')`` nested ``levels`` times: a few
     bytes of pickle per level, 2**levels items visited to hash the key."""
@@ -211,16 +175,13 @@ def test_a_dict_key_of_shared_tuples_is_refused_before_it_is_hashed(
     2**60 steps (22 levels already took 0.24 s); refused from the scan."""
     from test_checkpoint_bounds import with_pickle
     path = with_pickle(tmp_path, _doubling_tuple_key(60))
-    with pytest.raises(UnsafeCheckpointError,
-                       match=r'iterate or hash .*a dict key that is a tuple'):
-        safe_torch_load(path)
+    refused_by_the_scan(path)
     small = with_pickle(tmp_path, _doubling_tuple_key(3), 'small.pth')
     (key, value), = safe_torch_load(small).items()
     assert value == 1 and key[0] is key[1] and len(str(key)) > 20
 
 
 def test_tuple_keys_of_ordinary_dicts_load(tmp_path, monkeypatch):
-    monkeypatch.setattr(limits, 'COPY_SLACK', 0)
     obj = {(1, 2): 'a', ('x', (3, 4)): 'b', (): 'c'}
     assert safe_torch_load(save(tmp_path, obj)) == obj
 
@@ -230,9 +191,7 @@ def test_a_shared_torch_size_as_the_key_of_many_dicts_is_refused(tmp_path):
     as the key of 50 dicts is hashed 50 times."""
     size = torch.Size(range(100_000))
     path = save(tmp_path, [{size: i} for i in range(50)])
-    with pytest.raises(UnsafeCheckpointError,
-                       match='a dict key that is a tuple'):
-        safe_torch_load(path)
+    refused_by_the_scan(path)
 
 
 def test_a_long_training_run_checkpoint_loads_without_slack(tmp_path,
@@ -243,7 +202,6 @@ def test_a_long_training_run_checkpoint_loads_without_slack(tmp_path,
     checkpoint of 3,000 iterations of five scalars loads without slack
     (this pattern refused the demo's 1,200-iteration checkpoints while the
     budget was one element per byte)."""
-    monkeypatch.setattr(limits, 'COPY_SLACK', 0)
     hub = MessageHub.get_instance('test_long_run')
     rng = np.random.default_rng(0)
     for _ in range(3000):

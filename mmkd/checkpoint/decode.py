@@ -1,0 +1,239 @@
+"""Build the loaded checkpoint in the training process from the loader's
+tagged data (:mod:`.wire`), with bounds: nesting, what a deep copy would
+visit (shared objects unfolded), keys sharing a hash, views of storages
+(see :mod:`.limits`). Storages are views of one mapping of the data channel,
+in order, not overlapping; sparse tensors, numpy values and HistoryBuffers
+are checked."""
+import contextlib
+import math
+import mmap
+import pickle
+from collections import OrderedDict
+from typing import Any, Callable, Iterator, List, Tuple
+
+import torch
+from mmengine.logging import HistoryBuffer
+
+from . import limits, wire
+from .allow_list import STATISTICS
+from .errors import TOO_DEEP, UnsafeCheckpointError
+from .safe_numpy import build_numpy
+
+_LAYOUTS = {str(layout): layout for layout in wire.SPARSE}
+_NESTED = set(wire.CONTAINERS) | {'d', 'o', 'n', 'x', 'y'}
+_PLAIN = (type(None), bool, int, float, str)
+Entry = Tuple[Any, int, int]  # value, levels of nesting, unfolded size
+
+
+def _ints(values: Any, most: int = 64) -> List[int]:
+    if type(values) is not list or len(values) > most or any(
+            type(v) is not int or v < 0 for v in values):
+        raise wire.MalformedResult(f'sizes {values!r:.100}')
+    return values
+
+
+@contextlib.contextmanager
+def _invalid(what: str) -> Iterator[None]:
+    """Refuse ``what`` if torch finds it invalid."""
+    try:
+        yield
+    except RuntimeError as e:
+        raise UnsafeCheckpointError(f'{what} that is not valid: '
+                                    f'{" ".join(str(e).split())[:300]}'
+                                    ) from None
+
+
+class Decoder:
+    """Builds one result.
+
+    Args:
+        table (list): ``[offset, nbytes, location]`` of each storage.
+        data_fd (int): The data channel; ``data_size``: its bytes.
+        file_size (int): The checkpoint's size, for the bound on nodes.
+        map_location: As in ``torch.load``.
+    """
+
+    def __init__(self, table: Any, data_fd: int, data_size: int,
+                 file_size: int, map_location: Any) -> None:
+        self.max_views = limits.VIEWS_PER_BYTE * data_size + limits.VIEW_BASE
+        self.views, self.storages, self.memo = 0, [], []
+        self.max_nodes = file_size + limits.NODES_BASE
+        restore = torch.serialization._get_restore_location(map_location)
+        buffer = mmap.mmap(data_fd, data_size, mmap.MAP_SHARED | getattr(
+            mmap, 'MAP_POPULATE', 0)) if data_size else None
+        end = 0
+        for offset, nbytes, location in table:
+            _ints([offset, nbytes])
+            if offset < end or offset + nbytes > data_size or \
+                    type(location) is not str:
+                raise wire.MalformedResult(f'storage {offset}+{nbytes}')
+            end = offset + nbytes
+            data = torch.frombuffer(buffer, dtype=torch.uint8, count=nbytes,
+                                    offset=offset) if nbytes else \
+                torch.empty(0, dtype=torch.uint8)
+            self.storages.append(restore(data.untyped_storage(),
+                                         location[:64]))
+
+    def value(self, data: Any, level: int) -> Entry:
+        """Build ``data``, a value at nesting ``level``."""
+        if type(data) is not list or not data:
+            raise wire.MalformedResult(f'a value {data!r:.60}')
+        tag, parts, plain = data[0], [], [0]
+        if tag == 'r':
+            self.refuse_depth(level - 1 + self.memo[data[1]][1])
+            return self.memo[data[1]]
+        self.refuse_depth(level if tag in _NESTED else 0)
+
+        def inner(item: Any) -> Any:
+            if type(item) in _PLAIN:
+                plain[0] += 1
+                return item
+            parts.append(self.value(item, level + 1))
+            return parts[-1][0]
+
+        value = self.build(tag, data, inner)
+        entry = (value, 1 + max((p[1] for p in parts), default=0)
+                 if tag in _NESTED else 0, 1 + plain[0] + sum(
+                     p[2] for p in parts))
+        if entry[2] > self.max_nodes:
+            raise UnsafeCheckpointError(
+                f'a deep copy of it would visit more than {self.max_nodes:,}'
+                ' objects (shared many times over: a DAG?)')
+        if tag not in wire.INLINE:
+            self.memo.append(entry)
+        return entry
+
+    @staticmethod
+    def refuse_depth(depth: int) -> None:
+        if depth > limits.MAX_NESTING:
+            raise UnsafeCheckpointError(
+                TOO_DEEP.format(limit=limits.MAX_NESTING))
+
+    def build(self, tag: str, data: list, inner: Callable) -> Any:
+        """The value of tagged ``data``; ``inner`` builds a value in it."""
+        if tag in wire.INLINE:
+            return wire.INLINE[tag][2](data[1])
+        if tag in wire.CONTAINERS:
+            items = [inner(d) for d in data[1:]]
+            if tag in 'sf':
+                self.check_hashes(items)
+            if tag == 'z':
+                _ints(items, len(items))
+            return wire.CONTAINERS[tag](items)
+        if tag in ('d', 'o'):
+            attrs = inner(data[1]) if tag == 'o' else None
+            items = [inner(d) for d in data[2 if tag == 'o' else 1:]]
+            self.check_hashes(items[0::2])
+            return self.set_attributes((dict if tag == 'd' else OrderedDict)(
+                zip(items[0::2], items[1::2])), attrs)
+        if tag == 'n':
+            if data[1] == 'HistoryBuffer' and data[2] != ['l']:
+                raise UnsafeCheckpointError(  # before its arguments are built
+                    'HistoryBuffer(...) with arguments is not allowed '
+                    '(torch.save writes HistoryBuffer() and its state)')
+            return self.call(data[1], inner(data[2]), inner(data[3]))
+        if tag == 'g':
+            storage = self.storages[data[1]]
+            return storage if data[2] is None else torch.TypedStorage(
+                wrap_storage=storage, dtype=wire.dtype(data[2]),
+                _internal=True)
+        if tag == 'x':
+            return self.tensor(data, inner(data[1]))
+        if tag == 'y':
+            return self.sparse(data, [inner(d) for d in data[4:]])
+        raise wire.MalformedResult(f'unknown tag {tag!r:.20}')
+
+    @staticmethod
+    def call(kind: str, args: list, state: Any) -> Any:
+        """The value a call the loader recorded makes (see
+        :mod:`.allow_list`)."""
+        if kind == 'HistoryBuffer':
+            if type(state) is not dict or any(type(k) is not str
+                                              for k in state):
+                raise UnsafeCheckpointError(f'a HistoryBuffer state '
+                                            f'{state!r:.60} is not allowed')
+            buffer = HistoryBuffer.__new__(HistoryBuffer)
+            buffer.__setstate__(dict(state))
+            return buffer
+        if kind == 'statistic':
+            allowed = STATISTICS | set(HistoryBuffer._statistics_methods)
+            if args[0] not in allowed:
+                raise UnsafeCheckpointError(f'getattr(HistoryBuffer, '
+                                            f'{args[0]!r:.60}) is not allowed')
+            return getattr(HistoryBuffer, args[0])
+        try:
+            return build_numpy(kind, args, state)
+        except pickle.UnpicklingError as e:
+            raise UnsafeCheckpointError(str(e).rstrip('.')) from None
+
+    def check_hashes(self, keys: List[Any]) -> None:
+        shared = len(keys) - len({hash(k) for k in keys})
+        if shared > limits.HASH_COLLISIONS:
+            raise UnsafeCheckpointError(
+                f'{shared:,} keys of one dict or set share hash values (at '
+                f'most {limits.HASH_COLLISIONS} may): quadratic to insert')
+
+    @staticmethod
+    def set_attributes(obj: Any, attrs: Any) -> Any:
+        """``obj`` with the attributes a pickle gave it (e.g. a state
+        dict's ``_metadata``), set without calling any setter."""
+        if attrs is not None and (type(attrs) is not dict or any(
+                type(k) is not str or hasattr(type(obj), k) for k in attrs)):
+            raise UnsafeCheckpointError(f'attributes {attrs!r:.100} of a '
+                                        f'{type(obj).__name__} are not allowed')
+        if attrs:
+            obj.__dict__.update(attrs)
+        return obj
+
+    def tensor(self, data: list, attrs: Any) -> torch.Tensor:
+        _, _, index, dtype, offset, sizes, strides, flags = data
+        storage, dtype = self.storages[index], wire.dtype(dtype)
+        sizes, strides = _ints(sizes), _ints(strides)
+        claimed = math.prod(sizes) * dtype.itemsize
+        self.views += claimed
+        if claimed and (claimed > storage.nbytes()
+                        or self.views > self.max_views):
+            raise UnsafeCheckpointError(
+                f'a tensor of size {sizes} claims {claimed:,} bytes of a '
+                f'{storage.nbytes():,}-byte storage (all views at most '
+                f'{self.max_views:,}): copying it would allocate that much')
+        with _invalid('a tensor view of its storage'):
+            t = torch.empty(0, dtype=dtype, device=storage.device).set_(
+                storage, _ints([offset])[0], sizes, strides)
+        if flags & wire.PARAMETER:
+            t = torch.nn.Parameter(t, bool(flags & wire.REQUIRES_GRAD))
+        elif flags & wire.REQUIRES_GRAD:
+            t.requires_grad_(True)
+        return self.set_attributes(t, attrs)
+
+    def sparse(self, data: list, parts: List[Any]) -> torch.Tensor:
+        layout, sizes = _LAYOUTS.get(data[1]), _ints(data[2])
+        if layout is None or len(parts) != len(wire.SPARSE[layout]) or any(
+                type(t) is not torch.Tensor for t in parts):
+            raise wire.MalformedResult(f'{len(parts)} sparse parts')
+        with _invalid(f'it holds a {layout} tensor of size {sizes}'):
+            if layout == torch.sparse_coo:
+                return torch.sparse_coo_tensor(
+                    *parts, sizes, check_invariants=True,
+                    is_coalesced=bool(data[3]) or None)
+            return torch.sparse_compressed_tensor(
+                *parts, sizes, layout=layout, check_invariants=True)
+
+
+def decode(result: Any, data_fd: int, data_size: int, file_size: int,
+           map_location: Any) -> Any:
+    """The checkpoint in the loader's ``result`` (``storages``, ``value``).
+
+    Raises:
+        UnsafeCheckpointError: A bound is exceeded.
+        MalformedResult: The data does not follow :mod:`.wire`.
+    """
+    try:
+        value = result['value']
+        return value if type(value) in _PLAIN else Decoder(
+            result['storages'], data_fd, data_size, file_size,
+            map_location).value(value, 1)[0]
+    except (IndexError, KeyError, TypeError, ValueError,
+            AttributeError) as e:
+        raise wire.MalformedResult(f'{type(e).__name__}: {e}'[:200]) \
+            from None

@@ -1,0 +1,135 @@
+"""Write what ``torch.load`` returned in the loader process as tagged plain
+data (:mod:`.wire`), storages' bytes to the data channel. A shared object
+is written once, then referred to (``['r', index]``: the training process
+bounds its unfolding); anything but exact plain types, or nesting deeper
+than the limit (a cycle, too), is :class:`Refused`."""
+import os
+from collections import OrderedDict
+from typing import Any, Dict, List
+
+import torch
+
+from . import wire
+from .allow_list import Call
+from .errors import TOO_DEEP
+
+_TAGS = {kind: tag for tag, kind in wire.CONTAINERS.items()}
+_INLINE = {kind: (tag, to) for tag, (kind, to, _) in wire.INLINE.items()}
+
+
+class Refused(Exception):
+    """The loaded object cannot be handed back (the message says why)."""
+
+
+class Encoder:
+    """Writes one loaded checkpoint.
+
+    Args:
+        data_fd (int): The data channel.
+        locations (dict): ``storage._cdata`` -> its saved location.
+        max_nesting (int): Containers inside containers allowed.
+    """
+
+    def __init__(self, data_fd: int, locations: Dict[int, str],
+                 max_nesting: int) -> None:
+        self.data_fd, self.locations = data_fd, locations
+        self.max_nesting = max_nesting
+        self.index: Dict[int, int] = {}  # id -> index of a written object
+        self.keep: List[Any] = []  # written by id: keep the ids unique
+        self.storages: Dict[int, int] = {}  # storage _cdata -> index
+        self.table: List[list] = []  # [offset, nbytes, location]
+        self.pending: List[memoryview] = []  # bytes not yet written
+        self.end = self.written = 0
+
+    def result(self, obj: Any) -> dict:
+        """The loader's result for ``obj``."""
+        value = self.value(obj, 1)
+        self.flush()
+        return {'storages': self.table, 'value': value}
+
+    def value(self, obj: Any, depth: int) -> Any:
+        """``obj`` as tagged data (``depth``: its level of nesting)."""
+        kind = type(obj)
+        if kind in (type(None), bool, float, str) or \
+                kind is int and -2**63 < obj < 2**63:
+            return obj
+        if kind in _INLINE:
+            return [_INLINE[kind][0], _INLINE[kind][1](obj)]
+        if id(obj) in self.index:
+            return ['r', self.index[id(obj)]]
+        if depth > self.max_nesting:
+            raise Refused(TOO_DEEP.format(limit=self.max_nesting))
+        value = self.container(obj, kind, depth + 1)
+        self.index[id(obj)] = len(self.keep)
+        self.keep.append(obj)
+        return value
+
+    def container(self, obj: Any, kind: type, inner: int) -> list:
+        """Any other value, its parts at nesting ``inner``."""
+        if kind in _TAGS:
+            return [_TAGS[kind]] + [self.value(i, inner) for i in obj]
+        if kind in (dict, OrderedDict):
+            head = ['d'] if kind is dict else \
+                ['o', self.value(vars(obj) or None, inner)]
+            for key, item in obj.items():
+                head += [self.value(key, inner), self.value(item, inner)]
+            return head
+        if issubclass(kind, Call):
+            return ['n', obj.kind, self.value(  # _reconstruct(ndarray, ...)
+                [] if obj.kind == 'reconstruct' else obj.args, inner),
+                self.value(obj.state, inner)]
+        if kind in (torch.Tensor, torch.nn.Parameter):
+            return self.tensor(obj, inner)
+        if kind in (torch.UntypedStorage, torch.TypedStorage):
+            typed = kind is torch.TypedStorage
+            return ['g', self.storage(obj._untyped_storage if typed else obj),
+                    str(obj.dtype) if typed else None]
+        raise Refused(f'it holds a {kind.__module__}.{kind.__qualname__}, '
+                      'which the loader does not hand back')
+
+    def tensor(self, t: torch.Tensor, inner: int) -> list:
+        if t.layout in wire.SPARSE:
+            coalesced = t.layout == torch.sparse_coo and t.is_coalesced()
+            return ['y', str(t.layout), list(t.shape), coalesced] + [
+                self.value(getattr(t, part)(), inner)
+                for part in wire.SPARSE[t.layout]]
+        if t.layout != torch.strided or t.is_quantized or t.is_meta or \
+                t.is_nested or t.device.type != 'cpu':
+            raise Refused(f'it holds a {t.layout} {t.dtype} tensor on '
+                          f'{t.device}; save a dense one instead')
+        flags = (wire.REQUIRES_GRAD if t.requires_grad else 0) | \
+            (wire.PARAMETER if type(t) is torch.nn.Parameter else 0)
+        return ['x', self.value(vars(t) or None, inner),
+                self.storage(t.untyped_storage()), str(t.dtype),
+                t.storage_offset(), list(t.shape), list(t.stride()), flags]
+
+    def storage(self, storage: torch.UntypedStorage) -> int:
+        """The index of a storage, its bytes queued once."""
+        key, nbytes = storage._cdata, storage.nbytes()
+        if key not in self.storages:
+            start = -self.end % wire.ALIGN + self.end if nbytes else self.end
+            if nbytes:
+                self.pending += [memoryview(bytes(start - self.end)),
+                                 memoryview(torch.empty(
+                                     0, dtype=torch.uint8).set_(
+                                         storage).numpy())]
+                if len(self.pending) > 1000:
+                    self.flush()
+            self.end = start + nbytes
+            self.storages[key] = len(self.table)
+            self.table.append([start, nbytes,
+                               self.locations.get(key, 'cpu')])
+        return self.storages[key]
+
+    def flush(self) -> None:
+        """Write the queued bytes, up to 1,024 pieces a system call."""
+        views, self.pending = self.pending, []
+        while views:
+            done = os.pwritev(self.data_fd, views[:1024], self.written)
+            self.written, first = self.written + done, 0
+            while first < len(views) and done >= len(views[first]):
+                done -= len(views[first])
+                first += 1
+            views = views[first:]
+            if done:
+                views[0] = views[0][done:]
