@@ -67,10 +67,15 @@ fi
 
 step "find nvcc of CUDA $CUDA_VERSION"
 if [ -z "${CUDA_HOME:-}" ]; then
-  NVCC=$(command -v nvcc) || die "expected nvcc of CUDA $CUDA_VERSION on PATH or CUDA_HOME set; found neither"
-  # /usr/local/bin/nvcc may be a wrapper: ask nvcc where it lives
-  CUDA_HOME=$(cd "$(dirname "$(readlink -f "$NVCC")")/.." && pwd)
-  [ -x "$CUDA_HOME/bin/nvcc" ] || CUDA_HOME=$(ls -d /usr/local/cuda-$CUDA_VERSION 2>/dev/null || true)
+  if [ -x /usr/local/cuda-$CUDA_VERSION/bin/nvcc ]; then
+    CUDA_HOME=/usr/local/cuda-$CUDA_VERSION
+  else
+    # nvcc on PATH may be a wrapper script (/usr/local/bin/nvcc): its dryrun
+    # names the toolkit it runs
+    NVCC=$(command -v nvcc) || die "expected nvcc of CUDA $CUDA_VERSION on PATH or CUDA_HOME set; found neither"
+    CUDA_HOME=$("$NVCC" --dryrun -c -x cu /dev/null -o /dev/null 2>&1 | sed -n 's/^#\$ TOP=//p' | head -1)
+    CUDA_HOME=$(cd "${CUDA_HOME:-/nonexistent}" 2>/dev/null && pwd || echo "(not found)")
+  fi
 fi
 [ -x "$CUDA_HOME/bin/nvcc" ] || die "expected $CUDA_HOME/bin/nvcc; set CUDA_HOME to a CUDA $CUDA_VERSION toolkit"
 FOUND=$("$CUDA_HOME/bin/nvcc" --version | sed -n 's/.*release \([0-9.]*\),.*/\1/p')
@@ -144,7 +149,7 @@ for name in "${PACKAGES[@]}"; do
   PINS+=("$pin")
 done
 for name in "${PACKAGES[@]}"; do rm -f "$WHEELS/$name"-*.whl "$WHEELS/${name//-/_}"-*.whl; done
-python3 -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
+"$VPY" -m pip download -q --disable-pip-version-check --no-deps --only-binary=:all: \
   --python-version 3.12 --implementation cp --platform manylinux_2_28_x86_64 \
   --platform manylinux_2_27_x86_64 --platform manylinux_2_17_x86_64 \
   --platform manylinux2014_x86_64 --platform manylinux1_x86_64 \
