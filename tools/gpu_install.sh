@@ -86,11 +86,24 @@ rm -rf "$TARGET"
 (cd "$WHEELS" && "$PY" -m pip install -q --disable-pip-version-check --no-index \
   --no-deps --no-compile --no-cache-dir --target "$TARGET" $(cut -d' ' -f3 SHA256SUMS))
 
-step "import the stack from $TARGET and load mmcv's compiled ops"
-PYTHONPATH="$TARGET:$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" - <<'EOF'
+step "import the stack from $TARGET, load mmcv's compiled ops, read an mmdet:: and an mmseg:: config"
+MMKD_ROOT="$ROOT" PYTHONPATH="$TARGET:$ROOT${PYTHONPATH:+:$PYTHONPATH}" "$PY" - "$TARGET" <<'EOF'
+import os, sys
 import mmcv, mmdet, mmengine, mmseg, torch
 from mmcv.ops import nms  # noqa: F401  (loads mmcv._ext)
 import mmkd  # noqa: F401
+from mmengine.config import Config
+target = os.path.realpath(sys.argv[1])
+for module in (mmcv, mmdet, mmengine, mmseg):
+    # what was installed here is what is imported (not an image's copy)
+    if os.path.isdir(os.path.join(target, module.__name__)):
+        assert os.path.realpath(module.__file__).startswith(target + os.sep), (
+            f'expected {module.__name__} from {target}, found {module.__file__}')
+# the published configs name their bases 'mmdet::...' / 'mmseg::...', which
+# mmengine finds through pkg_resources in the packages' own .mim folders
+for path in ('configs/fgfi/fgfi_faster-rcnn-r101-fpn_faster-rcnn-r50-fpn_1x_coco.py',
+             'configs/skd/pspnet_r18-d8_4xb2-40k_cityscapes-512x1024.py'):
+    Config.fromfile(os.path.join(os.environ['MMKD_ROOT'], path))
 print('[gpu install] ready: torch %s, mmengine %s, mmcv %s (ops), mmdet %s, '
       'mmseg %s' % (torch.__version__, mmengine.__version__,
                     mmcv.__version__, mmdet.__version__, mmseg.__version__))
