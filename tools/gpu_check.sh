@@ -3,7 +3,7 @@
 # command within a time budget (default 480 s; not yet run on a GPU).
 #
 #   bash tools/gpu_check.sh [--wheels DIR] [--out DIR] [--budget S]
-#                           [--only CHECK,CHECK]
+#                           [--only CHECK,CHECK]   (install runs anyway)
 #   bash tools/gpu_check.sh --dry-run       # the same steps on CPU, small
 #                                           # (budget 3600 s unless given)
 #
@@ -109,7 +109,8 @@ check() {  # name timeout_s command...
     return 1
 }
 
-wanted() { [ -z "$ONLY" ] || [[ "$ONLY" == *",$1,"* ]]; }
+# --only: the named checks (install always runs where --wheels is given)
+wanted() { [ -z "$ONLY" ] || [ "$1" = install ] || [[ "$ONLY" == *",$1,"* ]]; }
 
 skip() {  # name reason
     wanted "$1" || return 0
