@@ -26,11 +26,11 @@
 #   benchmark    SKD and FGFI steps against their bound in fp32, with --amp
 #                and with a bf16 teacher; peak GPU memory
 # Each check has a time limit, cut to what is left of the budget; a check
-# with under 15 s left is not run (and counts as failed). Writes DIR/gpu_check.log
-# (every check's output) and DIR/gpu_check.json (tools/gpu_check_report.py:
-# each check's status and time, each step's time and peak memory, the
-# benchmark rows); default DIR work_dirs/gpu_check. Prints a summary and
-# exits non-zero if any check failed or was not run.
+# with under 15 s left is not run (and counts as failed). Writes
+# DIR/gpu_check.log (every check's output) and DIR/gpu_check.json
+# (tools/gpu_check_report.py: each check's status and time, each step's time
+# and peak memory, the benchmark rows); default DIR work_dirs/gpu_check.
+# Prints a summary and exits non-zero if any check failed or was not run.
 set -u -o pipefail
 
 DRY=0
