@@ -206,7 +206,7 @@ configs/skd/skd-all_pspnet-r101-d8_deeplabv3plus-m-v2-d8_4xb2-40k_cityscapes-512
 configs/fgfi/fgfi_faster-rcnn-r101-fpn_faster-rcnn-r50-fpn_1x_coco.py
 configs/cwd/cwd-logits_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_cityscapes-512x1024.py"
 if [ "$DRY" = 1 ]; then
-    check ddp 600 "$PY" -m torch.distributed.run --nproc_per_node 1 \
+    check ddp 1800 "$PY" -m torch.distributed.run --nproc_per_node 1 \
         --master_port 29571 tools/gpu_check_steps.py --ddp --device cpu \
         --configs ${DDP_CONFIGS%%$'\n'*}
 else
