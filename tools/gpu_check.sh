@@ -110,7 +110,7 @@ check() {  # name timeout_s command...
 }
 
 # --only: the named checks (install always runs where --wheels is given)
-wanted() { [ -z "$ONLY" ] || [ "$1" = install ] || [[ "$ONLY" == *",$1,"* ]]; }
+wanted() { [ -z "$ONLY" ] || { [ "$1" = install ] && [ -n "$WHEELS" ]; } || [[ "$ONLY" == *",$1,"* ]]; }
 
 skip() {  # name reason
     wanted "$1" || return 0
