@@ -217,7 +217,7 @@ fi
 
 # --- the benchmark table
 if [ "$DRY" = 1 ]; then
-    check benchmark 900 "$PY" tools/gpu_check_benchmark.py --device cpu \
+    check benchmark 1800 "$PY" tools/gpu_check_benchmark.py --device cpu \
         --configs fgfi-d --size-scale 0.25 --steps 1 --warmup 0 \
         --out "$LOGS/benchmark.json"
 else
