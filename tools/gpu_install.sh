@@ -13,6 +13,11 @@
 #                image's own packages are left as they are
 # --check-only   check the versions and checksums, install nothing
 #
+# Checked against TARGET: Python version and ABI (cp312), processor
+# (x86_64), torch's version (2.11.0+cu130) and CUDA (13.0), and, where torch
+# sees a GPU, its compute capability (9.0: the CUDA ops are built for sm_90
+# alone).
+#
 # Environment: PYTHON (default: python3, the image's Python with torch).
 # It stops at the first check that fails, saying what was expected, what
 # was found and what to do; exit status 3 for a machine the wheels were not
@@ -48,7 +53,7 @@ step "read $WHEELS/TARGET"
 step "check this machine against what the wheels were built for"
 # GPU: the architecture is checked only where torch sees a GPU (so the check
 # can run on a CPU machine with --check-only)
-"$PY" - "$WHEELS/TARGET" <<'EOF' || exit 3
+"$PY" - "$WHEELS/TARGET" <<'EOF' || { fail; exit 3; }
 import sys
 want = dict(line.strip().split('=', 1) for line in open(sys.argv[1])
             if '=' in line and not line.startswith('#'))
@@ -57,11 +62,17 @@ try:
 except ImportError as e:
     sys.exit(f'[gpu install] expected torch {want["TORCH"]} in {sys.executable}; '
              f'found none ({e}). Set PYTHON to the Python that has it.')
-found = dict(PYTHON='%d.%d' % sys.version_info[:2], TORCH=torch.__version__,
+import platform
+found = dict(PYTHON='%d.%d' % sys.version_info[:2],
+             ABI=('cp%d%d' % sys.version_info[:2]
+                  if sys.implementation.name == 'cpython'
+                  else sys.implementation.name) + getattr(sys, 'abiflags', ''),
+             MACHINE=platform.machine(), TORCH=torch.__version__,
              CUDA=str(torch.version.cuda))
 if torch.cuda.is_available():
     found['ARCH'] = '%d.%d' % torch.cuda.get_device_capability(0)
-what = dict(PYTHON='Python', TORCH='torch', CUDA="torch's CUDA",
+what = dict(PYTHON='Python', ABI='Python ABI', MACHINE='processor',
+            TORCH='torch', CUDA="torch's CUDA",
             ARCH='GPU architecture (compute capability)')
 wrong = [f'{what[k]}: prepared for {want[k]}, found {found[k]}'
          for k in what if k in found and k in want and found[k] != want[k]]
@@ -69,7 +80,7 @@ if wrong:
     sys.exit('[gpu install] this machine is not the one the wheels were built '
              'for:\n  ' + '\n  '.join(wrong) + '\n  Rebuild them for it: set '
              'the versions at the top of tools/gpu_wheels.sh and rerun it.')
-print('  Python %(PYTHON)s, torch %(TORCH)s, CUDA %(CUDA)s' % found
+print('  Python %(PYTHON)s (%(ABI)s, %(MACHINE)s), torch %(TORCH)s, CUDA %(CUDA)s' % found
       + (', sm_%s' % found['ARCH'].replace('.', '') if 'ARCH' in found
          else ', no GPU seen (architecture not checked)'))
 EOF

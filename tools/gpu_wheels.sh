@@ -9,7 +9,7 @@
 #
 #   bash tools/gpu_wheels.sh
 #
-# The lent machine (/work/.library/device/KINDS.md): x86-64, Python 3.12,
+# The lent machine (as the device tool describes it): x86-64, Python 3.12,
 # torch 2.11.0+cu130, CUDA 13.0, an H100 or H200 (sm_90), no network, at most
 # 64 MiB carried with the working tree. .gpu_wheels/TARGET records what the
 # wheels were built for; tools/gpu_install.sh checks it there before it
@@ -41,8 +41,8 @@ ARCH=9.0
 MMCV_VERSION=2.1.0
 MMCV_SDIST_SHA256=d387bcab66b467479b6660310e23746cfc79c6e57acf04094680adb499a5cd3f
 LIMIT_MIB=64
-# What the GPU check imports beyond the image (KINDS.md, "Python packages
-# already there"): the OpenMMLab stack and what it needs that is not there.
+# What the GPU check imports beyond the image (by the image's package list):
+# the OpenMMLab stack and what it needs that is not there.
 # The image's opencv-python-headless stands in for opencv-python.
 PACKAGES=(mmengine mmdet mmsegmentation addict yapf platformdirs termcolor
           terminaltables pycocotools shapely prettytable wcwidth ftfy)
@@ -51,7 +51,7 @@ STEP=start
 fail() { echo "[gpu wheels] FAILED at step: $STEP" >&2; }
 trap fail ERR
 step() { STEP="$1"; echo "[gpu wheels] $1"; }
-die() { echo "[gpu wheels] $*" >&2; exit 1; }
+die() { echo "[gpu wheels] $*" >&2; fail; exit 1; }
 
 step "find Python 3.12"
 PY312=${PYTHON312:-}
@@ -174,6 +174,8 @@ step "write .gpu_wheels/TARGET and SHA256SUMS"
 cat >"$WHEELS/TARGET" <<EOF
 # what these wheels were prepared for (tools/gpu_wheels.sh); tools/gpu_install.sh checks it
 PYTHON=3.12
+ABI=cp312
+MACHINE=x86_64
 TORCH=$TORCH_LOCAL
 CUDA=$CUDA_VERSION
 ARCH=$ARCH

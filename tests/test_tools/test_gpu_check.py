@@ -65,10 +65,13 @@ def _fake_wheels(tmp_path, target):
 
 
 def _this_machine():
+    import platform
+
     import torch
     return dict(PYTHON='%d.%d' % sys.version_info[:2],
-                TORCH=torch.__version__, CUDA=str(torch.version.cuda),
-                ARCH='9.0')
+                ABI='cp%d%d' % sys.version_info[:2] + sys.abiflags,
+                MACHINE=platform.machine(), TORCH=torch.__version__,
+                CUDA=str(torch.version.cuda), ARCH='9.0')
 
 
 def _run_check(tmp_path, wheels, only):
@@ -107,8 +110,9 @@ def test_install_check_installs_the_wheels_and_writes_one_json_and_log(
 def test_install_check_stops_the_check_on_another_machine(tmp_path):
     """Wheels prepared for another Python/torch/CUDA: the install check
     names each difference, nothing is installed and no later check runs."""
-    wheels = _fake_wheels(tmp_path, dict(PYTHON='3.12', TORCH='2.11.0+cu130',
-                                         CUDA='13.0', ARCH='9.0'))
+    wheels = _fake_wheels(tmp_path, dict(
+        PYTHON='3.12', ABI='cp312', MACHINE='x86_64', TORCH='2.11.0+cu130',
+        CUDA='13.0', ARCH='9.0'))
     proc, record, log = _run_check(tmp_path, wheels, 'install,mmcv_ops')
     assert proc.returncode == 1
     assert [(c['name'], c['status']) for c in record['checks']] == [
@@ -117,6 +121,7 @@ def test_install_check_stops_the_check_on_another_machine(tmp_path):
     if sys.version_info[:2] != (3, 12):
         assert ('Python: prepared for 3.12, found %d.%d'
                 % sys.version_info[:2]) in log
+        assert 'Python ABI: prepared for cp312, found cp3' in log
     assert 'torch: prepared for 2.11.0+cu130, found' in log
     assert 'stopped: install failed' in proc.stdout
     assert not (tmp_path / 'site').exists()
