@@ -138,7 +138,7 @@ finish() {  # the summary and the JSON; exits
 # --- the wheels prepared for this machine (tools/gpu_wheels.sh)
 if [ -n "$WHEELS" ]; then
     SITE=${MMKD_GPU_SITE:-/tmp/mmkd-site}
-    check install 120 env PYTHON="$PY" bash tools/gpu_install.sh \
+    check install 300 env PYTHON="$PY" bash tools/gpu_install.sh \
         --wheels "$WHEELS" --target "$SITE" ||
         finish "install failed: the wheels do not fit this machine or do not load (see above)"
     export PYTHONPATH="$SITE:$PWD${PYTHONPATH:+:$PYTHONPATH}"
