@@ -170,11 +170,16 @@ def main() -> int:
                   f"{row['overhead']:+7.1%} {versus} {memory}", flush=True)
             if args.device == 'cuda':
                 torch.cuda.empty_cache()
+            save(rows, args)  # each row as it comes: a timeout keeps them
+    save(rows, args)
+    return 1 if failed else 0
+
+
+def save(rows, args) -> None:
     if args.out:
         env = environment(args.device)
         save_json(dict(device=env['cuda'] or 'cpu', environment=env,
                        rows=rows, torch=torch.__version__), args.out)
-    return 1 if failed else 0
 
 
 if __name__ == '__main__':
