@@ -8,7 +8,7 @@ import contextlib
 import math
 import mmap
 import pickle
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any, Callable, Iterator, List, Tuple
 
 import torch
@@ -120,12 +120,14 @@ class Decoder:
             if tag == 'z':
                 _ints(items, len(items))
             return wire.CONTAINERS[tag](items)
-        if tag in ('d', 'o'):
+        if tag in ('d', 'o', 'C'):  # dict, OrderedDict, Counter
             attrs = inner(data[1]) if tag == 'o' else None
             items = [inner(d) for d in data[2 if tag == 'o' else 1:]]
             self.check_hashes(items[0::2])
-            return self.set_attributes((dict if tag == 'd' else OrderedDict)(
-                zip(items[0::2], items[1::2])), attrs)
+            pairs = zip(items[0::2], items[1::2])
+            obj = Counter(dict(pairs)) if tag == 'C' else \
+                (dict if tag == 'd' else OrderedDict)(pairs)
+            return self.set_attributes(obj, attrs)
         if tag == 'n':
             if data[1] == 'HistoryBuffer' and data[2] != ['l']:
                 raise UnsafeCheckpointError(  # before its arguments are built

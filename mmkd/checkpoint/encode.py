@@ -4,7 +4,7 @@ is written once, then referred to (``['r', index]``: the training process
 bounds its unfolding); anything but exact plain types, or nesting deeper
 than the limit (a cycle, too), is :class:`Refused`."""
 import os
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from typing import Any, Dict, List
 
 import torch
@@ -68,9 +68,9 @@ class Encoder:
         """Any other value, its parts at nesting ``inner``."""
         if kind in _TAGS:
             return [_TAGS[kind]] + [self.value(i, inner) for i in obj]
-        if kind in (dict, OrderedDict):
-            head = ['d'] if kind is dict else \
-                ['o', self.value(vars(obj) or None, inner)]
+        if kind in (dict, OrderedDict, Counter):
+            head = ['d'] if kind is dict else ['C'] if kind is Counter \
+                else ['o', self.value(vars(obj) or None, inner)]
             for key, item in obj.items():
                 head += [self.value(key, inner), self.value(item, inner)]
             return head

@@ -275,3 +275,19 @@ def test_map_location_gets_the_saved_location(tmp_path):
     assert torch.equal(safe_torch_load(path, map_location=where)['w'],
                        torch.ones(2))
     assert seen == ['cpu']
+
+
+def test_counters_and_ordered_dicts_come_back_as_saved(tmp_path):
+    """torch's weights-only unpickler allows ``collections.Counter`` (an
+    mmengine Runner checkpoint can hold one); it comes back a Counter with
+    its counts, beside an OrderedDict and a dict."""
+    import collections
+    obj = dict(counts=collections.Counter(disc=3, ring=1),
+               state=collections.OrderedDict(w=torch.ones(2)),
+               plain={'a': 1})
+    loaded = safe_torch_load(save(tmp_path, obj))
+    assert type(loaded['counts']) is collections.Counter
+    assert loaded['counts'] == collections.Counter(disc=3, ring=1)
+    assert type(loaded['state']) is collections.OrderedDict
+    assert torch.equal(loaded['state']['w'], torch.ones(2))
+    assert type(loaded['plain']) is dict and loaded['plain'] == {'a': 1}
