@@ -153,16 +153,24 @@ def test_object_crops_and_accuracy(tmp_path):
 
 
 def test_precondition_jobs(tmp_path):
-    """Teachers at their schedule and twice it; the students after their
-    pretraining, at their schedule and 1.5 times it, per seed."""
+    """The teachers after their backbone's pretraining, at their schedule
+    and twice it; the students after theirs, at their schedule and 1.5
+    times it, per seed."""
     from shapes_demo.precondition_jobs import student_jobs, teacher_jobs
     from shapes_demo.tasks import BUDGETS
     seg = STUDY_TASKS[0]
     budget = BUDGETS['quick']
     jobs, keys = teacher_jobs(seg, budget, str(tmp_path), '/data/seg')
     assert keys == {24: ['seg_teacher_24it'], 48: ['seg_teacher_48it']}
-    assert [j.kwargs['iters'] for j in jobs] == [24, 48]
-    assert all(j.kwargs['data_root'] == '/data/seg' for j in jobs)
+    assert [j.key for j in jobs] == ['seg_teacher_pretrain',
+                                     'seg_teacher_24it', 'seg_teacher_48it']
+    assert jobs[0].kwargs['whose'] == 'teacher'
+    assert [j.kwargs['iters'] for j in jobs[1:]] == [24, 48]
+    for job in jobs[1:]:
+        assert job.kwargs['data_root'] == '/data/seg'
+        assert job.after == ('seg_teacher_pretrain', )
+        assert job.env['SHAPES_SEG_TEACHER_CLASSIFIER'] == osp.join(
+            str(tmp_path), 'seg_teacher_pretrain', 'iter_12.pth')
     jobs, keys = student_jobs(seg, budget, [1000, 1001], str(tmp_path),
                               '/data/seg')
     assert keys == {12: ['seg_student_12it_seed1000',
@@ -170,7 +178,10 @@ def test_precondition_jobs(tmp_path):
                     18: ['seg_student_18it_seed1000',
                          'seg_student_18it_seed1001']}
     by_key = {j.key: j for j in jobs}
-    assert by_key['seg_student_18it_seed1001'].after == ('seg_pretrain', )
+    assert 'seg_teacher_pretrain' not in by_key
+    assert by_key['seg_student_pretrain'].kwargs['whose'] == 'student'
+    assert by_key['seg_student_18it_seed1001'].after == (
+        'seg_student_pretrain', )
     assert by_key['seg_student_18it_seed1001'].env[
         'SHAPES_SEG_CLASSIFIER'] == osp.join(str(tmp_path), 'seg_pretrain',
                                              'iter_12.pth')

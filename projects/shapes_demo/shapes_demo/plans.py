@@ -8,32 +8,56 @@ from mmengine.config import Config
 
 from .scheduler import Job, run_jobs
 from .stage_run import StageResult
-from .stages import (Progress, pretrain_dir, pretrain_student, teacher_dir,
+from .stages import (Progress, pretrain_backbone, pretrain_dir, teacher_dir,
                      train_student, train_teacher)
 from .tasks import CONFIGS, Budget, Task, stage_iters
+
+
+def pretraining_jobs(task: Task, budget: Budget, work: str,
+                     env: Dict[str, str]
+                     ) -> Tuple[List[Job], Optional[str], Optional[str]]:
+    """The jobs that pretrain the task's student's and teacher's backbones
+    (:func:`pretrain_backbone`; none where the task has no such stage).
+    ``env`` gains the variables their configs read the checkpoints from.
+
+    Returns:
+        tuple: The jobs, and the keys of the student's and the teacher's
+        pretraining jobs (None without one).
+    """
+    jobs, keys = [], {}
+    for whose, config, var in (
+            ('teacher', task.teacher_pretrain, task.teacher_pretrained_env),
+            ('student', task.pretrain, task.pretrained_env)):
+        keys[whose] = None
+        if config is None:
+            continue
+        env[var] = osp.join(
+            pretrain_dir(work, task, whose),
+            f"iter_{stage_iters(budget, 'pretraining', config)}.pth")
+        keys[whose] = f'{task.name}_{whose}_pretrain'
+        jobs.append(Job(keys[whose], pretrain_backbone,
+                        dict(task=task, budget=budget, work=work,
+                             whose=whose), env,
+                        priority=0 if whose == 'teacher' else 1))
+    return jobs, keys['student'], keys['teacher']
 
 
 def _first_jobs(task: Task, budget: Budget, work: str, data_root: str
                 ) -> Tuple[List[Job], Dict[str, str], Optional[str]]:
     """The task's teacher and pretraining jobs, the environment every job
-    of the task runs with, and the pretraining job's key (None without
-    one)."""
+    of the task runs with, and the student's pretraining job's key (None
+    without one)."""
     env = {task.data_env: data_root,
            task.teacher_env: osp.join(teacher_dir(work, task),
                                       'teacher.pth')}
-    # teachers first (the longest stages), then the pretraining
-    jobs = [Job(f'{task.name}_teacher', train_teacher,
-                dict(task=task, budget=budget, work=work,
-                     data_root=data_root), env, priority=0)]
-    pretrain = None
-    if task.pretrain is not None:
-        env[task.pretrained_env] = osp.join(
-            pretrain_dir(work, task),
-            f"iter_{stage_iters(budget, 'pretraining', task.pretrain)}.pth")
-        pretrain = f'{task.name}_pretrain'
-        jobs.append(Job(pretrain, pretrain_student,
-                        dict(task=task, budget=budget, work=work), env,
-                        priority=1))
+    jobs, pretrain, teacher_pretrain = pretraining_jobs(task, budget, work,
+                                                        env)
+    # the teacher first (the longest stage) once its backbone exists
+    jobs.append(Job(f'{task.name}_teacher', train_teacher,
+                    dict(task=task, budget=budget, work=work,
+                         data_root=data_root), env,
+                    after=(teacher_pretrain, ) if teacher_pretrain else (),
+                    priority=0))
     return jobs, env, pretrain
 
 

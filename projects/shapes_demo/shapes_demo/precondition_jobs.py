@@ -1,10 +1,12 @@
 """The stages and measurements of ``preconditions.py``."""
+import dataclasses
 import os.path as osp
 from typing import Dict, List, Tuple
 
 from .scheduler import Job
 from .stage_run import StageResult
-from .stages import cached_stage, pretrain_dir, pretrain_student
+from .plans import pretraining_jobs
+from .stages import cached_stage
 from .tasks import Budget, Task, stage_iters
 
 #: The teachers train for their schedule and this multiple of it.
@@ -28,22 +30,27 @@ def cached_run(task: Task, role: str, config: str, iters: int, seed: int,
 
 def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str
                  ) -> Tuple[List[Job], Dict[int, List[str]]]:
-    """The teacher trained for its schedule and :data:`TEACHER_LONGER`
-    times it (seed 0), scored on val, in
-    ``<work>/preconditions/<task>_teacher_<n>it``.
+    """The pretraining of the teacher's backbone where the task has one
+    (cached in the work dir, as the study's), then the teacher trained for
+    its schedule and :data:`TEACHER_LONGER` times it (seed 0), scored on
+    val, in ``<work>/preconditions/<task>_teacher_<n>it``.
 
     Returns:
         tuple: The jobs, and iterations -> the keys of their runs.
     """
+    env = {task.data_env: data_root}
+    jobs, _, pretrain = pretraining_jobs(
+        dataclasses.replace(task, pretrain=None), budget, work, env)
     own = stage_iters(budget, 'teacher', task.teacher)
-    keys, jobs = {}, []
+    keys = {}
     # the longer runs last: the concentration needs only the first
     for priority, iters in enumerate((own, int(own * TEACHER_LONGER))):
         key = f'{task.name}_teacher_{iters}it'
         jobs.append(Job(key, cached_run, dict(
             task=task, role='teacher', config=task.teacher, iters=iters,
             seed=0, work_dir=_dir(work, key), data_root=data_root),
-            {task.data_env: data_root}, priority=2 * priority))
+            env, after=(pretrain, ) if pretrain else (),
+            priority=2 * priority))
         keys[iters] = [key]
     return jobs, keys
 
@@ -60,15 +67,8 @@ def student_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
         order.
     """
     env = {task.data_env: data_root}
-    jobs, after = [], ()
-    if task.pretrain is not None:
-        env[task.pretrained_env] = osp.join(
-            pretrain_dir(work, task),
-            f"iter_{stage_iters(budget, 'pretraining', task.pretrain)}.pth")
-        after = (f'{task.name}_pretrain', )
-        jobs.append(Job(after[0], pretrain_student,
-                        dict(task=task, budget=budget, work=work), env,
-                        priority=0))
+    jobs, pretrain, _ = pretraining_jobs(
+        dataclasses.replace(task, teacher_pretrain=None), budget, work, env)
     own = stage_iters(budget, 'student', task.student)
     keys = {}
     for priority, iters in enumerate((own, int(own * STUDENT_LONGER))):
@@ -78,7 +78,8 @@ def student_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
             jobs.append(Job(key, cached_run, dict(
                 task=task, role='student', config=task.student,
                 iters=iters, seed=seed, work_dir=_dir(work, key),
-                data_root=data_root), env, after=after,
+                data_root=data_root), env,
+                after=(pretrain, ) if pretrain else (),
                 priority=1 + priority))
             keys[iters].append(key)
     return jobs, keys
@@ -107,11 +108,12 @@ def concentration_rows(task: Task, work: str, data_root: str,
     own = stage_iters(budget, 'teacher', task.teacher)
     teacher_ckpt = osp.join(_dir(work, f'{task.name}_teacher_{own}it'),
                             'teacher.pth')
-    student_cfg = Config.fromfile(osp.join(CONFIGS, task.student))
-    student_cfg.model.init_cfg = None
-    student_cfg.model.backbone.init_cfg = None
-    teacher = init_detector(osp.join(CONFIGS, task.teacher), teacher_ckpt,
-                            device='cpu')
+    student_cfg, teacher_cfg = (Config.fromfile(osp.join(CONFIGS, c))
+                                for c in (task.student, task.teacher))
+    for cfg in (student_cfg, teacher_cfg):  # the checkpoints hold them
+        cfg.model.init_cfg = None
+        cfg.model.backbone.init_cfg = None
+    teacher = init_detector(teacher_cfg, teacher_ckpt, device='cpu')
     student = init_detector(student_cfg, student_checkpoint, device='cpu')
     anchors = student_cfg.model.rpn_head.anchor_generator
     region = ImitationRegion('imitation', anchor_generator=anchors,

@@ -118,25 +118,30 @@ def train_teacher(task: Task, budget: Budget, work: str, data_root: str
                          teacher_dir(work, task), data_root, 'test')
 
 
-def pretrain_student(task: Task, budget: Budget, work: str
-                     ) -> Tuple[StageResult, str]:
-    """Pretrain the student (``task.pretrain_kind``) on a separate
+def pretrain_backbone(task: Task, budget: Budget, work: str,
+                      whose: str = 'student') -> Tuple[StageResult, str]:
+    """Pretrain the backbone of the student (``task.pretrain``, of kind
+    ``task.pretrain_kind``) or of the teacher (``whose='teacher'``:
+    ``task.teacher_pretrain``, an object classifier) on a separate
     generated pool (seed :data:`POOL_SEED`, :func:`scenes_dir`), once: the
-    run in :func:`pretrain_dir` is reused while its config, iterations and pool
-    are unchanged. The student config reads the checkpoint from
-    ``task.pretrained_env``."""
+    run in :func:`pretrain_dir` is reused while its config, iterations and
+    pool are unchanged. The student's (teacher's) config reads the
+    checkpoint from ``task.pretrained_env`` (``task.teacher_pretrained_env``).
+    """
     pools = make_shapes_dataset(scenes_dir(work, task, 'pool'),
                                 budget.num_pool, 50, 0, seed=POOL_SEED,
                                 **task.scenes)
+    config = task.teacher_pretrain if whose == 'teacher' else task.pretrain
     train, metric = None, None
-    if task.pretrain_kind == 'classify':
+    if whose == 'teacher' or task.pretrain_kind == 'classify':
         from .classifier import train_classifier
         os.environ['SHAPES_POOL_DET'] = pools['det']  # the config reads it
         train, metric = train_classifier, 'object class accuracy'
-    return cached_stage(task, 'pretraining', task.pretrain,
-                         stage_iters(budget, 'pretraining', task.pretrain),
-                         pretrain_dir(work, task),
-                         pools[task.name], 'val', train, metric=metric)
+    role = 'teacher pretraining' if whose == 'teacher' else 'pretraining'
+    return cached_stage(task, role, config,
+                        stage_iters(budget, 'pretraining', config),
+                        pretrain_dir(work, task, whose), pools[task.name],
+                        'val', train, metric=metric)
 
 
 def train_student(task: Task, role: str, config: str, iters: int,
@@ -162,6 +167,9 @@ def teacher_dir(work: str, task: Task) -> str:
     return osp.join(work, f'{task.name}_teacher')
 
 
-def pretrain_dir(work: str, task: Task) -> str:
-    """Where the task's pretraining stage trains."""
+def pretrain_dir(work: str, task: Task, whose: str = 'student') -> str:
+    """Where the task's pretraining stage of the student's (``whose``:
+    ``'student'``) or the teacher's (``'teacher'``) backbone trains."""
+    if whose == 'teacher':
+        return osp.join(work, f'{task.name}_teacher_pretrain')
     return osp.join(work, f'{task.name}_pretrain')

@@ -3,11 +3,11 @@
 What differs from the default run (why, with the measurements:
 ``projects/shapes_demo/docs/study.md``):
 
-- the students start from a backbone pretrained on another task than the
-  one distilled (the class of an object cropped from a scene;
-  ``shapes_demo.classifier``),
-  as the papers' students start from ImageNet, instead of the whole model
-  pretrained for the same task;
+- the teachers and the students start from a backbone pretrained on
+  another task than the one distilled (the class of an object cropped from
+  a scene; ``shapes_demo.classifier``), as the papers' models start from ImageNet, instead of from scratch (the
+  default run's teachers) or from the whole model pretrained for the same
+  task (the default run's students);
 - the students train for the study's schedule (their study configs),
   chosen where the baseline has converged;
 - the detection scenes have plainer backgrounds (``background_contrast``),
@@ -28,7 +28,7 @@ STUDY_WORK_DIR = 'work_dirs/shapes_demo_study'
 DET_BACKGROUND_CONTRAST = 0.25
 
 STUDY_TASKS = [
-    Task('seg', 'mIoU', 'seg/pspnet_r50_shapes_teacher.py',
+    Task('seg', 'mIoU', 'study/seg/pspnet_r50_shapes_teacher.py',
          'study/seg/pspnet_r18_shapes_student.py',
          dict(pixel='study/seg/skd_pixel_shapes.py',
               pair='study/seg/skd_pair_shapes.py',
@@ -38,8 +38,11 @@ STUDY_TASKS = [
          'SHAPES_SEG_TEACHER', 'SHAPES_SEG',
          pretrain='study/seg/resnetv1c18_shapes_objects.py',
          pretrained_env='SHAPES_SEG_CLASSIFIER', pretrain_kind='classify',
+         teacher_pretrain='study/seg/resnetv1c50_shapes_objects.py',
+         teacher_pretrained_env='SHAPES_SEG_TEACHER_CLASSIFIER',
          default_variants=('pixel', 'pair', 'holistic')),
-    Task('det', 'coco/bbox_mAP', 'det/faster_rcnn_r50_fpn_shapes_teacher.py',
+    Task('det', 'coco/bbox_mAP',
+         'study/det/faster_rcnn_r50_fpn_shapes_teacher.py',
          'study/det/faster_rcnn_r18_fpn_shapes_student.py',
          dict(imitation='study/det/fgfi_imitation_shapes.py',
               full='study/det/fgfi_full_shapes.py',
@@ -51,6 +54,8 @@ STUDY_TASKS = [
          'SHAPES_DET_TEACHER', 'SHAPES_DET',
          pretrain='study/det/resnet18_shapes_objects.py',
          pretrained_env='SHAPES_DET_CLASSIFIER', pretrain_kind='classify',
+         teacher_pretrain='study/det/resnet50_shapes_objects.py',
+         teacher_pretrained_env='SHAPES_DET_TEACHER_CLASSIFIER',
          default_variants=('imitation', 'full', 'gt'),
          scenes=dict(background_contrast=DET_BACKGROUND_CONTRAST)),
 ]

@@ -38,9 +38,15 @@ class Task:
             (empty: the generator's defaults, in ``<work>/data`` and
             ``<work>/pool``; otherwise in folders named after them).
         pretrain_kind: What the pretraining stage trains: ``'task'`` (the
-            student's own model on the pool, :func:`pretrain_student`) or
-            ``'classify'`` (a classifier of the pool's scenes with the
+            student's own model on the pool, :func:`pretrain_backbone`) or
+            ``'classify'`` (a classifier of the pool's objects with the
             student's backbone, ``shapes_demo.classifier``).
+        teacher_pretrain: Config of an object classifier (``'classify'``)
+            with the teacher's backbone, trained on the same pool, whose
+            backbone the teacher starts from (None: the teacher trains
+            from scratch).
+        teacher_pretrained_env: Environment variable the teacher config
+            reads that classifier's checkpoint from.
     """
     name: str
     metric: str
@@ -54,6 +60,8 @@ class Task:
     default_variants: Optional[Tuple[str, ...]] = None
     scenes: Dict[str, Any] = dataclasses.field(default_factory=dict)
     pretrain_kind: str = 'task'
+    teacher_pretrain: Optional[str] = None
+    teacher_pretrained_env: Optional[str] = None
 
 
 def scenes_dir(work: str, task: Task, kind: str = 'data') -> str:
