@@ -55,7 +55,7 @@ def make_bound(model, optim_wrapper, data):
     from mmengine.optim import OptimWrapperDict
     split = isinstance(optim_wrapper, OptimWrapperDict)
     student = optim_wrapper['student'] if split else optim_wrapper
-    critic = getattr(model, 'holistic_name', None)
+    critic = model.critic.loss_name if model.critic else None
     shapes = {}
     if critic:
         route = model.loss_routes[critic]
@@ -68,15 +68,14 @@ def make_bound(model, optim_wrapper, data):
     def bound():
         model.student.train_step(copy.deepcopy(data), student)
         pre = model.data_preprocessor(copy.deepcopy(data), True)
-        with student.optim_context(model.student), torch.no_grad(), \
-                model.teacher_autocast(pre['inputs']):
+        with student.optim_context(model.student):
             model.run_teacher(pre['inputs'], pre['data_samples'])
         if critic:
             holistic = model.distill_losses[critic]
             device = pre['inputs'].device
             s = torch.randn(shapes['student'], device=device)
             t = torch.randn(shapes['teacher'], device=device)
-            for step in range(model.n_critic):
+            for step in range(model.critic.n_critic):
                 with optim_wrapper['discriminator'].optim_context(
                         model.discriminator):
                     out = holistic.discriminator_loss(
@@ -92,7 +91,7 @@ def run(name, setting, args):
         path, args.device, setting == 'amp', args.size_scale,
         args.batch_size)
     if setting == 'bf16-teacher':
-        model.teacher_precision = 'bf16'
+        model.teacher_run.precision = 'bf16'
     bound = make_bound(model, optim_wrapper, data)
 
     def step():

@@ -11,7 +11,7 @@ _base_ = [
 model = dict(
     # SKD's distiller (its holistic term needs it); without a holistic term
     # it trains exactly as the single-teacher distiller.
-    type='mmkd.SegmentationDistiller',
+    type='mmkd.SingleTeacherDistiller',
     distill_losses=dict(pixel={{_base_.skd_losses.pixel}},
                         pair={{_base_.skd_losses.pair}}),
     # How to schedule a term's weight, by iteration (an illustration, not a

@@ -11,7 +11,7 @@ _base_ = [
 
 model = dict(
     _delete_=True,
-    type='mmkd.SegmentationDistiller',
+    type='mmkd.SingleTeacherDistiller',
     student={{_base_.model}},
     teacher='mmseg::pspnet/pspnet_r101-d8_4xb4-160k_ade20k-512x512.py',
     teacher_checkpoint='https://download.openmmlab.com/mmsegmentation/v0.5/'

@@ -9,9 +9,12 @@ the input's side over the map's side, rounded to a power of two per axis
 e.g. 96 / 2 = 48 for stride 64, is off).
 """
 import math
-from typing import List, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Sequence, Set, Tuple
 
+from mmengine.logging import print_log
 from torch import Tensor
+
+from .levels import inputs_of_levels
 
 #: A level's stride along (height, width).
 Stride = Tuple[int, int]
@@ -77,3 +80,62 @@ def unpaired(strides: Sequence[Stride],
     (for the log)."""
     levels = [i for i in range(len(strides)) if i not in kept]
     return levels, describe_strides([strides[i] for i in levels])
+
+
+def pair_levels(what: str, route: Mapping[str, Any], raw_student: Any,
+                student: Any, teacher: Any, inputs: Dict[str, Any],
+                input_size: Sequence[int], reported: Set[str]
+                ) -> Tuple[Any, Any, Dict[str, Any]]:
+    """Pair the levels of a multi-level student tap and teacher tap by
+    their strides, measured on this batch: taps of the same strides are
+    left as they are; otherwise the levels of a stride found on both sides
+    are kept, in the student's order, the others are named in the log (once
+    per loss), and no common stride is an error. An extra input with one
+    tensor per student level (e.g. the imitation masks of a student tap)
+    keeps the student's levels.
+
+    Args:
+        what (str): The loss's config key (``model.distill_losses.<name>``).
+        route (Mapping): Its route (``student`` and ``teacher`` tap names).
+        raw_student: The student tap before its connector (its maps give the
+            strides).
+        student: The student tap after its connector.
+        teacher: The teacher tap.
+        inputs (dict): The loss's extra inputs.
+        input_size (Sequence[int]): ``(H, W)`` of the batch.
+        reported (set): The losses whose pairing was logged (updated).
+
+    Returns:
+        tuple: ``student``, ``teacher`` and ``inputs`` of the paired levels.
+    """
+    if isinstance(raw_student, Tensor) or isinstance(teacher, Tensor) \
+            or isinstance(student, Tensor):
+        return student, teacher, inputs
+    taps = (f"{what}: student tap '{route['student']}' and teacher tap "
+            f"'{route['teacher']}'")
+    s_strides = level_strides(raw_student, input_size)
+    t_strides = level_strides(teacher, input_size)
+    if s_strides == t_strides:
+        return student, teacher, inputs
+    s_idx, t_idx = match_levels(s_strides, t_strides, taps)
+    if not s_idx:
+        raise ValueError(
+            f'{taps} have no level of the same stride (student strides '
+            f'{describe_strides(s_strides)}, teacher strides '
+            f'{describe_strides(t_strides)}, measured on a '
+            f'{tuple(input_size)} batch): tap feature maps of the same '
+            'strides in both models (e.g. the FPN levels both have).')
+    if what not in reported:
+        reported.add(what)
+        left = [f'{side} levels {levels} (strides {strides})'
+                for side, levels, strides in (
+                    ('student', ) + unpaired(s_strides, s_idx),
+                    ('teacher', ) + unpaired(t_strides, t_idx))
+                if levels]
+        print_log(
+            f'{taps}: levels paired by stride '
+            f'({describe_strides([s_strides[i] for i in s_idx])}); '
+            f"not distilled: {'; '.join(left)}.", logger='current')
+    inputs = inputs_of_levels(inputs, len(raw_student), s_idx)
+    return (type(student)(student[i] for i in s_idx),
+            type(teacher)(teacher[j] for j in t_idx), inputs)

@@ -88,7 +88,8 @@ def time_region(model, args, batch_size: int, num_boxes: int) -> dict:
 def time_teacher(model, data, forward: str, repeats: int, device) -> list:
     """The teacher alone, ``teacher_forward=forward``, wall seconds."""
     batch = model.data_preprocessor(data, True)
-    saved, model.teacher_forward = model.teacher_forward, forward
+    run = model.teacher_run
+    saved, run.forward = run.forward, forward
     try:
         with torch.no_grad(), model.teacher_taps.recording():
             return benchmark.repeat(
@@ -96,7 +97,7 @@ def time_teacher(model, data, forward: str, repeats: int, device) -> list:
                                           batch['data_samples']),
                 repeats, 1, device)['wall']
     finally:
-        model.teacher_forward = saved
+        run.forward = saved
 
 
 def main() -> None:

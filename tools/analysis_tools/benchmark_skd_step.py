@@ -7,7 +7,7 @@ work it cannot avoid, interleaved in one process.
 Variants, run in turn (the order rotating) for ``--rounds`` after
 ``--warmup`` rounds, on one batch; medians compared:
 
-- ``distiller``: ``CriticDistiller.train_step``;
+- ``distiller``: ``SingleTeacherDistiller.train_step`` with its critic;
 - ``bound``: what any SKD step must do, from the models' own code: the
   student's own ``train_step`` (its data preprocessing, task losses,
   backward, optimizer step), the teacher's forward under ``no_grad``, and
@@ -28,6 +28,7 @@ import sys
 
 import torch
 
+from mmkd.models.distillers.critic import penalty_alpha
 from mmkd.models.losses import HolisticLoss
 from mmkd.testing import REPO_ROOT, demo_seg_inputs
 from mmkd.testing import benchmark
@@ -95,13 +96,11 @@ def recorded_taps(model, data: dict) -> dict:
     """Detached copies of every route's student and teacher tensors (and the
     batch's sources), as one distiller forward records them."""
     with model.teacher_taps.recording(), model.student_taps.recording():
-        with torch.no_grad():
-            model.run_teacher(data['inputs'], data['data_samples'])
+        model.run_teacher(data['inputs'], data['data_samples'])
         model.student(**data, mode='loss')
-        sources = model.collect_sources(data['inputs'], data['data_samples'])
         return {name: (model.student_taps[r['student']].detach().clone(),
                        model.teacher_taps[r['teacher']].detach().clone(),
-                       {k: model.resolve(v, sources)
+                       {k: data[v] if v in data else model.tap(v)
                         for k, v in r['extra_inputs'].items()})
                 for name, r in model.loss_routes.items()}
 
@@ -112,7 +111,7 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     cfg, model, wrapper = benchmark.build_distiller(args.config,
                                                     edit=edit_model(args))
-    holistic = model.distill_losses[model.holistic_name]
+    holistic = model.distill_losses[model.critic.loss_name]
     num_classes = cfg.model.student.decode_head.num_classes
     raw = demo_seg_inputs(args.batch, args.size, num_classes)
     data = model.data_preprocessor(copy.deepcopy(raw), True)
@@ -126,11 +125,11 @@ def main() -> None:
         with torch.no_grad():
             logits = model.teacher(inputs, mode='tensor')
         # the critic steps, on the teacher's logits (the student's shape)
-        for step in range(model.n_critic):
+        for step in range(model.critic.n_critic):
             with wrapper['discriminator'].optim_context(model.discriminator):
                 out = holistic.discriminator_loss(
                     model.discriminator, logits, logits, image,
-                    alpha=model._alpha(len(logits), step, logits.device))
+                    alpha=penalty_alpha(len(logits), step, logits.device))
             wrapper['discriminator'].update_params(out['loss_d'])
 
     def losses():
@@ -158,13 +157,13 @@ def main() -> None:
                               machinery_of_bound=machinery / base)
     result = dict(
         config=osp.relpath(args.config, REPO_ROOT), teacher=args.teacher,
-        size=args.size, batch=args.batch, n_critic=model.n_critic,
+        size=args.size, batch=args.batch, n_critic=model.critic.n_critic,
         rounds=args.rounds, warmup=args.warmup,
         environment=benchmark.environment(), median_s=med, samples_s=samples,
         derived=derived, target_machinery_of_bound=TARGET,
         within_target=derived['cpu']['machinery_of_bound'] <= TARGET)
     print(f'SKD step, {args.batch}x3x{args.size}x{args.size}, n_critic '
-          f'{model.n_critic}, {torch.get_num_threads()} thread(s), median of '
+          f'{model.critic.n_critic}, {torch.get_num_threads()} thread(s), median of '
           f'{args.rounds} interleaved rounds')
     print(benchmark.format_table(
         ('variant', 'CPU (s)', 'CPU min (s)', 'wall (s)'),

@@ -7,7 +7,7 @@ _base_ = ['../pspnet_r18-d8_4xb2-40k_cityscapes-512x1024.py', './skd_terms.py']
 
 model = dict(
     _delete_=True,
-    type='mmkd.SegmentationDistiller',
+    type='mmkd.SingleTeacherDistiller',
     student={{_base_.model}},
     teacher='mmseg::pspnet/pspnet_r101-d8_4xb2-40k_cityscapes-512x1024.py',
     teacher_checkpoint='https://download.openmmlab.com/mmsegmentation/v0.5/'

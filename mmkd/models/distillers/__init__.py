@@ -1,9 +1,11 @@
-from .critic_distiller import CriticDistiller, SegmentationDistiller
+from . import earlier_names  # noqa: F401  (old configs' type names)
+from .critic import Critic
 from .detection_distiller import DetectionDistiller
+from .frozen_teacher import TeacherRun
 from .single_teacher_distiller import SingleTeacherDistiller
 from .weight_schedule import LossWeightSchedule
 
 __all__ = [
-    'CriticDistiller', 'DetectionDistiller', 'LossWeightSchedule',
-    'SegmentationDistiller', 'SingleTeacherDistiller'
+    'Critic', 'DetectionDistiller', 'LossWeightSchedule',
+    'SingleTeacherDistiller', 'TeacherRun'
 ]

@@ -1,9 +1,8 @@
 """FGFI: fine-grained feature imitation for detectors (Wang et al., CVPR
 2019), on any number of FPN levels, batch size > 1, mixed image sizes."""
-from typing import Any, Dict, Mapping, Optional, Sequence
+from typing import Any, Mapping, Optional
 
 import torch
-from mmengine.logging import print_log
 from torch import Tensor
 
 from mmkd.registry import MODELS
@@ -29,13 +28,10 @@ class DetectionDistiller(SingleTeacherDistiller):
     unless ``anchor_generator`` is given.
 
     A loss asks for it with ``extra_inputs=dict(masks='imitation_masks')``,
-    e.g. ``mmkd.ImitationLoss``. The warm-up of the official code (no
-    imitation for 400 iterations) is ``loss_schedules=dict(imitation=
-    dict(warmup=400))``.
-
-    With ``teacher_forward='tensor'``, a two-stage teacher whose taps lie in
-    its backbone, neck and RPN head (FGFI's D and ID variants) stops after
-    the RPN head's forward: its proposals and RoI head feed no tap.
+    e.g. ``mmkd.ImitationLoss``; the distiller's step computes it with
+    :meth:`imitation_masks` (its only addition to the step). The warm-up of
+    the official code (no imitation for 400 iterations) is
+    ``loss_schedules=dict(imitation=dict(warmup=400))``.
 
     Args:
         mask_tap (str, optional): Student tap whose feature maps the masks
@@ -49,6 +45,9 @@ class DetectionDistiller(SingleTeacherDistiller):
             for the mask, for students without anchors (or to override).
         **kwargs: :class:`SingleTeacherDistiller` arguments.
     """
+
+    extra_sources = SingleTeacherDistiller.extra_sources + (
+        'imitation_masks', )
 
     def __init__(self,
                  mask_tap: Optional[str] = None,
@@ -84,40 +83,7 @@ class DetectionDistiller(SingleTeacherDistiller):
             with config_errors_under('model'):
                 self.imitation_region = ImitationRegion(
                     region, mask_generator, anchors)
-        self.teacher_stop = self._teacher_stop()
-
-    # ------------------------------------------------------- the teacher
-    def _teacher_stop(self) -> Optional[str]:
-        """Where a two-stage teacher with ``teacher_forward='tensor'`` can
-        stop: ``'rpn_head'`` when its taps lie in the backbone, neck and RPN
-        head only (e.g. FGFI's D and ID variants), else None (the whole
-        ``_forward``). The RPN's proposals (``predict_by_feat`` with NMS)
-        and the RoI head feed no tap then; skipping them leaves every tap
-        as it is."""
-        teacher = self.teacher
-        if self.teacher_forward != 'tensor' or not all(
-                hasattr(teacher, a) for a in ('rpn_head', 'roi_head',
-                                              'extract_feat')) or \
-                not getattr(teacher, 'with_rpn', False):
-            return None
-        parts = {path.split('.')[0]
-                 for path in self.teacher_taps.paths.values()}
-        if not parts <= {'backbone', 'neck', 'rpn_head'}:
-            return None
-        print_log(
-            "model.teacher_forward='tensor': the teacher's taps lie in its "
-            f'{sorted(parts)}, so it runs up to rpn_head (no proposals, no '
-            'RoI head).', logger='current')
-        return 'rpn_head'
-
-    def run_teacher(self, inputs: Tensor, data_samples: list) -> Any:
-        """Run the frozen teacher far enough to fill its taps: a two-stage
-        teacher whose taps end at its RPN head stops after
-        ``rpn_head.forward`` (see :meth:`_teacher_stop`)."""
-        if self.teacher_stop is None:
-            return super().run_teacher(inputs, data_samples)
-        feats = self.teacher.extract_feat(self.teacher_inputs(inputs))
-        return self.teacher.rpn_head(feats)
+        self.loss_inputs['imitation_masks'] = self.imitation_masks
 
     @property
     def mask_generator(self):
@@ -158,18 +124,6 @@ class DetectionDistiller(SingleTeacherDistiller):
                 "2.0], scales=[8]) for the mask, or use region='gt'.")
         # 'gt' and 'full' need only the strides of the levels
         return None
-
-    def extra_sources(self) -> Sequence[str]:
-        return tuple(super().extra_sources()) + ('imitation_masks', )
-
-    def collect_sources(self, inputs: Tensor,
-                        data_samples: list) -> Dict[str, Any]:
-        sources = super().collect_sources(inputs, data_samples)
-        if any('imitation_masks' in route['extra_inputs'].values()
-               for route in self.loss_routes.values()):
-            sources['imitation_masks'] = self.imitation_masks(
-                inputs, data_samples)
-        return sources
 
     # ------------------------------------------------------------ masks
     @torch.no_grad()

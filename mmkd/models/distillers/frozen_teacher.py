@@ -2,7 +2,7 @@
 precision on the student's batch renormalised for it."""
 import contextlib
 import types
-from typing import Any, ContextManager, Mapping, Optional
+from typing import Any, ContextManager, Iterable, Mapping, Optional
 
 import torch
 import torch.nn as nn
@@ -166,3 +166,80 @@ def renormalise_for_teacher(inputs: Tensor, student: nn.Module,
     if s_swap != t_swap:
         pixels = pixels.flip(1)
     return pixels if t_mean is None else (pixels - t_mean) / t_std
+
+
+class TeacherRun:
+    """One forward of the frozen teacher per training step, far enough to
+    fill its taps: under ``torch.no_grad()``, at ``precision``, on the
+    student's batch renormalised for it (:func:`renormalise_for_teacher`).
+
+    How far it runs: ``forward='tensor'`` runs the teacher's ``_forward``
+    (backbone to head outputs), ``'extract_feat'`` its backbone and neck.
+    A two-stage detector teacher whose taps all lie in its backbone, neck
+    and RPN head (e.g. FGFI's D and ID variants) stops after
+    ``rpn_head.forward`` with ``'tensor'``: its proposals (NMS) and RoI
+    head feed no tap, so skipping them leaves every tap as it is.
+
+    Args:
+        teacher (nn.Module): The frozen teacher (:func:`build_frozen_teacher`).
+        forward (str): ``model.teacher_forward``.
+        precision (str): ``model.teacher_precision``.
+        tapped (Iterable[str]): The module paths of the teacher's taps.
+    """
+
+    def __init__(self, teacher: nn.Module, forward: str, precision: str,
+                 tapped: Iterable[str]) -> None:
+        check_teacher_run(forward, precision)
+        self.teacher, self.forward, self.precision = teacher, forward, precision
+        self.stop = rpn_stop(teacher, forward, tapped)
+
+    def __call__(self, inputs: Tensor, data_samples: list,
+                 student_preprocessor: nn.Module) -> Any:
+        """Run the teacher on the student's batch.
+
+        Args:
+            inputs (Tensor): ``(N, 3, H, W)`` as the student's data
+                preprocessor made it.
+            data_samples (list): The batch's data samples.
+            student_preprocessor (nn.Module): The student's data
+                preprocessor (its mean, std and channel order).
+
+        Returns:
+            What the teacher's forward returned (its taps hold what the
+            losses use).
+        """
+        with torch.no_grad(), self.autocast(inputs):
+            inputs = renormalise_for_teacher(
+                inputs, student_preprocessor,
+                getattr(self.teacher, 'data_preprocessor', None))
+            if self.stop == 'rpn_head':
+                return self.teacher.rpn_head(self.teacher.extract_feat(inputs))
+            if self.forward == 'extract_feat':
+                return self.teacher.extract_feat(inputs)
+            return self.teacher(inputs, data_samples, mode='tensor')
+
+    def autocast(self, inputs: Tensor) -> ContextManager:
+        """The autocast context of the teacher's forward on the device of
+        ``inputs``."""
+        return teacher_autocast(self.precision, inputs.device.type)
+
+
+def rpn_stop(teacher: nn.Module, forward: str,
+             tapped: Iterable[str]) -> Optional[str]:
+    """Where a teacher run with ``forward='tensor'`` can stop:
+    ``'rpn_head'`` for a two-stage detector whose taps (module paths
+    ``tapped``) lie in its backbone, neck and RPN head only, else None (the
+    whole ``_forward``)."""
+    if forward != 'tensor' or not all(
+            hasattr(teacher, a) for a in ('rpn_head', 'roi_head',
+                                          'extract_feat')) or \
+            not getattr(teacher, 'with_rpn', False):
+        return None
+    parts = {path.split('.')[0] for path in tapped}
+    if not parts <= {'backbone', 'neck', 'rpn_head'}:
+        return None
+    print_log(
+        "model.teacher_forward='tensor': the teacher's taps lie in its "
+        f'{sorted(parts)}, so it runs up to rpn_head (no proposals, no RoI '
+        'head).', logger='current')
+    return 'rpn_head'

@@ -15,9 +15,7 @@ import inspect
 from typing import Any, Dict, List, Mapping, Sequence, Tuple
 
 import torch.nn as nn
-from torch import Tensor
 
-from mmkd.models.losses.levelwise import LevelwiseLoss
 from mmkd.registry import MODELS
 from mmkd.taps import FeatureTaps
 from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
@@ -192,13 +190,12 @@ class LossRouteBuilder:
         """Check that ``loss.forward`` takes the student tap and the teacher
         tap (positionally, in this order), and ``extra_inputs`` as keyword
         arguments."""
-        # a loss computed per level states its inputs in forward_level
-        # (its forward takes them as **inputs and splits them by level)
-        levelwise = isinstance(loss, LevelwiseLoss)
-        method = 'forward_level' if levelwise else 'forward'
-        signature = inspect.signature(getattr(loss, method))
-        params = [p for p in signature.parameters.values()
-                  if not (levelwise and p.name == 'level')]
+        # a loss may state the inputs it is routed in routed_signature()
+        # (e.g. a loss computed per level: those of one level); else its
+        # forward's
+        signature = (loss.routed_signature() if hasattr(
+            loss, 'routed_signature') else inspect.signature(loss.forward))
+        params = list(signature.parameters.values())
         kind = inspect.Parameter
         positional = [p for p in params
                       if p.kind in (kind.POSITIONAL_ONLY,
@@ -208,7 +205,7 @@ class LossRouteBuilder:
         plain = signature.replace(
             parameters=[p.replace(annotation=p.empty) for p in params],
             return_annotation=signature.empty)
-        described = f'{type(loss).__name__}.{method}{plain}'
+        described = f'{type(loss).__name__}{plain}'  # how it is called
         if len(positional) < 2 and kind.VAR_POSITIONAL not in takes_any:
             raise ConfigValueError(
                 f'{key}.type',
@@ -241,60 +238,3 @@ class LossRouteBuilder:
                 f'Add extra_inputs=dict({missing[0]}=<source>), a source '
                 f'being one of {sorted(self.extra_sources)}, '
                 "'student.<tap>' or 'teacher.<tap>'.")
-
-
-# ----------------------------------------------- connector shapes, per step
-
-def channels(x: Any) -> Any:
-    """Channel count(s) of a tap: ``x.shape[1]`` per map."""
-    if isinstance(x, Tensor):
-        return x.shape[1] if x.dim() > 1 else None
-    return tuple(channels(level) for level in x)
-
-
-def shapes(x: Any) -> Any:
-    """The shape(s) of a tap, for messages."""
-    if isinstance(x, Tensor):
-        return tuple(x.shape)
-    return [shapes(level) for level in x]
-
-
-def check_connector_input(name: str, route: Route, tap: Any,
-                          connector: nn.Module, tap_path: str) -> None:
-    """Refuse a student tap whose channels are not the connector's
-    ``in_channels`` (instead of torch's error from inside the layer)."""
-    expected = getattr(connector, 'in_channels', None)
-    found = channels(tap)
-    levels = set(found) if isinstance(found, tuple) else {found}
-    if not isinstance(expected, int) or levels == {expected}:
-        return
-    raise ConfigValueError(
-        f"model.connectors.{route['connector']}.in_channels",
-        f"{found}, the channels of student tap '{route['student']}' "
-        f"(module '{tap_path}', shape {shapes(tap)}) that "
-        f'model.distill_losses.{name} passes through this connector',
-        describe(expected),
-        f'Set in_channels={found}.' if len(levels) == 1 else
-        'The levels of the tap differ in channels: tap maps of equal '
-        'channels or use one connector per level.')
-
-
-def check_connector_output(name: str, route: Route, adapted: Any,
-                           teacher: Any) -> None:
-    """Refuse a connector output that the teacher tap cannot be compared
-    with: another number of levels, or other channels."""
-    if not isinstance(adapted, Tensor) and not isinstance(
-            teacher, Tensor) and len(adapted) != len(teacher):
-        raise ValueError(
-            f"model.distill_losses.{name}: student tap '{route['student']}'"
-            f" has {len(adapted)} levels, teacher tap '{route['teacher']}' "
-            f'{len(teacher)}: tap the same levels in both models.')
-    if channels(adapted) != channels(teacher):
-        raise ValueError(
-            f"model.connectors.{route['connector']} (used by "
-            f'model.distill_losses.{name}) outputs shape '
-            f"{shapes(adapted)} from student tap '{route['student']}', "
-            f"but teacher tap '{route['teacher']}' has shape "
-            f'{shapes(teacher)}: the channels must match. Set the '
-            "connector's out_channels to the teacher's channels.")
-

@@ -1,59 +1,71 @@
 """The single-teacher distiller: a student, a frozen teacher, taps, connectors
 and distillation losses, as one mmengine model. One training step reads top
 to bottom in :meth:`SingleTeacherDistiller.loss`."""
-from typing import (Any, ContextManager, Dict, Mapping, Optional, Sequence,
-                    Tuple)
+import difflib
+import inspect
+from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Set
 
 import torch
 import torch.nn as nn
-from mmengine.logging import print_log
 from mmengine.model import BaseModel
 from torch import Tensor
 
 from mmkd.models.connectors.connector_dict import ConnectorDict
 from mmkd.registry import MODELS
-from mmkd.taps import FeatureTaps, inputs_of_levels
-from mmkd.taps.level_matching import (describe_strides, level_strides,
-                                      match_levels, unpaired)
-from mmkd.utils.config_checks import (ConfigKeyError, check_number,
+from mmkd.taps import FeatureTaps
+from mmkd.taps.level_matching import pair_levels
+from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
+                                      check_number, check_positive_int,
                                       config_errors_under)
 from mmkd.utils.model_loading import load_model_config, load_weights
-from .frozen_teacher import (build_frozen_teacher, build_model,
-                             check_data_preprocessor, check_teacher_run,
-                             renormalise_for_teacher, teacher_autocast)
-from .loss_routes import (LossRouteBuilder, build_part,
-                          check_connector_input, check_connector_output)
+from .connector_checks import check_connector_input, check_connector_output
+from .critic import Critic, refuse_sync_bn
+from .frozen_teacher import (TeacherRun, build_frozen_teacher, build_model,
+                             check_data_preprocessor)
+from .loss_routes import LossRouteBuilder, build_part
 from .plain_student_state import prefix_plain_student_state
 from .weight_schedule import LossWeightSchedule
+
+
+def unknown_key_error(cls: type, unknown: Mapping[str, Any]
+                      ) -> ConfigKeyError:
+    """The error for keys of ``model`` that the distiller ``cls`` does not
+    take (e.g. ``teacher_ckpt`` for ``teacher_checkpoint``), naming the
+    closest keys it does take."""
+    known = sorted({name for klass in cls.__mro__
+                    if '__init__' in vars(klass)
+                    for name, p in inspect.signature(
+                        klass.__init__).parameters.items()
+                    if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+                    and name != 'self'})
+    key = sorted(unknown)[0]
+    close = difflib.get_close_matches(key, known, n=3, cutoff=0.5)
+    return ConfigKeyError(
+        f'model.{key}', f'a key of mmkd.{cls.__name__}' + (
+            f', e.g. {" or ".join(close)}' if close else ''),
+        repr(key), f'{cls.__name__} takes {known}.' + (
+            f' Did you mean {close[0]}?' if close else ''))
 
 
 @MODELS.register_module()
 class SingleTeacherDistiller(BaseModel):
     """Distil a frozen teacher into a student.
 
-    One training step (:meth:`loss`), top to bottom: the teacher runs under
-    ``torch.no_grad()`` with its taps recording; the student computes its
-    task losses with its taps recording; connectors adapt student taps; each
-    distillation loss compares a student tap with a teacher tap
-    (:mod:`~mmkd.models.distillers.loss_routes` states the loss protocol and
-    checks it at build time). The result is the student's loss dict plus
-    ``distill.loss_<name>`` (weighted; mmengine's ``parse_losses`` sums every
-    key that contains ``loss``, as mmseg's ``decode.loss_ce``).
+    One training step (:meth:`loss`), top to bottom: the teacher runs
+    (:class:`~mmkd.models.distillers.frozen_teacher.TeacherRun`: no grad,
+    its precision, the batch renormalised for it) with its taps recording;
+    the student computes its task losses with its taps recording; the
+    loss inputs that are neither taps nor the batch are computed (e.g.
+    :class:`DetectionDistiller`'s imitation masks); each distillation loss
+    compares a student tap (through its connector, if any) with a teacher
+    tap (:mod:`~mmkd.models.distillers.loss_routes` states the loss protocol
+    and checks it at build time). The result is the student's loss dict
+    plus ``distill.loss_<name>`` (weighted; mmengine's ``parse_losses`` sums
+    every key that contains ``loss``, as mmseg's ``decode.loss_ce``).
 
-    Extension points a subclass overrides (as mmengine's ``BaseModel``
-    lists its own), each called from :meth:`loss` or :meth:`train_step`:
-
-    - :attr:`provides`: what the distiller gives losses that need its help
-      (a loss's ``distiller_needs``; e.g. :class:`CriticDistiller` provides
-      ``'critic'`` for ``mmkd.HolisticLoss``), which it routes itself;
-    - :meth:`extra_sources`: the names of the non-tap inputs a loss may ask
-      for in ``extra_inputs`` (checked at build time);
-    - :meth:`collect_sources`: their values for one batch (e.g.
-      :class:`DetectionDistiller` adds ``'imitation_masks'``);
-    - :meth:`compute_loss`: how one loss is called with its routed inputs;
-    - :meth:`run_teacher`: how far the teacher runs to fill its taps;
-    - :meth:`train_step` (mmengine's): the optimizer step(s), e.g. a
-      critic's steps with an ``OptimWrapperDict``.
+    With a critic (SKD's holistic term, ``mmkd.HolisticLoss`` with
+    ``discriminator``), :meth:`train_step` then takes the discriminator's
+    steps (:class:`~mmkd.models.distillers.critic.Critic`).
 
     The teacher (:mod:`~mmkd.models.distillers.frozen_teacher`) is not a
     registered submodule: it is not in ``parameters()`` (so not in the
@@ -108,11 +120,42 @@ class SingleTeacherDistiller(BaseModel):
             for it where its mean/std or channel order differ). mmengine's
             Runner passes the config's top-level ``data_preprocessor`` here;
             if it differs from ``student.data_preprocessor`` that is an error.
+        discriminator (dict, optional): The critic of a loss that needs
+            one (``distiller_needs = ('critic', )``: ``mmkd.HolisticLoss``),
+            e.g. ``mmkd.SegDiscriminator``; required with such a loss. A
+            registered submodule: in the training checkpoint (resumed with
+            its optimizer state), not in the student-only checkpoint.
+        n_critic (int): Discriminator steps per student step (official: 1).
         init_cfg (dict, optional): Unused by the student; kept for mmengine.
+
+    The optimizer config with a critic::
+
+        optim_wrapper = dict(
+            constructor='mmkd.DistillerOptimWrapperConstructor',
+            student=dict(optimizer=dict(type='SGD', lr=0.01, ...)),
+            discriminator=dict(optimizer=dict(type='SGD', lr=4e-4, ...)))
+
+    Distributed training with a critic (``--launcher pytorch``): its step is
+    the model's own :meth:`train_step`, which mmengine's default DDP
+    wrapper bypasses, so it runs under ``model_wrapper_cfg=dict(type=
+    'MMSeparateDistributedDataParallel')`` (one DDP each for the student,
+    the connectors and the critic);
+    :func:`mmkd.engine.runner_config.prepare_config` (``tools/train.py``)
+    sets it for every config with a discriminator, and a step through the
+    default wrapper raises a clear error. The gradient penalty's
+    interpolation weights are drawn for the global batch and each rank
+    takes its own (:func:`~mmkd.models.distillers.critic.penalty_alpha`),
+    so ``r`` ranks with batch ``b`` draw what one process with batch
+    ``r·b`` draws. The critic must not contain ``SyncBatchNorm`` (torch has
+    no double backward for it). Under ``--amp`` each optimizer has its own
+    loss scaler; the holistic losses compute in fp32, and the gradient
+    penalty differentiates the critic's unscaled score.
     """
 
-    #: What this distiller gives losses that need its help (none here).
-    provides: Sequence[str] = ()
+    #: What this distiller gives losses that need its help.
+    provides: Sequence[str] = ('critic', )
+    #: The non-tap inputs a loss may ask for in ``extra_inputs``.
+    extra_sources: Sequence[str] = ('inputs', 'data_samples')
 
     def __init__(self,
                  student: Mapping,
@@ -127,23 +170,25 @@ class SingleTeacherDistiller(BaseModel):
                  teacher_forward: str = 'tensor',
                  teacher_precision: str = 'auto',
                  min_key_match: float = 0.9,
+                 discriminator: Optional[Mapping] = None,
+                 n_critic: int = 1,
                  data_preprocessor: Optional[Mapping] = None,
-                 init_cfg: Optional[Mapping] = None) -> None:
+                 init_cfg: Optional[Mapping] = None,
+                 **unknown: Any) -> None:
+        if unknown:
+            raise unknown_key_error(type(self), unknown)
         super().__init__(init_cfg=init_cfg)
         self.min_key_match = check_number(
             min_key_match, 'model.min_key_match', low=0, high=1,
             todo="It is the fraction of the model's entries that a teacher "
             'or student checkpoint must provide, e.g. 0.9 for 90%.')
-        check_teacher_run(teacher_forward, teacher_precision)
-        self.teacher_forward = teacher_forward
-        self.teacher_precision = teacher_precision
         student = load_model_config(student, 'model.student')
         check_data_preprocessor(data_preprocessor, student)
         self.student = build_model(student, 'model.student')
         self.data_preprocessor = self.student.data_preprocessor
         self.student_checkpoint = student_checkpoint
-        # What is built from here on (teacher, connectors, losses) draws from
-        # a fork of the global random generator, so the student's
+        # What is built from here on (teacher, connectors, losses, critic)
+        # draws from a fork of the global random generator, so the student's
         # init_weights and training see the stream a plain student model
         # would: a distilled student and the baseline trained with the same
         # seed start from the same weights.
@@ -155,19 +200,30 @@ class SingleTeacherDistiller(BaseModel):
                 self.student, student_taps or {}, 'model.student_taps')
             self.teacher_taps = FeatureTaps(
                 self.teacher, teacher_taps or {}, 'model.teacher_taps')
+            self.teacher_run = TeacherRun(
+                self.teacher, teacher_forward, teacher_precision,
+                self.teacher_taps.paths.values())
             self.connectors = ConnectorDict({
                 name: build_part(cfg, f'model.connectors.{name}')
                 for name, cfg in (connectors or {}).items()})
             routes = LossRouteBuilder(
                 self.student_taps, self.teacher_taps, self.connectors,
-                self.extra_sources(), type(self).__name__, self.provides)
+                self.extra_sources, type(self).__name__, self.provides)
             self.distill_losses = nn.ModuleDict()
             self.loss_routes: Dict[str, Dict[str, Any]] = {}
             for name, cfg in (distill_losses or {}).items():
                 self.distill_losses[name], self.loss_routes[name] = \
                     routes.build(name, cfg)
-        # losses whose paired levels were logged (match_levels)
-        self._reported_level_matches = set()
+        self.critic = self._build_critic(discriminator, n_critic)
+        #: the extra sources some loss asks for
+        self.used_sources: Set[str] = {
+            source for route in self.loss_routes.values()
+            for source in route['extra_inputs'].values()}
+        #: extra source -> its value for a batch ``(inputs, data_samples)``
+        self.loss_inputs: Dict[str, Callable[[Tensor, list], Any]] = {}
+        # losses whose paired levels were logged, whose shapes were checked
+        self._reported_level_matches: Set[str] = set()
+        self._checked_routes: Set[str] = set()
         self._register_load_state_dict_pre_hook(
             prefix_plain_student_state, with_module=True)
         self.loss_schedules: Dict[str, LossWeightSchedule] = {}
@@ -182,9 +238,44 @@ class SingleTeacherDistiller(BaseModel):
                 self.loss_schedules[name] = LossWeightSchedule(
                     **cfg, key=key)
 
-    def extra_sources(self) -> Sequence[str]:
-        """Names of non-tap inputs a loss can ask for in ``extra_inputs``."""
-        return ('inputs', 'data_samples')
+    def _build_critic(self, discriminator: Optional[Mapping],
+                      n_critic: int) -> Optional[Critic]:
+        """The critic of the loss that needs one (None without such a
+        loss), and ``self.discriminator`` (None without a config)."""
+        needing = [name for name, loss in self.distill_losses.items()
+                   if 'critic' in getattr(loss, 'distiller_needs', ())]
+        if len(needing) > 1:
+            raise ConfigValueError(
+                'model.distill_losses', 'one term with a critic at most',
+                f'{needing}', 'Keep one holistic term.')
+        for name in needing:
+            route = self.loss_routes[name]
+            for unused in ('connector', 'extra_inputs'):
+                if route[unused]:
+                    raise ConfigValueError(
+                        f'model.distill_losses.{name}.{unused}',
+                        'nothing: the holistic term compares the student '
+                        "and teacher logit taps as they are, conditioned on "
+                        "the batch's inputs", repr(route[unused]),
+                        f'Remove {unused} from the holistic term.')
+            if discriminator is None:
+                raise ConfigValueError(
+                    'model.discriminator', 'the config of the critic of '
+                    f'model.distill_losses.{name}', 'nothing',
+                    "Give e.g. dict(type='mmkd.SegDiscriminator', "
+                    'in_channels=num_classes + 3).')
+        n_critic = check_positive_int(
+            n_critic, 'model.n_critic',
+            todo='Give the discriminator steps per student step (official: '
+            '1).')
+        self.discriminator = None
+        if discriminator is not None:
+            # from its own fork of the global generator, as the teacher's
+            with torch.random.fork_rng(devices=[]), \
+                    config_errors_under('model.discriminator'):
+                self.discriminator = MODELS.build(discriminator)
+            refuse_sync_bn(self.discriminator)
+        return Critic(needing[0], n_critic) if needing else None
 
     # ------------------------------------------------------ device & modes
     def _apply(self, fn, *args, **kwargs):
@@ -214,150 +305,111 @@ class SingleTeacherDistiller(BaseModel):
 
     # --------------------------------------------------------- the step
     def loss(self, inputs: Tensor, data_samples: list) -> Dict[str, Tensor]:
-        """Teacher forward (no grad) -> student task losses -> connectors
-        -> distillation losses."""
-        with self.teacher_taps.recording(), self.student_taps.recording():
-            with torch.no_grad(), self.teacher_autocast(inputs):
-                self.run_teacher(inputs, data_samples)
-            # through __call__, so that a DDP-wrapped student syncs gradients
-            losses = self.student(inputs, data_samples, mode='loss')
-            losses.update(self.distill_step(inputs, data_samples))
-        return losses
-
-    def teacher_autocast(self, inputs: Tensor) -> ContextManager:
-        """The autocast context of the teacher's forward
-        (``teacher_precision``) on the device of ``inputs``."""
-        return teacher_autocast(self.teacher_precision, inputs.device.type)
-
-    def run_teacher(self, inputs: Tensor, data_samples: list) -> Any:
-        """Run the frozen teacher far enough to fill its taps."""
-        inputs = self.teacher_inputs(inputs)
-        if self.teacher_forward == 'extract_feat':
-            return self.teacher.extract_feat(inputs)
-        return self.teacher(inputs, data_samples, mode='tensor')
-
-    def teacher_inputs(self, inputs: Tensor) -> Tensor:
-        """The student's ``(N, 3, H, W)`` batch as the teacher's data
-        preprocessor would have made it."""
-        return renormalise_for_teacher(
-            inputs, self.data_preprocessor,
-            getattr(self.teacher, 'data_preprocessor', None))
-
-    def distill_step(self, inputs: Tensor,
-                     data_samples: list) -> Dict[str, Tensor]:
-        """Compute every distillation loss from the recorded taps.
+        """One step's losses: the teacher's forward (no grad, taps
+        recording) -> the student's task losses (taps recording) -> each
+        distillation loss on its routed inputs.
 
         Returns:
-            dict: ``distill.loss_<name>`` -> weighted loss (and
-            ``distill_factor.<name>`` for a scheduled one).
+            dict: The student's losses, ``distill.loss_<name>`` (weighted)
+            and ``distill_factor.<name>`` for a scheduled term.
         """
-        sources = self.collect_sources(inputs, data_samples)
-        losses = {}
-        for name, loss in self.distill_losses.items():
-            value = self.compute_loss(name, loss, sources)
-            if name in self.loss_schedules:
-                # computed even at factor 0, so that every learnable part
-                # stays in the graph (DDP without find_unused_parameters)
-                factor = self.loss_schedules[name].current_factor()
-                value = value * factor
-                losses[f'distill_factor.{name}'] = value.new_tensor(factor)
-            losses[f'distill.loss_{name}'] = value
+        with self.teacher_taps.recording(), self.student_taps.recording():
+            self.teacher_run(inputs, data_samples, self.data_preprocessor)
+            # through __call__, so that a DDP-wrapped student syncs gradients
+            losses = self.student(inputs, data_samples, mode='loss')
+            sources = dict(inputs=inputs, data_samples=data_samples)
+            for name, provide in self.loss_inputs.items():
+                if name in self.used_sources:
+                    sources[name] = provide(inputs, data_samples)
+            for name, loss in self.distill_losses.items():
+                value = self.compute_loss(name, loss, sources)
+                if name in self.loss_schedules:
+                    # computed even at factor 0, so that every learnable part
+                    # stays in the graph (DDP without find_unused_parameters)
+                    factor = self.loss_schedules[name].current_factor()
+                    value = value * factor
+                    losses[f'distill_factor.{name}'] = value.new_tensor(factor)
+                losses[f'distill.loss_{name}'] = value
         return losses
-
-    def collect_sources(self, inputs: Tensor,
-                        data_samples: list) -> Dict[str, Any]:
-        """Non-tap inputs the losses may ask for (``extra_inputs``)."""
-        return dict(inputs=inputs, data_samples=data_samples)
-
-    def resolve(self, source: str, sources: Mapping[str, Any]) -> Any:
-        """The tensor(s) a route names: a tap or an extra source."""
-        if source in sources:
-            return sources[source]
-        side, _, tap = source.partition('.')
-        return (self.student_taps if side == 'student' else
-                self.teacher_taps)[tap]
 
     def compute_loss(self, name: str, loss: nn.Module,
                      sources: Mapping[str, Any]) -> Tensor:
-        """Route the recorded tensors of loss ``name`` into it:
-        ``loss(student, teacher, **extra_inputs)``, the levels of two
-        multi-level taps paired by stride (:meth:`match_levels`)."""
+        """Loss ``name`` on its route: ``loss(student, teacher,
+        **extra_inputs)``, the student tap through its connector, the levels
+        of two multi-level taps paired by stride
+        (:func:`~mmkd.taps.level_matching.pair_levels`); the critic's term
+        through the critic."""
         route = self.loss_routes[name]
         student = raw_student = self.student_taps[route['student']]
         teacher = self.teacher_taps[route['teacher']]
+        if self.critic is not None and name == self.critic.loss_name:
+            return self.critic.generator_loss(loss, self.discriminator,
+                                              student, teacher,
+                                              sources['inputs'])
+        first = name not in self._checked_routes  # shapes: at the first step
         if route['connector'] is not None:
-            connectors = getattr(self.connectors, 'module', self.connectors)
-            check_connector_input(
-                name, route, student, connectors[route['connector']],
-                self.student_taps.paths[route['student']])
+            if first:
+                check_connector_input(
+                    name, route, student, getattr(
+                        self.connectors, 'module',
+                        self.connectors)[route['connector']],
+                    self.student_taps.paths[route['student']])
             # through __call__ (DDP-wrapped connectors sync gradients)
             student = self.connectors(route['connector'], student)
-        kwargs = {k: self.resolve(v, sources)
+        kwargs = {k: sources[v] if v in sources else self.tap(v)
                   for k, v in route['extra_inputs'].items()}
-        student, teacher, kwargs = self.match_levels(
-            name, raw_student, student, teacher, kwargs,
-            sources['inputs'].shape[-2:])
-        if route['connector'] is not None:
+        student, teacher, kwargs = pair_levels(
+            f'model.distill_losses.{name}', route, raw_student, student,
+            teacher, kwargs, sources['inputs'].shape[-2:],
+            self._reported_level_matches)
+        if first and route['connector'] is not None:
             check_connector_output(name, route, student, teacher)
+            self._checked_routes.add(name)
         try:
             return loss(student, teacher, **kwargs)
         except ValueError as e:
             raise ValueError(f'model.distill_losses.{name}: {e}') from None
 
-    def match_levels(self, name: str, raw_student: Any, student: Any,
-                     teacher: Any, kwargs: Dict[str, Any],
-                     input_size: Sequence[int]) -> Tuple[Any, Any, dict]:
-        """Pair the levels of a multi-level student tap and teacher tap by
-        their strides, measured on this batch
-        (:mod:`mmkd.taps.level_matching`): taps of the same strides are
-        left as they are; otherwise the levels of a stride found on both
-        sides are kept, in the student's order, the others are named in the
-        log (once per loss), and no common stride is an error. An extra
-        input with one tensor per student level (e.g. the imitation masks
-        of ``mask_tap``) keeps the student's levels.
+    def tap(self, source: str) -> Any:
+        """The recorded tensor(s) of ``'student.<tap>'`` or
+        ``'teacher.<tap>'``."""
+        side, _, tap = source.partition('.')
+        return (self.student_taps if side == 'student' else
+                self.teacher_taps)[tap]
 
-        Args:
-            name (str): The loss.
-            raw_student: The student tap before its connector (its maps
-                give the strides).
-            student: The student tap after its connector.
-            teacher: The teacher tap.
-            kwargs (dict): The loss's extra inputs.
-            input_size (Sequence[int]): ``(H, W)`` of the batch.
+    @property
+    def teacher_forward(self) -> str:
+        """``model.teacher_forward`` (read-only: :attr:`teacher_run`
+        runs it)."""
+        return self.teacher_run.forward
 
-        Returns:
-            tuple: ``student``, ``teacher`` and ``kwargs`` of the paired
-            levels.
-        """
-        if isinstance(raw_student, Tensor) or isinstance(teacher, Tensor) \
-                or isinstance(student, Tensor):
-            return student, teacher, kwargs
-        route = self.loss_routes[name]
-        what = (f"model.distill_losses.{name}: student tap "
-                f"'{route['student']}' and teacher tap '{route['teacher']}'")
-        s_strides = level_strides(raw_student, input_size)
-        t_strides = level_strides(teacher, input_size)
-        if s_strides == t_strides:
-            return student, teacher, kwargs
-        s_idx, t_idx = match_levels(s_strides, t_strides, what)
-        if not s_idx:
-            raise ValueError(
-                f'{what} have no level of the same stride (student strides '
-                f'{describe_strides(s_strides)}, teacher strides '
-                f'{describe_strides(t_strides)}, measured on a '
-                f'{tuple(input_size)} batch): tap feature maps of the same '
-                'strides in both models (e.g. the FPN levels both have).')
-        if name not in self._reported_level_matches:
-            self._reported_level_matches.add(name)
-            left = [f'{side} levels {levels} (strides {strides})'
-                    for side, levels, strides in (
-                        ('student', ) + unpaired(s_strides, s_idx),
-                        ('teacher', ) + unpaired(t_strides, t_idx))
-                    if levels]
-            print_log(
-                f'{what}: levels paired by stride '
-                f'({describe_strides([s_strides[i] for i in s_idx])}); '
-                f"not distilled: {'; '.join(left)}.", logger='current')
-        kwargs = inputs_of_levels(kwargs, len(raw_student), s_idx)
-        return (type(student)(student[i] for i in s_idx),
-                type(teacher)(teacher[j] for j in t_idx), kwargs)
+    @property
+    def teacher_precision(self) -> str:
+        """``model.teacher_precision`` (read-only: :attr:`teacher_run`
+        runs it)."""
+        return self.teacher_run.precision
+
+    def run_teacher(self, inputs: Tensor, data_samples: list) -> Any:
+        """The teacher's forward of a step, alone (tools and tests)."""
+        return self.teacher_run(inputs, data_samples, self.data_preprocessor)
+
+    def train_step(self, data: Any, optim_wrapper: Any) -> Dict[str, Tensor]:
+        """mmengine's step; with a critic, the student's step and then the
+        discriminator's (:class:`~mmkd.models.distillers.critic.Critic`)."""
+        if self.critic is None:
+            return super().train_step(data, optim_wrapper)
+        student_wrapper, critic_wrapper = self.critic.split_wrappers(
+            optim_wrapper)
+        self.critic.in_train_step = True
+        try:
+            with student_wrapper.optim_context(self):
+                data = self.data_preprocessor(data, True)
+                losses = self._run_forward(data, mode='loss')
+        finally:
+            self.critic.in_train_step = False
+        parsed, log_vars = self.parse_losses(losses)
+        student_wrapper.update_params(parsed)
+        log_vars.update(self.critic.discriminator_steps(
+            self.distill_losses[self.critic.loss_name], self.discriminator,
+            critic_wrapper))
+        return log_vars

@@ -88,7 +88,7 @@ class HolisticLoss(nn.Module):
     stays finite (and differentiable) when the gradient is 0.
 
     The loss needs the distiller's help (``distiller_needs``): a distiller
-    that provides a critic (``mmkd.CriticDistiller``) calls
+    with a critic (``discriminator``: ``SingleTeacherDistiller``) calls
     ``generator_loss`` in the student's step and ``discriminator_loss`` in
     the discriminator's own optimizer step (official: one D step after each
     student step, SGD lr 4e-4). The discriminator's ``in_channels`` is

@@ -6,6 +6,7 @@ levels) is taken level by level and the levels are combined as the loss's
 How each mmkd loss combines levels, and why (the official code of each
 method), is stated once in ``docs/multi_level_taps.md``.
 """
+import inspect
 from typing import Any, Optional
 
 import torch
@@ -105,6 +106,13 @@ class LevelwiseLoss(nn.Module):
         """
         raise NotImplementedError
 
+    def routed_signature(self) -> inspect.Signature:
+        """The inputs a distiller routes to this loss, as a signature: those
+        of :meth:`forward_level` but ``level`` (its :meth:`forward` takes
+        them as ``**inputs`` and splits them by level)."""
+        signature = inspect.signature(self.forward_level)
+        return signature.replace(parameters=[
+            p for name, p in signature.parameters.items() if name != 'level'])
 
 
 class AlignedLevelwiseLoss(LevelwiseLoss):

@@ -5,7 +5,7 @@ _base_ = './pspnet_r18_tiny_shapes.py'
 
 model = dict(
     _delete_=True,
-    type='mmkd.SegmentationDistiller',
+    type='mmkd.SingleTeacherDistiller',
     student={{_base_.model}},
     teacher='{{fileDirname}}/pspnet_r50_tiny_shapes_teacher.py',
     teacher_checkpoint=None,  # tests: a random teacher

@@ -1,5 +1,5 @@
-"""CriticDistiller (SKD's holistic term; also registered as
-SegmentationDistiller): the student and the critic of the holistic
+"""The distiller with a critic (SKD's holistic term,
+``mmkd.models.distillers.critic``): the student and the critic of the holistic
 term train with their own optimizers and never touch each other's weights;
 the critic is in the training checkpoint (weights and optimizer state), not
 in the student's; resume is exact. On the tiny config
@@ -294,10 +294,10 @@ def test_a_distributed_step_that_bypasses_train_step_is_refused(
     ``parse_losses`` itself: the critic would never train."""
     from types import SimpleNamespace
 
-    from mmkd.models.distillers import critic_distiller
+    from mmkd.models.distillers import critic
     model, _ = build(cfg)
     data = model.data_preprocessor(batch(), True)
-    monkeypatch.setattr(critic_distiller, 'dist', SimpleNamespace(
+    monkeypatch.setattr(critic, 'dist', SimpleNamespace(
         is_available=lambda: True, is_initialized=lambda: True))
     with pytest.raises(RuntimeError,
                        match='MMSeparateDistributedDataParallel'):
@@ -307,15 +307,12 @@ def test_a_distributed_step_that_bypasses_train_step_is_refused(
 def test_alpha_of_each_rank_is_its_share_of_the_global_batch(monkeypatch):
     """Rank r of w takes samples r, r + w, ... of the weights one process
     draws for the whole batch (mmengine's samplers deal samples so)."""
-    from mmkd.models.distillers import critic_distiller
-    from mmkd.models.distillers.critic_distiller import \
-        SegmentationDistiller
-    whole = SegmentationDistiller._alpha(6, 0, 'cpu')
+    from mmkd.models.distillers import critic
+    whole = critic.penalty_alpha(6, 0, 'cpu')
     for rank in range(3):
-        monkeypatch.setattr(critic_distiller, 'get_dist_info',
-                            lambda r=rank: (r, 3))
+        monkeypatch.setattr(critic, 'get_dist_info', lambda r=rank: (r, 3))
         torch.testing.assert_close(
-            SegmentationDistiller._alpha(2, 0, 'cpu'), whole[rank::3],
+            critic.penalty_alpha(2, 0, 'cpu'), whole[rank::3],
             rtol=0, atol=0)
 
 

@@ -57,7 +57,7 @@ def test_retinanet_student_of_a_faster_rcnn_teacher(method, after_warmup,
                                                     monkeypatch):
     logged = []
     monkeypatch.setattr(
-        'mmkd.models.distillers.single_teacher_distiller.print_log',
+        'mmkd.taps.level_matching.print_log',
         lambda message, logger: logged.append(message))
     if method == 'fgfi':
         model = distiller(

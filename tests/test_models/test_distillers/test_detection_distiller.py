@@ -9,6 +9,7 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope, init_default_scope
 
+from mmkd.taps.level_matching import pair_levels
 from mmkd.testing import demo_det_inputs, tiny_config
 
 FGFI = 'fgfi_faster_rcnn_r50_r18_tiny_shapes'
@@ -394,7 +395,7 @@ def test_levels_of_other_strides_are_paired_by_stride(cfg, at_iter,
     masks = distiller_masks(model, data)
     logged = []
     monkeypatch.setattr(
-        'mmkd.models.distillers.single_teacher_distiller.print_log',
+        'mmkd.taps.level_matching.print_log',
         lambda message, logger: logged.append(message))
     losses = model(**data, mode='loss')
     model(**data, mode='loss')  # logged once
@@ -457,7 +458,8 @@ def test_no_level_of_the_same_stride(cfg, at_iter):
             r"^model\.distill_losses\.cwd: student tap 'fpn' and teacher tap "
             r"'fpn' have no level of the same stride \(student strides 4, 8, "
             r'teacher strides 32, 64, measured on a \(64, 96\) batch\)')):
-        model.match_levels('cwd', student, student, teacher, {}, (64, 96))
+        pair_levels('model.distill_losses.cwd', model.loss_routes['cwd'],
+                    student, student, teacher, {}, (64, 96), set())
 
 
 def test_mask_tap_levels_differ_from_the_anchor_levels(cfg):

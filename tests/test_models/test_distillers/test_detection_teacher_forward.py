@@ -64,13 +64,13 @@ def losses(model, data):
 @pytest.mark.parametrize('variant', ['d', 'id'])
 def test_rpn_taps_stop_the_teacher_after_its_rpn_head(variant):
     model = build(variant)
-    assert model.teacher_stop == 'rpn_head'
+    assert model.teacher_run.stop == 'rpn_head'
     data = model.data_preprocessor(batch(), True)
     roi = count_calls(model.teacher.roi_head.bbox_head)
     rpn = count_calls(model.teacher.rpn_head.rpn_cls)
     short = losses(model, data)
     assert roi == [] and len(rpn) == 5  # one call per FPN level
-    model.teacher_stop = None  # today's whole _forward
+    model.teacher_run.stop = None  # today's whole _forward
     full = losses(model, data)
     assert roi == [1]
     assert short.keys() == full.keys()
@@ -88,7 +88,7 @@ def test_teacher_time_saved():
     data = model.data_preprocessor(batch(), True)
     timings = {}
     for stop in ('rpn_head', None, 'rpn_head', None):
-        model.teacher_stop = stop
+        model.teacher_run.stop = stop
         inputs, samples = data['inputs'], data['data_samples']
         start = time.perf_counter()
         for _ in range(3):
@@ -103,14 +103,14 @@ def test_teacher_time_saved():
 def test_roi_taps_keep_the_whole_forward():
     model = build('d', teacher_taps=dict(
         rpn_cls='rpn_head.rpn_cls', roi_cls='roi_head.bbox_head.fc_cls'))
-    assert model.teacher_stop is None
+    assert model.teacher_run.stop is None
 
 
 def test_extract_feat_still_refuses_rpn_taps():
     """The mode chosen in the config stays the contract: an RPN tap with
     ``teacher_forward='extract_feat'`` is never reached, a clear error."""
     model = build('d', teacher_forward='extract_feat')
-    assert model.teacher_stop is None
+    assert model.teacher_run.stop is None
     data = model.data_preprocessor(batch(), True)
     with pytest.raises(RuntimeError, match=r"model\.teacher_taps\.rpn_cls:.*"
                        'did not run'):

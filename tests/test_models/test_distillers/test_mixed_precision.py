@@ -162,7 +162,7 @@ BF16_RTOL = 0.02
 
 
 def seg_losses(model, precision):
-    model.teacher_precision = precision
+    model.teacher_run.precision = precision
     data = model.data_preprocessor(demo_seg_inputs(size=64), True)
     with torch.no_grad():
         return model(**data, mode='loss')
@@ -191,7 +191,7 @@ def test_bf16_teacher_detection_losses_close_to_fp32():
                             [(64, 64), (64, 64)])
     losses = {}
     for precision in ('fp32', 'bf16'):
-        model.teacher_precision = precision
+        model.teacher_run.precision = precision
         data = model.data_preprocessor(copy.deepcopy(batch), True)
         with torch.no_grad():
             losses[precision] = model(**data, mode='loss')

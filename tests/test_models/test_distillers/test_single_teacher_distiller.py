@@ -8,8 +8,9 @@ import torch
 import torch.nn.functional as F
 from mmengine.optim import build_optim_wrapper
 
+from mmkd.models.distillers.frozen_teacher import renormalise_for_teacher
 from mmkd.testing import demo_seg_inputs, tiny_config
-from mmkd.utils.config_checks import ConfigValueError
+from mmkd.utils.config_checks import ConfigKeyError, ConfigValueError
 
 HINT = 'hint_pspnet_r50_r18_tiny_shapes'
 
@@ -259,7 +260,9 @@ def test_teacher_with_another_normalisation_gets_its_own_inputs(cfg):
     torch.testing.assert_close(seen[0], expected, rtol=0, atol=1e-4)
     # same conventions: the batch is passed through untouched
     same = build(cfg.model)
-    assert same.teacher_inputs(data['inputs']) is data['inputs']
+    assert renormalise_for_teacher(
+        data['inputs'], same.data_preprocessor,
+        same.teacher.data_preprocessor) is data['inputs']
 
 
 # ------------------------------------------- clear errors when it is built
@@ -431,19 +434,18 @@ def test_foreign_loss_with_explicit_opt_in(cfg):
         build(model_cfg)
 
 
-def test_holistic_term_needs_a_distiller_with_a_critic(cfg):
+def test_holistic_term_needs_a_discriminator(cfg):
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.student_taps = dict(logits='decode_head.conv_seg')
     model_cfg.teacher_taps = dict(logits='decode_head.conv_seg')
     model_cfg.connectors = {}
     model_cfg.distill_losses = dict(holistic=dict(
         type='mmkd.HolisticLoss', student='logits', teacher='logits'))
-    with pytest.raises(ValueError, match=(
-            r'^model\.distill_losses\.holistic\.type: expected a loss that '
-            r'SingleTeacherDistiller can run, found HolisticLoss, which needs '
-            r"the distiller's critic\. Use type='mmkd\.CriticDistiller' for "
-            r'the model')):
+    with pytest.raises(ConfigValueError) as error:
         build(model_cfg)
+    assert error.value.key == 'model.discriminator'
+    assert error.value.found == 'nothing'
+    assert 'model.distill_losses.holistic' in error.value.expected
 
 
 def test_loss_with_an_unknown_argument(cfg):
@@ -456,3 +458,45 @@ def test_loss_with_an_unknown_argument(cfg):
             r"the argument names and values against the class's "
             r'docstring\.$')):
         build(model_cfg)
+
+
+@pytest.mark.parametrize('typo, closest', [
+    ('teacher_ckpt', 'teacher_checkpoint'),
+    ('student_tap', 'student_taps'),
+    ('distil_losses', 'distill_losses')])
+def test_a_misspelt_key_names_the_closest_keys(cfg, typo, closest):
+    """mmengine's build gave a bare TypeError (unexpected keyword)."""
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg[typo] = 'x'
+    with pytest.raises(ConfigKeyError) as error:
+        build(model_cfg)
+    assert error.value.key == f'model.{typo}'
+    assert closest in error.value.expected
+    assert error.value.found == repr(typo)
+
+
+def test_an_unknown_key_with_nothing_close_lists_the_keys(cfg):
+    model_cfg = copy.deepcopy(cfg.model)
+    model_cfg.zzz = 1
+    with pytest.raises(ConfigKeyError) as error:
+        build(model_cfg)
+    assert error.value.expected == 'a key of mmkd.SingleTeacherDistiller'
+    assert "'teacher_checkpoint'" in str(error.value)
+
+
+@pytest.mark.parametrize('earlier', ['SegmentationDistiller',
+                                     'CriticDistiller'])
+def test_an_earlier_name_builds_the_distiller_and_warns_once(
+        cfg, earlier, monkeypatch):
+    from mmkd.models.distillers import earlier_names
+    monkeypatch.setattr(earlier_names, '_warned', set())
+    logged = []
+    monkeypatch.setattr(
+        earlier_names, 'print_log',
+        lambda msg, logger=None, level=None: logged.append(msg))
+    for _ in range(2):
+        model = build(dict(cfg.model, type=f'mmkd.{earlier}'))
+        assert type(model).__name__ == 'SingleTeacherDistiller'
+    assert len(logged) == 1
+    assert f"'mmkd.{earlier}'" in logged[0]
+    assert "type='mmkd.SingleTeacherDistiller'" in logged[0]

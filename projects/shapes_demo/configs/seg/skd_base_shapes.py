@@ -9,7 +9,7 @@ _base_ = './pspnet_r18_shapes_student.py'
 
 model = dict(
     _delete_=True,
-    type='mmkd.SegmentationDistiller',
+    type='mmkd.SingleTeacherDistiller',
     student={{_base_.model}},
     teacher='{{fileDirname}}/pspnet_r50_shapes_teacher.py',
     teacher_checkpoint='{{$SHAPES_SEG_TEACHER:work_dirs/shapes_demo/seg_teacher/teacher.pth}}',
