@@ -24,6 +24,16 @@ def describe(value: Any) -> str:
     return f'{value!r} ({type(value).__name__})'
 
 
+def _hint(hint: str, todo: Optional[str]) -> str:
+    """``hint``, or ``todo``, its old name (still given by the distillers
+    until they are rewritten; then ``todo=`` goes)."""
+    if todo is None:
+        return hint
+    if hint:
+        raise TypeError('give hint= or todo= (its old name), not both')
+    return todo
+
+
 class ConfigValueError(ValueError, TypeError):
     """A config value of the wrong type or out of range.
 
@@ -35,31 +45,40 @@ class ConfigValueError(ValueError, TypeError):
             (``'model.distill_losses.cwd.tau'``).
         expected (str): What a valid value is.
         found (str): What was given, as :func:`describe` writes it.
-        todo (str): What to do about it.
+        hint (str): What to do about it.
         owner (str, optional): The class whose argument ``key`` is; named in
             the message until :meth:`under` places the error under a key.
+        todo (str, optional): The old name of ``hint``, kept until the
+            distillers that still give it are rewritten.
     """
 
     def __init__(self,
                  key: str,
                  expected: str,
                  found: str,
-                 todo: str = '',
-                 owner: Optional[str] = None) -> None:
+                 hint: str = '',
+                 owner: Optional[str] = None,
+                 *,
+                 todo: Optional[str] = None) -> None:
+        # ``todo=`` is the old name of ``hint=``, still given by the
+        # distillers (single_teacher_distiller, detection_distiller,
+        # critic_distiller, loss_routes, frozen_teacher); it goes once the
+        # distillers are rewritten.
+        hint = _hint(hint, todo)
         self.key, self.expected, self.found = key, expected, found
-        self.todo, self.owner = todo, owner
+        self.hint, self.owner = hint, owner
         where = f'{owner} {key}' if owner else key
         message = f'{where}: expected {expected}, found {found}.'
-        super().__init__(f'{message} {todo}' if todo else message)
+        super().__init__(f'{message} {hint}' if hint else message)
 
     def under(self, prefix: str) -> 'ConfigValueError':
         """The same error, named by its full config key
         ``<prefix>.<key>``."""
         return type(self)(f'{prefix}.{self.key}', self.expected, self.found,
-                          self.todo)
+                          self.hint)
 
     def __reduce__(self):
-        return (type(self), (self.key, self.expected, self.found, self.todo,
+        return (type(self), (self.key, self.expected, self.found, self.hint,
                              self.owner))
 
 
@@ -83,7 +102,8 @@ def check_number(value: Any,
                  high: Optional[float] = None,
                  low_open: bool = False,
                  owner: Optional[str] = None,
-                 todo: str = '') -> float:
+                 hint: str = '',
+                 todo: Optional[str] = None) -> float:
     """Check that ``value`` is a finite real number (not a bool) within
     ``[low, high]`` (``(low, high]`` with ``low_open``).
 
@@ -94,7 +114,9 @@ def check_number(value: Any,
         high (float, optional): Upper bound (inclusive). Defaults to None.
         low_open (bool): Exclude ``low`` itself. Defaults to False.
         owner (str, optional): See :class:`ConfigValueError`.
-        todo (str): What to do, for the message.
+        hint (str): What to do, for the message.
+        todo (str, optional): The old name of ``hint`` (goes once the
+            distillers are rewritten).
 
     Returns:
         float: ``value`` as a float.
@@ -113,7 +135,8 @@ def check_number(value: Any,
           and (low is None or value > low or (value == low and not low_open))
           and (high is None or value <= high))
     if not ok:
-        raise ConfigValueError(key, expected, describe(value), todo, owner)
+        raise ConfigValueError(key, expected, describe(value),
+                               _hint(hint, todo), owner)
     return float(value)
 
 
@@ -121,22 +144,25 @@ def check_positive_int(value: Any,
                        key: str,
                        *,
                        owner: Optional[str] = None,
-                       todo: str = '') -> int:
+                       hint: str = '',
+                       todo: Optional[str] = None) -> int:
     """Check that ``value`` is an int >= 1 (not a bool, not a float).
 
     Args:
         value: The config value.
         key (str): Its argument name or config key, for the message.
         owner (str, optional): See :class:`ConfigValueError`.
-        todo (str): What to do, for the message.
+        hint (str): What to do, for the message.
+        todo (str, optional): The old name of ``hint`` (goes once the
+            distillers are rewritten).
 
     Returns:
         int: ``value`` as an int.
     """
     if not (isinstance(value, numbers.Integral)
             and not isinstance(value, bool) and value >= 1):
-        raise ConfigValueError(key, 'an int >= 1', describe(value), todo,
-                               owner)
+        raise ConfigValueError(key, 'an int >= 1', describe(value),
+                               _hint(hint, todo), owner)
     return int(value)
 
 
@@ -144,7 +170,9 @@ def check_choice(value: Any,
                  key: str,
                  choices: Sequence[Any],
                  owner: Optional[str] = None,
-                 todo: str = '') -> Any:
+                 hint: str = '',
+                 *,
+                 todo: Optional[str] = None) -> Any:
     """Check that ``value`` is one of ``choices`` (e.g. ``('mean',
     'official')``).
 
@@ -153,7 +181,9 @@ def check_choice(value: Any,
         key (str): Its argument name or config key, for the message.
         choices (Sequence): The values allowed.
         owner (str, optional): See :class:`ConfigValueError`.
-        todo (str): What to do, for the message.
+        hint (str): What to do, for the message.
+        todo (str, optional): The old name of ``hint`` (goes once the
+            distillers are rewritten).
 
     Returns:
         ``value``.
@@ -162,7 +192,8 @@ def check_choice(value: Any,
         names = [repr(c) for c in choices]
         expected = (f'{", ".join(names[:-1])} or {names[-1]}'
                     if len(names) > 1 else names[0])
-        raise ConfigValueError(key, expected, describe(value), todo, owner)
+        raise ConfigValueError(key, expected, describe(value),
+                               _hint(hint, todo), owner)
     return value
 
 
@@ -176,7 +207,7 @@ def check_optional(check: Callable[..., T], value: Any, *args: Any,
         check (Callable): A check of :mod:`mmkd.utils.config_checks`.
         value: The config value, or None.
         *args: The check's other arguments (the key, ...).
-        **kwargs: Its keyword arguments (``owner``, ``todo``, ...).
+        **kwargs: Its keyword arguments (``owner``, ``hint``, ...).
 
     Returns:
         What ``check`` returns, or None.

@@ -45,7 +45,7 @@ def check_tau(tau: float, owner: str, usual: str) -> float:
     """
     return check_number(
         tau, 'tau', low=0, low_open=True, owner=owner,
-        todo=f'tau is a softmax temperature ({usual}).')
+        hint=f'tau is a softmax temperature ({usual}).')
 
 
 def check_dims(tensor: Tensor, ndim: int, what: str) -> None:
