@@ -32,6 +32,7 @@ pytest.importorskip('mmcv.ops', reason='needs mmcv with compiled ops')
 from mmkd.registry import TASK_UTILS  # noqa: E402
 from mmkd.task_modules.imitation_mask_generator import (  # noqa: E402
     ImitationMaskGenerator, valid_location_masks)
+from mmkd.utils.config_checks import ConfigValueError  # noqa: E402
 
 TIE_BAND = 1e-6  # relative to the threshold
 Box = Tuple[float, float, float, float]
@@ -444,8 +445,11 @@ def test_error_box_chunk_size_not_a_positive_int(size):
 
 
 def test_error_unknown_scope():
-    with pytest.raises(ValueError, match="'all' or 'level', found 'image'"):
+    with pytest.raises(ConfigValueError) as e:
         ImitationMaskGenerator(max_iou_scope='image')
+    assert e.value.key == 'max_iou_scope'
+    assert e.value.expected == "'all' or 'level'"
+    assert e.value.found == "'image' (str)"
 
 
 def test_error_box_with_x2_below_x1():

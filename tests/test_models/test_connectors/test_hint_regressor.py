@@ -8,6 +8,7 @@ import torch.nn as nn
 from mmkd.models.connectors.hint_regressor import HintRegressor
 from mmkd.models.losses.feature_mse import FeatureMSELoss
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import ConfigValueError
 
 
 @pytest.mark.parametrize('student_size, teacher_size, kernel', [
@@ -151,22 +152,29 @@ def test_bad_arguments_are_clear_errors(kwargs, message):
 
 
 def test_channels_are_positive_ints():
-    with pytest.raises(ValueError, match='HintRegressor in_channels: '
-                       'expected an int >= 1, found 0'):
+    with pytest.raises(ConfigValueError) as e:
         HintRegressor(0, 2, kernel_size=1)
-    with pytest.raises(ValueError, match='HintRegressor out_channels'):
+    assert e.value.key == 'in_channels'
+    assert e.value.expected == 'an int >= 1'
+    assert e.value.found == '0'
+    with pytest.raises(ConfigValueError) as e:
         HintRegressor(2, 2.0, kernel_size=1)
+    assert e.value.key == 'out_channels'
+    assert e.value.expected == 'an int >= 1'
+    assert e.value.found == '2.0'
 
 
 def test_a_distiller_names_the_config_key_of_a_bad_argument():
     """Built by a distiller, an argument error carries its full key."""
     from mmkd.models.distillers.loss_routes import build_part
-    with pytest.raises(ValueError, match=r'^model\.connectors\.hint\.'
-                       'student_size: expected a map at least as large'):
+    with pytest.raises(ConfigValueError) as e:
         build_part(
             dict(type='mmkd.HintRegressor', in_channels=2, out_channels=2,
                  student_size=(2, 2), teacher_size=(3, 3)),
             'model.connectors.hint')
+    assert e.value.key == 'model.connectors.hint.student_size'
+    assert 'a map at least as large' in e.value.expected
+    assert e.value.found == '2x2'
 
 
 def test_a_map_of_another_size_names_the_regressor_and_both_sizes():
