@@ -6,7 +6,8 @@ import pytest
 from mmengine.config import Config
 
 from mmkd.testing import REPO_ROOT
-from mmkd.utils.config_checks import ConfigKeyError, ConfigValueError
+from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
+                                      describe)
 from mmkd.utils.model_loading import load_model_config
 from mmkd.utils.student_export import student_config
 
@@ -47,13 +48,13 @@ def test_a_config_without_a_student_is_refused():
     assert e.value.found == 'nothing'
 
 
-@pytest.mark.parametrize('spec, found', [
-    (3, '3'), (['a.py'], r"\['a\.py'\] \(list\)")])
-def test_a_model_spec_of_the_wrong_type_is_refused(spec, found):
-    with pytest.raises(ConfigValueError, match=(
-            r"^model\.teacher: expected a config path \('<package>::<path>' "
-            rf"or a local \.py file\) or a model dict, found {found}\.$")):
+@pytest.mark.parametrize('spec', [3, ['a.py']])
+def test_a_model_spec_of_the_wrong_type_is_refused(spec):
+    with pytest.raises(ConfigValueError) as e:
         load_model_config(spec, 'model.teacher')
+    assert e.value.key == 'model.teacher'
+    assert e.value.expected.startswith('a config path')
+    assert e.value.found == describe(spec)
 
 
 def test_a_config_file_without_a_model_is_refused(tmp_path):
