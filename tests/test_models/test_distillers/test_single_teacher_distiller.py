@@ -113,7 +113,8 @@ def test_wrong_tap_path_lists_close_matches(cfg):
     with pytest.raises(ConfigKeyError) as e:
         build(model_cfg)
     assert e.value.key == 'model.student_taps.feat'
-    assert 'decode_head.bottleneck' in e.value.found
+    assert "'decode_head.bottleneck'" in e.value.expected  # a close match
+    assert e.value.found == "'decode_head.bottlenek'"
 
 
 def test_missing_teacher_config(cfg):
