@@ -86,7 +86,7 @@ class ImitationMaskGenerator:
         owner = 'ImitationMaskGenerator'
         self.psi = check_number(
             psi, 'psi', low=0, high=1, owner=owner,
-            todo='psi scales the best IoU of each box into the threshold '
+            hint='psi scales the best IoU of each box into the threshold '
             'of its region (the paper uses 0.5).')
         if max_iou_scope not in ('all', 'level'):
             raise ConfigValueError('max_iou_scope', "'all' or 'level'",
@@ -94,7 +94,7 @@ class ImitationMaskGenerator:
         self.max_iou_scope = max_iou_scope
         self.box_chunk_size = check_positive_int(
             box_chunk_size, 'box_chunk_size', owner=owner,
-            todo='It bounds the memory (boxes per IoU chunk; default 16).')
+            hint='It bounds the memory (boxes per IoU chunk; default 16).')
 
     def __repr__(self) -> str:
         return (f'{self.__class__.__name__}(psi={self.psi}, '

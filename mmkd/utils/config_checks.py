@@ -35,7 +35,7 @@ class ConfigValueError(ValueError, TypeError):
             (``'model.distill_losses.cwd.tau'``).
         expected (str): What a valid value is.
         found (str): What was given, as :func:`describe` writes it.
-        todo (str): What to do about it.
+        hint (str): What to do about it.
         owner (str, optional): The class whose argument ``key`` is; named in
             the message until :meth:`under` places the error under a key.
     """
@@ -44,22 +44,22 @@ class ConfigValueError(ValueError, TypeError):
                  key: str,
                  expected: str,
                  found: str,
-                 todo: str = '',
+                 hint: str = '',
                  owner: Optional[str] = None) -> None:
         self.key, self.expected, self.found = key, expected, found
-        self.todo, self.owner = todo, owner
+        self.hint, self.owner = hint, owner
         where = f'{owner} {key}' if owner else key
         message = f'{where}: expected {expected}, found {found}.'
-        super().__init__(f'{message} {todo}' if todo else message)
+        super().__init__(f'{message} {hint}' if hint else message)
 
     def under(self, prefix: str) -> 'ConfigValueError':
         """The same error, named by its full config key
         ``<prefix>.<key>``."""
         return type(self)(f'{prefix}.{self.key}', self.expected, self.found,
-                          self.todo)
+                          self.hint)
 
     def __reduce__(self):
-        return (type(self), (self.key, self.expected, self.found, self.todo,
+        return (type(self), (self.key, self.expected, self.found, self.hint,
                              self.owner))
 
 
@@ -83,7 +83,7 @@ def check_number(value: Any,
                  high: Optional[float] = None,
                  low_open: bool = False,
                  owner: Optional[str] = None,
-                 todo: str = '') -> float:
+                 hint: str = '') -> float:
     """Check that ``value`` is a finite real number (not a bool) within
     ``[low, high]`` (``(low, high]`` with ``low_open``).
 
@@ -94,7 +94,7 @@ def check_number(value: Any,
         high (float, optional): Upper bound (inclusive). Defaults to None.
         low_open (bool): Exclude ``low`` itself. Defaults to False.
         owner (str, optional): See :class:`ConfigValueError`.
-        todo (str): What to do, for the message.
+        hint (str): What to do, for the message.
 
     Returns:
         float: ``value`` as a float.
@@ -113,7 +113,8 @@ def check_number(value: Any,
           and (low is None or value > low or (value == low and not low_open))
           and (high is None or value <= high))
     if not ok:
-        raise ConfigValueError(key, expected, describe(value), todo, owner)
+        raise ConfigValueError(key, expected, describe(value),
+                               hint, owner)
     return float(value)
 
 
@@ -121,22 +122,22 @@ def check_positive_int(value: Any,
                        key: str,
                        *,
                        owner: Optional[str] = None,
-                       todo: str = '') -> int:
+                       hint: str = '') -> int:
     """Check that ``value`` is an int >= 1 (not a bool, not a float).
 
     Args:
         value: The config value.
         key (str): Its argument name or config key, for the message.
         owner (str, optional): See :class:`ConfigValueError`.
-        todo (str): What to do, for the message.
+        hint (str): What to do, for the message.
 
     Returns:
         int: ``value`` as an int.
     """
     if not (isinstance(value, numbers.Integral)
             and not isinstance(value, bool) and value >= 1):
-        raise ConfigValueError(key, 'an int >= 1', describe(value), todo,
-                               owner)
+        raise ConfigValueError(key, 'an int >= 1', describe(value),
+                               hint, owner)
     return int(value)
 
 
@@ -144,7 +145,7 @@ def check_choice(value: Any,
                  key: str,
                  choices: Sequence[Any],
                  owner: Optional[str] = None,
-                 todo: str = '') -> Any:
+                 hint: str = '') -> Any:
     """Check that ``value`` is one of ``choices`` (e.g. ``('mean',
     'official')``).
 
@@ -153,7 +154,7 @@ def check_choice(value: Any,
         key (str): Its argument name or config key, for the message.
         choices (Sequence): The values allowed.
         owner (str, optional): See :class:`ConfigValueError`.
-        todo (str): What to do, for the message.
+        hint (str): What to do, for the message.
 
     Returns:
         ``value``.
@@ -162,7 +163,8 @@ def check_choice(value: Any,
         names = [repr(c) for c in choices]
         expected = (f'{", ".join(names[:-1])} or {names[-1]}'
                     if len(names) > 1 else names[0])
-        raise ConfigValueError(key, expected, describe(value), todo, owner)
+        raise ConfigValueError(key, expected, describe(value),
+                               hint, owner)
     return value
 
 
@@ -176,7 +178,7 @@ def check_optional(check: Callable[..., T], value: Any, *args: Any,
         check (Callable): A check of :mod:`mmkd.utils.config_checks`.
         value: The config value, or None.
         *args: The check's other arguments (the key, ...).
-        **kwargs: Its keyword arguments (``owner``, ``todo``, ...).
+        **kwargs: Its keyword arguments (``owner``, ``hint``, ...).
 
     Returns:
         What ``check`` returns, or None.

@@ -1,13 +1,13 @@
 """The plain student config written beside student checkpoints, and the
 model configs it is read from (load_model_config)."""
 import os.path as osp
-import re
 
 import pytest
 from mmengine.config import Config
 
 from mmkd.testing import REPO_ROOT
-from mmkd.utils.config_checks import ConfigKeyError, ConfigValueError
+from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
+                                      describe)
 from mmkd.utils.model_loading import load_model_config
 from mmkd.utils.student_export import student_config
 
@@ -36,31 +36,35 @@ def test_student_config_of_a_holistic_config_is_plain():
 
 def test_a_config_without_a_student_is_refused():
     cfg = Config(dict(model=dict(type='EncoderDecoder')))
-    with pytest.raises(ConfigKeyError, match=(
-            r'^model\.student: expected the student of an mmkd distillation '
-            'config, found nothing')):
+    with pytest.raises(ConfigKeyError) as e:
         student_config(cfg)
-    with pytest.raises(KeyError, match='^model.student: '):
+    assert e.value.key == 'model.student'
+    assert e.value.expected == 'the student of an mmkd distillation config'
+    assert e.value.found == 'nothing'
+    with pytest.raises(ConfigKeyError) as e:
         student_config(Config(dict()))
+    assert e.value.key == 'model.student'
+    assert e.value.expected == 'the student of an mmkd distillation config'
+    assert e.value.found == 'nothing'
 
 
-@pytest.mark.parametrize('spec, found', [
-    (3, '3'), (['a.py'], r"\['a\.py'\] \(list\)")])
-def test_a_model_spec_of_the_wrong_type_is_refused(spec, found):
-    with pytest.raises(ConfigValueError, match=(
-            r"^model\.teacher: expected a config path \('<package>::<path>' "
-            rf"or a local \.py file\) or a model dict, found {found}\.$")):
+@pytest.mark.parametrize('spec', [3, ['a.py']])
+def test_a_model_spec_of_the_wrong_type_is_refused(spec):
+    with pytest.raises(ConfigValueError) as e:
         load_model_config(spec, 'model.teacher')
+    assert e.value.key == 'model.teacher'
+    assert e.value.expected.startswith('a config path')
+    assert e.value.found == describe(spec)
 
 
 def test_a_config_file_without_a_model_is_refused(tmp_path):
     path = tmp_path / 'no_model.py'
     path.write_text('default_scope = "mmseg"\n')
-    with pytest.raises(ConfigKeyError, match=(
-            r"^model\.student: expected a config with a 'model', found "
-            rf"'{re.escape(str(path))}'\. Give the config file of the "
-            r"model itself\.")):
+    with pytest.raises(ConfigKeyError) as e:
         load_model_config(str(path), 'model.student')
+    assert e.value.key == 'model.student'
+    assert e.value.expected == "a config with a 'model'"
+    assert e.value.found == repr(str(path))
     # a file that does not exist stays a FileNotFoundError
     with pytest.raises(FileNotFoundError, match='does not exist'):
         load_model_config(str(tmp_path / 'missing.py'), 'model.student')

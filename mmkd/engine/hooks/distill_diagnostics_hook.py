@@ -86,7 +86,7 @@ class DistillDiagnosticsHook(Hook):
     def __init__(self, interval: int = 50) -> None:
         self.interval = check_positive_int(
             interval, 'interval', owner=OWNER,
-            todo='Measure every `interval` training iterations, e.g. 50.')
+            hint='Measure every `interval` training iterations, e.g. 50.')
         self.history = DiagnosticsHistory()
         self._capture: Optional[StepCapture] = None
         self._measurement: Optional[Dict[str, Any]] = None

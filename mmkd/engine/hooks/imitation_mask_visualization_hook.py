@@ -46,7 +46,7 @@ class ImitationMaskVisualizationHook(Hook):
         owner = 'ImitationMaskVisualizationHook'
         self.interval = check_positive_int(
             interval, 'interval', owner=owner,
-            todo='Draw every `interval` training iterations, e.g. 50.')
+            hint='Draw every `interval` training iterations, e.g. 50.')
         if not (isinstance(name, str) and name):
             raise ConfigValueError('name', 'a non-empty str', describe(name),
                                    'It names the image for the backends.',
@@ -54,7 +54,7 @@ class ImitationMaskVisualizationHook(Hook):
         self.name = name
         self.scale = check_positive_int(
             scale, 'scale', owner=owner,
-            todo='It is the integer upscaling of the panels, e.g. 1.')
+            hint='It is the integer upscaling of the panels, e.g. 1.')
         self._warned = False
 
     def after_train_iter(self, runner, batch_idx: int,

@@ -44,10 +44,10 @@ class ConvConnector(nn.Module):
         super().__init__()
         in_channels = check_positive_int(
             in_channels, 'in_channels', owner='ConvConnector',
-            todo="Give the channels of the student tap it adapts.")
+            hint="Give the channels of the student tap it adapts.")
         out_channels = check_positive_int(
             out_channels, 'out_channels', owner='ConvConnector',
-            todo="Give the channels of the teacher tap.")
+            hint="Give the channels of the teacher tap.")
         if check_positive_int(kernel_size, 'kernel_size',
                               owner='ConvConnector') % 2 != 1:
             raise ConfigValueError(
@@ -56,12 +56,12 @@ class ConvConnector(nn.Module):
                 owner='ConvConnector')
         check_optional(check_number, init_std, 'init_std', low=0,
                        low_open=True, owner='ConvConnector',
-                       todo="Give the weights' std (1e-4 official), or None "
+                       hint="Give the weights' std (1e-4 official), or None "
                        "for PyTorch's default init.")
         self.num_levels = check_optional(
             check_positive_int, num_levels, 'num_levels',
             owner='ConvConnector',
-            todo='Give the levels of the tap for one layer per level, or '
+            hint='Give the levels of the tap for one layer per level, or '
             'None for one layer shared by all levels.')
         self.in_channels = in_channels
         self.out_channels = out_channels

@@ -121,13 +121,13 @@ class HintRegressor(nn.Module):
         super().__init__()
         self.in_channels = check_positive_int(
             in_channels, 'in_channels', owner=OWNER,
-            todo='Give the channels of the student tap it regresses.')
+            hint='Give the channels of the student tap it regresses.')
         self.out_channels = check_positive_int(
             out_channels, 'out_channels', owner=OWNER,
-            todo='Give the channels of the teacher tap.')
+            hint='Give the channels of the teacher tap.')
         check_optional(check_number, init_std, 'init_std', low=0,
                        low_open=True, owner=OWNER,
-                       todo="Or None for PyTorch's default init.")
+                       hint="Or None for PyTorch's default init.")
         if kernel_size is not None and (student_size is not None
                                         or teacher_size is not None):
             raise ConfigValueError(

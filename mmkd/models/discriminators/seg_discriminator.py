@@ -129,7 +129,7 @@ class SegDiscriminator(nn.Module):
         owner = 'SegDiscriminator'
         in_channels = check_positive_int(
             in_channels, 'in_channels', owner=owner,
-            todo='Give the classes, plus 3 for an image-conditioned input.')
+            hint='Give the classes, plus 3 for an image-conditioned input.')
         if not (isinstance(conv_channels, (list, tuple)) and conv_channels):
             raise ConfigValueError(
                 'conv_channels', 'a non-empty list of ints >= 1',
@@ -149,10 +149,10 @@ class SegDiscriminator(nn.Module):
                 'self-attention, e.g. (2, 3).', owner=owner)
         last_kernel_size = check_positive_int(
             last_kernel_size, 'last_kernel_size', owner=owner,
-            todo='It is the kernel of the last convolution (official: 4).')
+            hint='It is the kernel of the last convolution (official: 4).')
         negative_slope = check_number(
             negative_slope, 'negative_slope', low=0, owner=owner,
-            todo='It is the LeakyReLU slope (official: 0.1).')
+            hint='It is the LeakyReLU slope (official: 0.1).')
         self.in_channels = in_channels
         self.conv_channels = conv_channels
         self.attn_after = tuple(attn_after)

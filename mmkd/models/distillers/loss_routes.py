@@ -124,7 +124,7 @@ class LossRouteBuilder:
         if hasattr(loss, 'loss_weight'):
             check_number(
                 loss.loss_weight, f'{key}.loss_weight', low=0,
-                todo='It multiplies the term, e.g. loss_weight=1.0 (0 '
+                hint='It multiplies the term, e.g. loss_weight=1.0 (0 '
                 'switches it off).')
         needs = tuple(getattr(loss, 'distiller_needs', ()) or ())
         missing = [need for need in needs if need not in self.provides]

@@ -180,7 +180,7 @@ class SingleTeacherDistiller(BaseModel):
         super().__init__(init_cfg=init_cfg)
         self.min_key_match = check_number(
             min_key_match, 'model.min_key_match', low=0, high=1,
-            todo="It is the fraction of the model's entries that a teacher "
+            hint="It is the fraction of the model's entries that a teacher "
             'or student checkpoint must provide, e.g. 0.9 for 90%.')
         student = load_model_config(student, 'model.student')
         check_data_preprocessor(data_preprocessor, student)
@@ -266,7 +266,7 @@ class SingleTeacherDistiller(BaseModel):
                     'in_channels=num_classes + 3).')
         n_critic = check_positive_int(
             n_critic, 'model.n_critic',
-            todo='Give the discriminator steps per student step (official: '
+            hint='Give the discriminator steps per student step (official: '
             '1).')
         self.discriminator = None
         if discriminator is not None:

@@ -13,7 +13,7 @@ from mmengine.logging import MessageHub
 from mmkd.utils.config_checks import ConfigValueError, check_number, describe
 
 
-def _check_step(value: Any, key: str, todo: str,
+def _check_step(value: Any, key: str, hint: str,
                 optional: bool = False) -> Optional[int]:
     """An iteration (or epoch) count: an int >= 0, or None if
     ``optional``."""
@@ -22,7 +22,7 @@ def _check_step(value: Any, key: str, todo: str,
     if not (isinstance(value, Integral) and not isinstance(value, bool)
             and value >= 0):
         raise ConfigValueError(key, ('None or ' if optional else '') +
-                               'an int >= 0', describe(value), todo)
+                               'an int >= 0', describe(value), hint)
     return int(value)
 
 
@@ -86,7 +86,7 @@ class LossWeightSchedule:
                 describe(decay_end), 'Give the step at which the decay ends.')
         min_factor = check_number(
             min_factor, f'{key}.min_factor', low=0, high=1,
-            todo='It is the factor at the end of the decay.')
+            hint='It is the factor at the end of the decay.')
         self.warmup, self.stop, self.decay = warmup, stop, decay
         self.decay_begin, self.decay_end = decay_begin, decay_end
         self.min_factor, self.by_epoch = min_factor, by_epoch

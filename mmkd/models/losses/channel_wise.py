@@ -90,17 +90,9 @@ class ChannelWiseLoss(LevelwiseLoss):
         Returns:
             Tensor: Scalar fp32 loss, already multiplied by ``loss_weight``.
         """
-        c_s, c_t = check_map_pair(student, teacher, 'ChannelWiseLoss')
-        if c_s != c_t:
-            raise ValueError(
-                f'ChannelWiseLoss: the student map has {c_s} channels, the '
-                f'teacher map {c_t}: channel c of the student imitates '
-                'channel c of the teacher, so a connector must map the '
-                f"student's C_s={c_s} channels to the teacher's C_t={c_t} "
-                "first (e.g. connectors=dict(adapt=dict(type='mmkd."
-                f"ConvConnector', in_channels={c_s}, out_channels={c_t}, "
-                'kernel_size=1, act=False)) and connector=\'adapt\' in the '
-                'loss).')
+        c_s, _ = check_map_pair(
+            student, teacher, 'ChannelWiseLoss', same_channels='channel c of '
+            'the student imitates channel c of the teacher')
         n_s, _, h, w = student.shape
         with fp32_math(student, teacher.detach()) as (s, t):
             t = resize_to(t, (h, w))

@@ -137,12 +137,12 @@ class FGDLoss(AlignedLevelwiseLoss):
         owner = 'FGDLoss'
         self.temp = check_number(
             temp, 'temp', low=0, low_open=True, owner=owner,
-            todo='It is the attention temperature (official: 0.5).')
+            hint='It is the attention temperature (official: 0.5).')
         for key, value in (('alpha', alpha), ('beta', beta),
                            ('gamma', gamma), ('lambda_rela', lambda_rela)):
             setattr(self, key, check_number(
                 value, key, low=0, owner=owner,
-                todo='It weighs one of the four terms (0 switches it off).'))
+                hint='It weighs one of the four terms (0 switches it off).'))
         self.loss_weight = loss_weight
         self.region = FocalRegion()
         self.relation_student = nn.ModuleList(

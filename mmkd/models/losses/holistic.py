@@ -124,16 +124,16 @@ class HolisticLoss(nn.Module):
         self.loss_weight = loss_weight
         self.gp_weight = check_number(
             gp_weight, 'gp_weight', low=0, owner='HolisticLoss',
-            todo='It weighs the gradient penalty of the discriminator loss '
+            hint='It weighs the gradient penalty of the discriminator loss '
             '(official: 10).')
         self.d_loss_weight = check_number(
             d_loss_weight, 'd_loss_weight', low=0, owner='HolisticLoss',
-            todo='It multiplies the discriminator loss (1, or 0.1 as the '
+            hint='It multiplies the discriminator loss (1, or 0.1 as the '
             'official code).')
         self.grad_norm_eps = check_number(
             grad_norm_eps, 'grad_norm_eps', low=0, low_open=True,
             owner='HolisticLoss',
-            todo='It keeps the gradient norm differentiable at 0 (1e-12).')
+            hint='It keeps the gradient norm differentiable at 0 (1e-12).')
 
     def score_part(self, logits: Tensor) -> Tensor:
         """The score-map part ``q`` of the discriminator's input.

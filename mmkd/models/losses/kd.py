@@ -66,7 +66,7 @@ class KDLoss(nn.Module):
         self.tau = check_tau(tau, 'KDLoss', '1 leaves the logits unchanged')
         self.num_classes = check_optional(
             check_positive_int, num_classes, 'num_classes', owner='KDLoss',
-            todo='Give the classes per anchor of an (N, K*C, H, W) map, '
+            hint='Give the classes per anchor of an (N, K*C, H, W) map, '
             'or None when the class dimension is one distribution.')
         if not isinstance(class_dim, int) or isinstance(class_dim, bool):
             raise ConfigValueError(

@@ -135,13 +135,13 @@ class AlignedLevelwiseLoss(LevelwiseLoss):
         owner = type(self).__name__
         self.student_channels = check_positive_int(
             student_channels, 'student_channels', owner=owner,
-            todo="The student tap's channels.")
+            hint="The student tap's channels.")
         self.teacher_channels = check_positive_int(
             teacher_channels, 'teacher_channels', owner=owner,
-            todo="The teacher tap's channels.")
+            hint="The teacher tap's channels.")
         self.num_levels = check_positive_int(
             num_levels, 'num_levels', owner=owner,
-            todo='The levels of the tap, e.g. 5 for the FPN outputs.')
+            hint='The levels of the tap, e.g. 5 for the FPN outputs.')
         self.align = nn.ModuleList(
             nn.Conv2d(student_channels, teacher_channels, kernel_size=1)
             if student_channels != teacher_channels else nn.Identity()

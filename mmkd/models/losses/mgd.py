@@ -75,7 +75,7 @@ class MGDLoss(AlignedLevelwiseLoss):
         owner = 'MGDLoss'
         self.mask_ratio = check_number(
             mask_ratio, 'mask_ratio', low=0, high=1, owner=owner,
-            todo='It is the share of locations masked out (official: 0.65 '
+            hint='It is the share of locations masked out (official: 0.65 '
             'for RetinaNet, 0.45 for Faster R-CNN, 0.75 for segmentation).')
         self.loss_weight = loss_weight
         self.generation = nn.ModuleList(

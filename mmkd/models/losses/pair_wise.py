@@ -153,9 +153,9 @@ class PairWiseLoss(LevelwiseLoss):
         super().__init__(level_reduction)
         owner = 'PairWiseLoss'
 
-        def fraction(value, key, todo):  # None, or a number in (0, 1]
+        def fraction(value, key, hint):  # None, or a number in (0, 1]
             return check_optional(check_number, value, key, low=0, high=1,
-                                  low_open=True, owner=owner, todo=todo)
+                                  low_open=True, owner=owner, hint=hint)
 
         self.pool = check_choice(pool, 'pool', ('max', 'avg'), owner,
                                  "'max' is the official code, 'avg' TPAMI.")
@@ -171,7 +171,7 @@ class PairWiseLoss(LevelwiseLoss):
             pool_scale = OFFICIAL_POOL_SCALE
         self.node_size = check_optional(
             check_positive_int, node_size, 'node_size', owner=owner,
-            todo='It is the side of a node patch in feature locations, '
+            hint='It is the side of a node patch in feature locations, '
             'e.g. node_size=2 for 2x2 nodes (TPAMI).')
         self.pool_scale = fraction(
             pool_scale, 'pool_scale', 'It is the node side as a fraction of '

@@ -90,15 +90,9 @@ class PKDLoss(LevelwiseLoss):
         Returns:
             Tensor: Scalar fp32 loss, multiplied by ``loss_weight``.
         """
-        c_s, c_t = check_map_pair(student, teacher, 'PKDLoss')
-        if c_s != c_t:
-            raise ValueError(
-                f'PKDLoss: the student map has {c_s} channels, the teacher '
-                f'map {c_t}: PKD correlates channel c of the student with '
-                "channel c of the teacher; map the student's channels to the "
-                "teacher's first (connector=..., e.g. mmkd.ConvConnector "
-                f'with in_channels={c_s}, out_channels={c_t}, kernel_size=1, '
-                'act=False).')
+        check_map_pair(
+            student, teacher, 'PKDLoss', same_channels='PKD correlates '
+            'channel c of the student with channel c of the teacher')
         with fp32_math(student, teacher.detach()) as (s, t):
             if s.shape[-2:] != t.shape[-2:]:
                 if self.resize_student:

@@ -45,7 +45,7 @@ def check_tau(tau: float, owner: str, usual: str) -> float:
     """
     return check_number(
         tau, 'tau', low=0, low_open=True, owner=owner,
-        todo=f'tau is a softmax temperature ({usual}).')
+        hint=f'tau is a softmax temperature ({usual}).')
 
 
 def check_dims(tensor: Tensor, ndim: int, what: str) -> None:
@@ -103,9 +103,11 @@ def check_map_pair(student: Tensor,
                    teacher: Tensor,
                    owner: str,
                    names: Tuple[str, str] = ('student', 'teacher'),
-                   same_classes: str = '') -> Tuple[int, int]:
+                   same_classes: str = '',
+                   same_channels: str = '') -> Tuple[int, int]:
     """Check a student and a teacher map: both ``(N, C, H, W)``, of the same
-    batch (the sizes may differ; the channels too, unless ``same_classes``).
+    batch (the sizes may differ; the channels too, unless ``same_classes``
+    or ``same_channels``).
 
     Args:
         student (Tensor): The student map.
@@ -115,6 +117,12 @@ def check_map_pair(student: Tensor,
         same_classes (str): For class scores: what the loss compares (e.g.
             ``'pixel-wise distillation compares class probabilities'``),
             given to require ``C_s = C_t``. Defaults to '' (any channels).
+        same_channels (str): For features compared channel by channel: how
+            (e.g. ``'channel c of the student imitates channel c of the
+            teacher'``), given to require ``C_s = C_t`` and ask for a
+            connector otherwise. The distiller checks a connector's output
+            channels against the teacher tap, but a loss given no connector
+            is checked only here. Defaults to '' (any channels).
 
     Returns:
         tuple[int, int]: The channels ``(C_s, C_t)``.
@@ -131,6 +139,14 @@ def check_map_pair(student: Tensor,
         raise ValueError(
             f'{owner}: student has {c_s} classes, teacher {c_t}: '
             f'{same_classes}, so both models must predict the same classes.')
+    if same_channels and c_s != c_t:
+        raise ValueError(
+            f'{owner}: the student map has {c_s} channels, the teacher map '
+            f'{c_t}: {same_channels}, so a connector must map the '
+            f"student's C_s={c_s} channels to the teacher's C_t={c_t} first "
+            "(e.g. connectors=dict(adapt=dict(type='mmkd.ConvConnector', "
+            f'in_channels={c_s}, out_channels={c_t}, kernel_size=1, '
+            "act=False)) and connector='adapt' in the loss).")
     return c_s, c_t
 
 

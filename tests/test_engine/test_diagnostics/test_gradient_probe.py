@@ -13,6 +13,7 @@ import torch.nn as nn
 from mmkd.engine.hooks import DistillDiagnosticsHook
 from mmkd.engine.hooks.distill_diagnostics_hook import loss_scale
 from mmkd.testing import hook_runner, measured_step, toy_distiller
+from mmkd.utils.config_checks import ConfigValueError
 
 def test_known_ratios_and_cosines():
     model = toy_distiller(dict(pull=0.4, off=0.0, twin=0.4),
@@ -76,12 +77,17 @@ def test_summary_suggests_a_weight_from_the_ratio():
 def test_refuses_a_model_that_is_no_distiller():
     hook = DistillDiagnosticsHook(interval=1)
     runner = hook_runner(nn.Linear(2, 2), None)
-    with pytest.raises(ValueError, match='^custom_hooks: expected '
-                       'DistillDiagnosticsHook with a distillation model'):
+    with pytest.raises(ConfigValueError) as e:
         hook.before_train(runner)
-    with pytest.raises(ValueError, match='^DistillDiagnosticsHook interval: '
-                       'expected an int >= 1, found 0'):
+    assert e.value.key == 'custom_hooks'
+    assert ('DistillDiagnosticsHook with a distillation '
+            'model') in e.value.expected
+    assert e.value.found == 'model Linear'
+    with pytest.raises(ConfigValueError) as e:
         DistillDiagnosticsHook(interval=0)
+    assert e.value.key == 'interval'
+    assert e.value.expected == 'an int >= 1'
+    assert e.value.found == '0'
 
 
 def test_loss_scale_of_the_student_wrapper():
@@ -90,6 +96,8 @@ def test_loss_scale_of_the_student_wrapper():
     assert loss_scale(amp) == 512.0
     assert loss_scale(dict(student=amp, discriminator=None)) == 512.0
     assert loss_scale(SimpleNamespace()) == 1.0
-    with pytest.raises(ValueError, match="^optim_wrapper: expected a "
-                       "'student' entry"):
+    with pytest.raises(ConfigValueError) as e:
         loss_scale(dict(a=amp, b=amp))
+    assert e.value.key == 'optim_wrapper'
+    assert "a 'student' entry" in e.value.expected
+    assert e.value.found == "['a', 'b'] (list)"

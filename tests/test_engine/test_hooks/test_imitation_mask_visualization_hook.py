@@ -10,6 +10,7 @@ import torch
 from PIL import Image
 
 from mmkd.testing import tiny_config_path
+from mmkd.utils.config_checks import ConfigValueError, describe
 
 FGFI = tiny_config_path('fgfi_faster_rcnn_r50_r18_tiny_shapes')
 
@@ -52,15 +53,18 @@ def test_hook_draws_nothing_for_a_model_without_masks():
     hook.after_train_iter(runner, 0, data_batch=dict(inputs=[]))
     assert sent == []
     for interval in (0, 2.5, '50'):
-        with pytest.raises(ValueError, match=(
-                '^ImitationMaskVisualizationHook interval: expected an int '
-                f'>= 1, found {interval!r}')):
+        with pytest.raises(ConfigValueError) as e:
             ImitationMaskVisualizationHook(interval=interval)
-    with pytest.raises(ValueError, match=(
-            '^ImitationMaskVisualizationHook scale: expected an int >= 1, '
-            'found 0')):
+        assert e.value.key == 'interval'
+        assert e.value.expected == 'an int >= 1'
+        assert e.value.found == describe(interval)
+    with pytest.raises(ConfigValueError) as e:
         ImitationMaskVisualizationHook(scale=0)
-    with pytest.raises(ValueError, match=(
-            '^ImitationMaskVisualizationHook name: expected a non-empty str, '
-            r"found '' \(str\)")):
+    assert e.value.key == 'scale'
+    assert e.value.expected == 'an int >= 1'
+    assert e.value.found == '0'
+    with pytest.raises(ConfigValueError) as e:
         ImitationMaskVisualizationHook(name='')
+    assert e.value.key == 'name'
+    assert e.value.expected == 'a non-empty str'
+    assert e.value.found == "'' (str)"

@@ -162,8 +162,9 @@ def test_an_interrupted_save_leaves_no_partial_file(tmp_path, monkeypatch):
 @pytest.mark.parametrize('value', ['yes', 1, None])
 def test_write_config_is_a_bool(value):
     from mmkd.engine.hooks import StudentCheckpointHook
-    from mmkd.utils.config_checks import ConfigValueError
-    with pytest.raises(ConfigValueError, match=(
-            '^StudentCheckpointHook write_config: expected True or False, '
-            f'found {value!r}')):
+    from mmkd.utils.config_checks import ConfigValueError, describe
+    with pytest.raises(ConfigValueError) as e:
         StudentCheckpointHook(write_config=value)
+    assert e.value.key == 'write_config'
+    assert e.value.expected == 'True or False'
+    assert e.value.found == describe(value)

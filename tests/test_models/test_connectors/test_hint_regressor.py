@@ -8,6 +8,7 @@ import torch.nn as nn
 from mmkd.models.connectors.hint_regressor import HintRegressor
 from mmkd.models.losses.feature_mse import FeatureMSELoss
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import ConfigValueError
 
 
 @pytest.mark.parametrize('student_size, teacher_size, kernel', [
@@ -114,59 +115,84 @@ def test_init_std_and_registry():
 
 
 # ------------------------------------------------------------------ errors
-@pytest.mark.parametrize('kwargs, message', [
+SIZES = ('(H, W) of the map, with the other map size (the kernel is '
+         '(H_s - H_t + 1, W_s - W_t + 1)), or an explicit kernel_size '
+         'instead of both sizes')
+SIZE_PAIRS = ('an (H, W) pair or a list of (H, W) pairs (one per level) of '
+              'positive ints')
+
+
+@pytest.mark.parametrize('kwargs, key, expected, found', [
     (dict(kernel_size=3, student_size=(4, 4), teacher_size=(2, 2)),
-     r'kernel_size: expected None when student_size and teacher_size are '
-     r'given .* not both'),
-    (dict(kernel_size=3, student_size=(4, 4)), 'kernel_size: .*not both'),
-    (dict(), r'student_size: expected \(H, W\) of the map, .* or an '
-     'explicit kernel_size'),
-    (dict(student_size=(4, 4)), 'teacher_size: .* found None'),
-    (dict(student_size=(4, 4), teacher_size=(5, 4)),
-     r'student_size: expected a map at least as large as the teacher map 5x4'
-     r' in both dimensions, found 4x4'),
-    (dict(student_size=(4, 4), teacher_size=(4, 5)),
-     r'student_size: .* teacher map 4x5 in both dimensions, found 4x4'),
+     'kernel_size', 'None when student_size and teacher_size are given '
+     '(they determine the kernel)', '3'),
+    (dict(kernel_size=3, student_size=(4, 4)), 'kernel_size',
+     'None when student_size and teacher_size are given (they determine the '
+     'kernel)', '3'),
+    (dict(), 'student_size', SIZES, 'None'),
+    (dict(student_size=(4, 4)), 'teacher_size', SIZES, 'None'),
+    (dict(student_size=(4, 4), teacher_size=(5, 4)), 'student_size',
+     'a map at least as large as the teacher map 5x4 in both dimensions',
+     '4x4'),
+    (dict(student_size=(4, 4), teacher_size=(4, 5)), 'student_size',
+     'a map at least as large as the teacher map 4x5 in both dimensions',
+     '4x4'),
     (dict(student_size=[(8, 8), (2, 2)], teacher_size=[(4, 4), (3, 3)]),
-     r'student_size: .* teacher map 3x3 at level 1 in both dimensions, '
-     'found 2x2'),
+     'student_size', 'a map at least as large as the teacher map 3x3 at '
+     'level 1 in both dimensions', '2x2'),
     (dict(student_size=[(8, 8), (4, 4)], teacher_size=[(4, 4)]),
-     r'teacher_size: expected a list of 2 \(H, W\) pairs'),
-    (dict(student_size=(8, 8), teacher_size=[(4, 4)]),
-     r'teacher_size: expected one \(H, W\) pair, as student_size is'),
-    (dict(student_size=(4, 4, 4), teacher_size=(2, 2)),
-     r'student_size: expected an \(H, W\) pair or a list'),
-    (dict(student_size=4, teacher_size=2), 'student_size: expected'),
-    (dict(student_size=(0, 4), teacher_size=(0, 2)),
-     'student_size: .* positive ints'),
-    (dict(student_size=(True, 4), teacher_size=(1, 2)),
-     'student_size: expected'),
-    (dict(kernel_size=(2, 2, 2)), 'kernel_size: expected an int, an'),
-    (dict(kernel_size=[3, (2, 2)]), 'kernel_size: expected'),
-    (dict(kernel_size=2, init_std=0.0), 'init_std: expected a finite number'),
+     'teacher_size', 'a list of 2 (H, W) pairs, one per level of '
+     'student_size', '[(4, 4)] (list)'),
+    (dict(student_size=(8, 8), teacher_size=[(4, 4)]), 'teacher_size',
+     'one (H, W) pair, as student_size is', '[(4, 4)] (list)'),
+    (dict(student_size=(4, 4, 4), teacher_size=(2, 2)), 'student_size',
+     SIZE_PAIRS, '(4, 4, 4) (tuple)'),
+    (dict(student_size=4, teacher_size=2), 'student_size', SIZE_PAIRS, '4'),
+    (dict(student_size=(0, 4), teacher_size=(0, 2)), 'student_size',
+     SIZE_PAIRS, '(0, 4) (tuple)'),
+    (dict(student_size=(True, 4), teacher_size=(1, 2)), 'student_size',
+     SIZE_PAIRS, '(True, 4) (tuple)'),
+    (dict(kernel_size=(2, 2, 2)), 'kernel_size',
+     'an int, an (H, W) pair or a list of (H, W) pairs (one per level) of '
+     'positive ints', '(2, 2, 2) (tuple)'),
+    (dict(kernel_size=[3, (2, 2)]), 'kernel_size',
+     'an int, an (H, W) pair or a list of (H, W) pairs (one per level) of '
+     'positive ints', '[3, (2, 2)] (list)'),
+    (dict(kernel_size=2, init_std=0.0), 'init_std', 'a finite number > 0',
+     '0.0'),
 ])
-def test_bad_arguments_are_clear_errors(kwargs, message):
-    with pytest.raises(ValueError, match='^HintRegressor ' + message):
+def test_bad_arguments_are_clear_errors(kwargs, key, expected, found):
+    with pytest.raises(ConfigValueError) as e:
         HintRegressor(2, 2, **kwargs)
+    assert (e.value.owner, e.value.key) == ('HintRegressor', key)
+    assert e.value.expected == expected
+    assert e.value.found == found
 
 
 def test_channels_are_positive_ints():
-    with pytest.raises(ValueError, match='HintRegressor in_channels: '
-                       'expected an int >= 1, found 0'):
+    with pytest.raises(ConfigValueError) as e:
         HintRegressor(0, 2, kernel_size=1)
-    with pytest.raises(ValueError, match='HintRegressor out_channels'):
+    assert e.value.key == 'in_channels'
+    assert e.value.expected == 'an int >= 1'
+    assert e.value.found == '0'
+    with pytest.raises(ConfigValueError) as e:
         HintRegressor(2, 2.0, kernel_size=1)
+    assert e.value.key == 'out_channels'
+    assert e.value.expected == 'an int >= 1'
+    assert e.value.found == '2.0'
 
 
 def test_a_distiller_names_the_config_key_of_a_bad_argument():
     """Built by a distiller, an argument error carries its full key."""
     from mmkd.models.distillers.loss_routes import build_part
-    with pytest.raises(ValueError, match=r'^model\.connectors\.hint\.'
-                       'student_size: expected a map at least as large'):
+    with pytest.raises(ConfigValueError) as e:
         build_part(
             dict(type='mmkd.HintRegressor', in_channels=2, out_channels=2,
                  student_size=(2, 2), teacher_size=(3, 3)),
             'model.connectors.hint')
+    assert e.value.key == 'model.connectors.hint.student_size'
+    assert 'a map at least as large' in e.value.expected
+    assert e.value.found == '2x2'
 
 
 def test_a_map_of_another_size_names_the_regressor_and_both_sizes():

@@ -9,6 +9,7 @@ from mmengine.registry import DefaultScope
 
 from mmkd.models.losses.channel_wise import ChannelWiseLoss
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import ConfigValueError, describe
 
 # The 1×2×2×2 case (N=1, C=2, H=W=2), student all zeros, so each student
 # channel is uniform over the 4 locations: q^S = (1/4, 1/4, 1/4, 1/4).
@@ -210,9 +211,11 @@ def test_channel_mismatch_asks_for_a_connector():
 
 def test_bad_arguments_are_explained():
     for tau in (0, -1.0, float('inf'), float('nan'), None, '2'):
-        with pytest.raises(ValueError, match='^ChannelWiseLoss tau: expected '
-                           f'a finite number > 0, found {tau!r}'):
+        with pytest.raises(ConfigValueError) as e:
             ChannelWiseLoss(tau=tau)
+        assert e.value.key == 'tau'
+        assert e.value.expected == 'a finite number > 0'
+        assert e.value.found == describe(tau)
     with pytest.raises(ValueError, match=r'4-D tensor, found shape \(2, 3\)'):
         ChannelWiseLoss()(torch.zeros(2, 3), torch.zeros(2, 3))
     with pytest.raises(ValueError, match='batch has 2 samples.*batch 1'):
