@@ -19,6 +19,9 @@ model = dict(
     teacher_checkpoint='https://download.openmmlab.com/mmdetection/v2.0/'
     'faster_rcnn/faster_rcnn_r101_fpn_2x_coco/'
     'faster_rcnn_r101_fpn_2x_coco_bbox_mAP-0.398_20200504_210455-1d2dac9c.pth',
+    # the official init_student=True: the student's neck and heads start
+    # from the teacher's weights (same names and shapes: one family)
+    student_from_teacher=['neck', 'rpn_head', 'roi_head'],
     teacher_forward='extract_feat',
     student_taps=dict(p2='neck.fpn_convs.0', p3='neck.fpn_convs.1',
                       p4='neck.fpn_convs.2', p5='neck.fpn_convs.3'),

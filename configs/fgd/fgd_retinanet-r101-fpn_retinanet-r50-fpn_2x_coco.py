@@ -13,6 +13,9 @@ model = dict(
     teacher_checkpoint='https://download.openmmlab.com/mmdetection/v2.0/'
     'retinanet/retinanet_r101_fpn_2x_coco/'
     'retinanet_r101_fpn_2x_coco_20200131-5560aee8.pth',
+    # the official init_student=True: the student's neck and heads start
+    # from the teacher's weights (same names and shapes: one family)
+    student_from_teacher=['neck', 'bbox_head'],
     teacher_forward='extract_feat',  # only the neck is tapped
     # the five FPN outputs P3-P7 (the official neck.fpn_convs.0-4)
     student_taps=dict(fpn='neck'),

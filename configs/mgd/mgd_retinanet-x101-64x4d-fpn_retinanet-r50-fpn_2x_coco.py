@@ -14,6 +14,9 @@ model = dict(
     teacher_checkpoint='https://download.openmmlab.com/mmdetection/v2.0/'
     'retinanet/retinanet_x101_64x4d_fpn_mstrain_3x_coco/'
     'retinanet_x101_64x4d_fpn_mstrain_3x_coco_20210719_051838-022c2187.pth',
+    # the official init_student=True: the student's neck and heads start
+    # from the teacher's weights (same names and shapes: one family)
+    student_from_teacher=['neck', 'bbox_head'],
     teacher_forward='extract_feat',
     student_taps=dict(fpn='neck'),
     teacher_taps=dict(fpn='neck'),

@@ -13,7 +13,7 @@ import torch.nn as nn
 from mmengine.logging import print_log
 from torch import Tensor
 
-from mmkd.utils.config_checks import ConfigKeyError
+from mmkd.utils.config_checks import ConfigKeyError, ConfigValueError
 
 #: How a tap keeps its module's output (see :class:`FeatureTaps`).
 PROBE, COPY, REFERENCE = 'probe', 'copy', 'reference'
@@ -41,6 +41,30 @@ def find_module(model: nn.Module, path: str, where: str) -> nn.Module:
         where, f'a module path of {type(model).__name__} (a name from '
         f'model.named_modules()), e.g. one of {hint}', repr(path),
         'The names above are the closest real ones.')
+
+
+def refuse_container(module: nn.Module, path: str, where: str) -> None:
+    """Refuse a tap on a container that is never called in a forward
+    (``nn.ModuleList``, ``nn.ModuleDict``: the model calls their items),
+    naming the items to tap instead.
+
+    Args:
+        module (nn.Module): The module at ``path``.
+        path (str): Its dotted path.
+        where (str): The tap's config key (``model.student_taps.<name>``).
+    """
+    if not isinstance(module, (nn.ModuleList, nn.ModuleDict)):
+        return
+    items = [f'{path}.{key}' for key, _ in module.named_children()]
+    tap = where.rsplit('.', 1)[-1]
+    every = ', '.join(f"{tap}_{i}='{item}'" for i, item in enumerate(items))
+    raise ConfigValueError(
+        where, 'a module that runs in the forward (a container is never '
+        'called: the model calls its items)',
+        f"'{path}', a {type(module).__name__} of {len(items)} items",
+        f'Tap its items, e.g. {tap}={items[0]!r}' + (
+            f'; all of them: dict({every})' if len(items) > 1 else '')
+        + '.' if items else 'It has no items.')
 
 
 def map_tensors(fn: Callable[[Tensor], Any], obj: Any) -> Any:
@@ -154,6 +178,9 @@ class FeatureTaps:
     def __init__(self, model: nn.Module, taps: Mapping[str, str],
                  where: str) -> None:
         self.where = where
+        #: what the error of a tap that did not run adds (e.g. how far the
+        #: teacher runs)
+        self.not_run_hint = ''
         self.paths = dict(taps)
         self.model = model
         self.modes: Dict[str, str] = {name: PROBE for name in taps}
@@ -161,6 +188,7 @@ class FeatureTaps:
         self._recording = False
         for name, path in self.paths.items():
             module = find_module(model, path, f'{where}.{name}')
+            refuse_container(module, path, f'{where}.{name}')
             module.register_forward_hook(self._make_hook(name))
 
     def _make_hook(self, name: str):
@@ -211,10 +239,10 @@ class FeatureTaps:
         records = self._records[name]
         if not records:
             raise RuntimeError(
-                f"{self.where}.{name}: module '{self.paths[name]}' did not "
-                'run during the forward pass, so nothing was recorded. Tap a '
-                'module that the forward used (e.g. with teacher_forward='
-                "'tensor' rather than 'extract_feat' for head modules).")
+                f"{self.where}.{name}: module '{self.paths[name]}' of "
+                f'{type(self.model).__name__} did not run in this step\'s '
+                'forward, so nothing was recorded. Tap a module that the '
+                f'forward runs{self.not_run_hint}.')
         self._settle(name)
         self._check_gradient(name)
         values = [record.value for record in records]

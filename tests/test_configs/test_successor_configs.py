@@ -88,6 +88,10 @@ def test_one_training_iteration(path):
     with DefaultScope.overwrite_default_scope(cfg.default_scope):
         model = MODELS.build(cfg.model)
         model.init_weights()
+        # the official init_student: the named parts are the teacher's
+        teacher = model.teacher.state_dict()
+        for key in model.from_teacher:
+            assert torch.equal(model.student.state_dict()[key], teacher[key])
         model.train()
         optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
         before = [p.detach().clone() for p in model.parameters()
@@ -118,6 +122,8 @@ def test_official_hyper_parameters():
     assert retina.optim_wrapper.clip_grad.max_norm == 35
     assert retina.optim_wrapper.optimizer.lr == 0.01
     assert retina.train_cfg.max_epochs == 24
+    # init_student=True: the neck and heads start from the teacher's
+    assert retina.model.student_from_teacher == ['neck', 'bbox_head']
     faster = config('fgd_faster-rcnn-r101-fpn_faster-rcnn-r50-fpn_2x_coco.py')
     for level in ('p2', 'p3', 'p4', 'p5'):
         loss = faster.model.distill_losses[f'fgd_{level}']
@@ -125,6 +131,8 @@ def test_official_hyper_parameters():
             5e-5, 2.5e-5, 5e-5, 5e-7)
     assert faster.optim_wrapper.optimizer.lr == 0.02
     assert 'p6' not in faster.model.student_taps
+    assert faster.model.student_from_teacher == ['neck', 'rpn_head',
+                                                 'roi_head']
     pkd = config('pkd_faster-rcnn-r101-fpn_faster-rcnn-r50-fpn_2x_coco.py')
     assert {v.loss_weight for v in pkd.model.distill_losses.values()} == {6}
     pkd_retina = config(
@@ -135,6 +143,7 @@ def test_official_hyper_parameters():
     loss = mgd.model.distill_losses.mgd
     assert (loss.loss_weight, loss.mask_ratio, loss.num_levels) == (
         2e-5, 0.65, 5)
+    assert mgd.model.student_from_teacher == ['neck', 'bbox_head']
     seg = config(
         'mgd_pspnet-r101-d8_pspnet-r18-d8_4xb2-80k_cityscapes-512x1024.py')
     loss = seg.model.distill_losses

@@ -289,3 +289,50 @@ def test_distiller_tap_on_a_bottleneck_norm_holds_pre_activation_values():
     bottleneck = model.student.decode_head.bottleneck
     for param in (bottleneck.conv.weight, bottleneck.bn.weight):
         assert param.grad is not None and param.grad.abs().sum() > 0
+
+
+class HeadWithList(nn.Module):
+    """A head whose per-level convs live in an nn.ModuleList, as RTMDet's
+    ``bbox_head.rtm_cls``: the list itself is never called."""
+
+    def __init__(self):
+        super().__init__()
+        self.cls = nn.ModuleList([nn.Conv2d(2, 3, 1), nn.Conv2d(2, 3, 1)])
+        self.by_name = nn.ModuleDict(dict(a=nn.Identity()))
+
+    def forward(self, x):
+        return [conv(x) for conv in self.cls]
+
+
+@pytest.mark.parametrize('path, found, hint', [
+    ('cls', "'cls', a ModuleList of 2 items",
+     "Tap its items, e.g. cls='cls.0'; all of them: dict(cls_0='cls.0', "
+     "cls_1='cls.1')."),
+    ('by_name', "'by_name', a ModuleDict of 1 items",
+     "Tap its items, e.g. cls='by_name.a'.")])
+def test_a_container_tap_is_refused_when_built(path, found, hint):
+    from mmkd.utils.config_checks import ConfigValueError
+    with pytest.raises(ConfigValueError) as error:
+        FeatureTaps(HeadWithList(), dict(cls=path), 'model.student_taps')
+    assert error.value.key == 'model.student_taps.cls'
+    assert error.value.found == found
+    assert error.value.hint == hint
+    # its items run, and are tapped
+    taps = FeatureTaps(HeadWithList(), dict(c0='cls.0', c1='cls.1'),
+                       'model.student_taps')
+    with taps.recording():
+        taps.model(torch.ones(1, 2, 2, 2))
+        assert taps['c0'].shape == taps['c1'].shape == (1, 3, 2, 2)
+
+
+def test_a_tap_that_did_not_run_names_its_model_and_no_misleading_hint():
+    taps = FeatureTaps(HeadWithList(), dict(a='by_name.a'),
+                       'model.student_taps')
+    with taps.recording():
+        taps.model(torch.ones(1, 2, 2, 2))
+        with pytest.raises(RuntimeError) as error:
+            taps['a']
+    message = str(error.value)
+    assert message.startswith("model.student_taps.a: module 'by_name.a' of "
+                              'HeadWithList did not run')
+    assert 'teacher_forward' not in message

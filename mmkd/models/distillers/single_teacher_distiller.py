@@ -3,7 +3,8 @@ and distillation losses, as one mmengine model. One training step reads top
 to bottom in :meth:`SingleTeacherDistiller.loss`."""
 import difflib
 import inspect
-from typing import Any, Callable, Dict, Mapping, Optional, Sequence, Set
+from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence,
+                    Set)
 
 import torch
 import torch.nn as nn
@@ -24,6 +25,7 @@ from .frozen_teacher import (TeacherRun, build_frozen_teacher, build_model,
                              check_data_preprocessor)
 from .loss_routes import LossRouteBuilder, build_part
 from .plain_student_state import prefix_plain_student_state
+from .student_from_teacher import copy_from_teacher, teacher_entries
 from .weight_schedule import LossWeightSchedule
 
 
@@ -82,6 +84,13 @@ class SingleTeacherDistiller(BaseModel):
             URL). Only tests leave it out.
         student_checkpoint (str, optional): Pretrained student weights,
             loaded in :meth:`init_weights` after the student's own init.
+        student_from_teacher (list[str], optional): Module paths of the
+            student (e.g. ``['neck', 'bbox_head']``) whose weights start
+            from the teacher's (FGD's and MGD's ``init_student``): copied
+            in :meth:`init_weights`, after the student's own init and
+            ``student_checkpoint``. Every entry under them must have the
+            teacher's name and shape (checked when the distiller is built;
+            :mod:`~mmkd.models.distillers.student_from_teacher`).
         student_taps (dict): Tap name -> module path in the student, e.g.
             ``dict(logits='decode_head.conv_seg')``.
         teacher_taps (dict): Tap name -> module path in the teacher.
@@ -162,6 +171,7 @@ class SingleTeacherDistiller(BaseModel):
                  teacher: Any,
                  teacher_checkpoint: Optional[str] = None,
                  student_checkpoint: Optional[str] = None,
+                 student_from_teacher: Optional[Sequence[str]] = None,
                  student_taps: Optional[Mapping[str, str]] = None,
                  teacher_taps: Optional[Mapping[str, str]] = None,
                  connectors: Optional[Mapping[str, Mapping]] = None,
@@ -196,6 +206,10 @@ class SingleTeacherDistiller(BaseModel):
             # kept out of nn.Module's registry on purpose (see the class doc)
             object.__setattr__(self, 'teacher', build_frozen_teacher(
                 teacher, teacher_checkpoint, self.min_key_match))
+            #: the student's entries that start from the teacher's
+            self.from_teacher: List[str] = [] if student_from_teacher is \
+                None else teacher_entries(self.student, self.teacher,
+                                          student_from_teacher)
             self.student_taps = FeatureTaps(
                 self.student, student_taps or {}, 'model.student_taps')
             self.teacher_taps = FeatureTaps(
@@ -203,6 +217,11 @@ class SingleTeacherDistiller(BaseModel):
             self.teacher_run = TeacherRun(
                 self.teacher, teacher_forward, teacher_precision,
                 self.teacher_taps.paths.values())
+            if teacher_forward == 'extract_feat':
+                self.teacher_taps.not_run_hint = (
+                    " (teacher_forward='extract_feat' runs the teacher's "
+                    "backbone and neck only: a head module needs "
+                    "teacher_forward='tensor')")
             self.connectors = ConnectorDict({
                 name: build_part(cfg, f'model.connectors.{name}')
                 for name, cfg in (connectors or {}).items()})
@@ -285,13 +304,16 @@ class SingleTeacherDistiller(BaseModel):
 
     def init_weights(self) -> None:
         """Initialise the student (and connectors) only, then load the
-        pretrained student if given. The teacher's weights come from
+        pretrained student if given, then copy the teacher's entries of
+        ``student_from_teacher``. The teacher's weights come from
         ``teacher_checkpoint``, never from its ``init_cfg``."""
         if hasattr(self.student, 'init_weights'):
             self.student.init_weights()
         if self.student_checkpoint is not None:
             load_weights(self.student, self.student_checkpoint,
                          'model.student_checkpoint', self.min_key_match)
+        if self.from_teacher:
+            copy_from_teacher(self.student, self.teacher, self.from_teacher)
 
     def forward(self,
                 inputs: Tensor,
