@@ -16,8 +16,11 @@ class ConvConnector(nn.Module):
     """Convolution (+ ReLU) mapping student channels to the teacher's.
 
     The FGFI adaptation layer by default (official code: 3×3 conv, padding 1,
-    ReLU, weights ~ N(0, 1e-4), zero bias). ``kernel_size=1`` gives a 1×1
-    projection. Spatial size is kept (``padding = kernel_size // 2``).
+    ReLU, weights ~ N(0, 1e-4), zero bias). A connector that only maps the
+    student's channels to the teacher's (CWD, PKD, a hint on features) is
+    ``kernel_size=1, act=False``: a 1×1 projection without activation, the
+    one mmkd's errors and README recommend. Spatial size is kept
+    (``padding = kernel_size // 2``).
 
     Applied to a multi-level tap (a tuple/list of maps, e.g. an FPN neck), the
     same layer is applied to every level, unless ``num_levels`` is given, in
