@@ -22,7 +22,7 @@ from mmkd.utils.model_loading import load_model_config
 
 CONFIGS = sorted(
     glob.glob(osp.join(REPO, 'configs', m, '*.py'))
-    for m in ('fgd', 'pkd', 'mgd'))
+    for m in ('fgd', 'pkd', 'mgd', 'rtmdet', 'yolox'))
 CONFIGS = sorted(sum(CONFIGS, []) +
                  glob.glob(osp.join(REPO, 'configs', 'cwd', '*coco.py')))
 # the losses each config must log, by file name
@@ -40,6 +40,15 @@ EXPECTED_LOSSES = {
     'mgd_pspnet-r101-d8_deeplabv3-r18-d8_4xb2-80k_cityscapes-512x1024.py':
     {'mgd', 'cwd'},
     'cwd-cls-head_gfl-r101-fpn_gfl-r50-fpn_1x_coco.py': {'cwd'},
+    'cwd-neck_rtmdet-s_rtmdet-tiny_8xb32-300e_coco.py':
+    {'cwd_p3', 'cwd_p4', 'cwd_p5'},
+    'cwd-neck_rtmdet-m_rtmdet-s_8xb32-300e_coco.py':
+    {'cwd_p3', 'cwd_p4', 'cwd_p5'},
+    'cwd-neck_rtmdet-l_rtmdet-m_8xb32-300e_coco.py':
+    {'cwd_p3', 'cwd_p4', 'cwd_p5'},
+    'cwd-neck_rtmdet-x_rtmdet-l_8xb32-300e_coco.py':
+    {'cwd_p3', 'cwd_p4', 'cwd_p5'},
+    'fgd_yolox-l_yolox-m_8xb8-300e_coco.py': {'fgd_p3', 'fgd_p4', 'fgd_p5'},
 }
 SEG_SIZE = 64
 
@@ -67,6 +76,12 @@ def prepare(path):
     if cfg.default_scope == 'mmseg':
         # stock configs pad every batch to the 512x1024 crop
         model.student.data_preprocessor.size = (SEG_SIZE, SEG_SIZE)
+    # YOLOX resizes every batch to 480-800 px: the tiny batch as it is
+    model.student.data_preprocessor.pop('batch_augments', None)
+    if cfg.default_scope == 'mmdet':
+        # RTMDet's pipeline pads every image to 640x640, its preprocessor
+        # does not: pad the tiny batch to what its neck divides by
+        model.student.data_preprocessor.setdefault('pad_size_divisor', 32)
     assert 'Pretrained' not in repr(cfg.model)  # nothing to download
     return cfg
 
@@ -151,3 +166,64 @@ def test_official_hyper_parameters():
             loss.mgd.loss_weight, loss.mgd.mask_ratio) == (512, 2048, 2e-5,
                                                            0.75)
     assert (loss.cwd.tau, loss.cwd.loss_weight) == (4.0, 3.0)
+
+
+def test_rtmdet_settings_are_mmyolos():
+    """mmyolo's RTMDet distillation: CWD (tau 1, weight 1) on the
+    standardised neck convolutions P3-P5, stopped at epoch 280 of 300; the
+    connectors map the student's neck channels to the teacher's."""
+    paths = sorted(glob.glob(osp.join(REPO, 'configs', 'rtmdet', '*.py')))
+    assert len(paths) == 4
+    for path in paths:
+        cfg = Config.fromfile(path)
+        model = cfg.model
+        taps = {f'p{i + 3}': f'neck.out_convs.{i}.conv' for i in range(3)}
+        assert model.student_taps == model.teacher_taps == taps
+        assert {(v.type, v.tau, v.loss_weight, v.normalize)
+                for v in model.distill_losses.values()} == {
+                    ('mmkd.ChannelWiseLoss', 1.0, 1.0, 'batch')}
+        assert list(model.loss_schedules.values()) == [
+            dict(stop=280, by_epoch=True)] * 3
+        assert cfg.max_epochs == 300
+        teacher = load_model_config(model.teacher, 'model.teacher')
+        for adapt in model.connectors.values():
+            assert (adapt.in_channels, adapt.out_channels) == (
+                model.student.neck.out_channels, teacher.neck.out_channels)
+            assert (adapt.kernel_size, adapt.act) == (1, False)
+
+
+def test_yolox_settings_are_the_official_fgd_ones():
+    cfg = Config.fromfile(osp.join(
+        REPO, 'configs', 'yolox', 'fgd_yolox-l_yolox-m_8xb8-300e_coco.py'))
+    losses = cfg.model.distill_losses
+    assert {(v.temp, v.alpha, v.beta, v.gamma, v.lambda_rela,
+             v.student_channels, v.teacher_channels)
+            for v in losses.values()} == {(0.5, 2e-3, 1e-3, 1e-3, 1e-5, 192,
+                                          256)}
+    assert cfg.model.student_taps == {
+        f'p{i + 3}': f'neck.out_convs.{i}' for i in range(3)}
+    assert 'student_from_teacher' not in cfg.model  # official: init_student
+    # False
+
+
+def test_yolox_mode_switch_reaches_the_student():
+    """mmdet's YOLOXModeSwitchHook sets ``bbox_head.use_l1`` on the trained
+    detector (``model.detector`` when the model wraps one): the distiller's
+    student."""
+    from types import SimpleNamespace
+
+    from mmdet.engine.hooks import YOLOXModeSwitchHook
+    torch.manual_seed(0)
+    cfg = prepare(osp.join(REPO, 'configs', 'yolox',
+                           'fgd_yolox-l_yolox-m_8xb8-300e_coco.py'))
+    with DefaultScope.overwrite_default_scope('mmdet'):
+        model = MODELS.build(cfg.model)
+    assert model.detector is model.student
+    assert not model.student.bbox_head.use_l1
+    loader = SimpleNamespace(dataset=SimpleNamespace(
+        update_skip_type_keys=lambda keys: None))
+    runner = SimpleNamespace(epoch=285, max_epochs=300, model=model,
+                             train_dataloader=loader,
+                             logger=SimpleNamespace(info=lambda msg: None))
+    YOLOXModeSwitchHook(num_last_epochs=15).before_train_epoch(runner)
+    assert model.student.bbox_head.use_l1

@@ -400,6 +400,13 @@ class SingleTeacherDistiller(BaseModel):
                 self.teacher_taps)[tap]
 
     @property
+    def detector(self) -> nn.Module:
+        """The student: what mmdet's hooks that reach into a wrapped
+        detector change (``YOLOXModeSwitchHook`` sets
+        ``model.detector.bbox_head.use_l1``)."""
+        return self.student
+
+    @property
     def teacher_forward(self) -> str:
         """``model.teacher_forward`` (read-only: :attr:`teacher_run`
         runs it)."""

@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from mmkd.registry import MODELS
+from mmkd.utils.config_checks import check_choice, check_optional
 from .levelwise import LevelwiseLoss
 from .utils import check_map_pair, check_tau, fp32_math, resize_to
 
@@ -59,6 +60,14 @@ class ChannelWiseLoss(LevelwiseLoss):
             Cityscapes reproduction use 1 on the logits. Defaults to 1.0.
         loss_weight (float): Multiplier of the loss (MMRazor's Cityscapes
             PSPNet reproduction: 5). Defaults to 1.0.
+        normalize (str, optional): ``'batch'``: each channel of both maps
+            is standardised over the batch's samples and locations first
+            (zero mean, unit variance: a BatchNorm without affine
+            parameters or running statistics, eps 1e-5), as mmyolo's RTMDet
+            distillation does to the neck features (its ``NormConnector``
+            on the teacher, a normalising connector on the student); the
+            teacher is standardised before any resize. None (default):
+            the maps as they are.
         level_reduction (str, optional): How the levels of a multi-level tap
             (e.g. a detector's classification head on every FPN level)
             combine: ``'sum'`` (default; MMRazor's CWD detection configs
@@ -70,11 +79,16 @@ class ChannelWiseLoss(LevelwiseLoss):
     def __init__(self,
                  tau: float = 1.0,
                  loss_weight: float = 1.0,
+                 normalize: Optional[str] = None,
                  level_reduction: Optional[str] = None) -> None:
         super().__init__(level_reduction)
         self.tau = check_tau(tau, 'ChannelWiseLoss',
                              '1 is the published value on the logits')
         self.loss_weight = loss_weight
+        self.normalize = check_optional(
+            check_choice, normalize, 'normalize', ('batch', ),
+            owner='ChannelWiseLoss',
+            hint="'batch' standardises each channel over the batch first.")
 
     def forward_level(self, student: Tensor, teacher: Tensor,
                       level: int = 0) -> Tensor:
@@ -95,6 +109,8 @@ class ChannelWiseLoss(LevelwiseLoss):
             'the student imitates channel c of the teacher')
         n_s, _, h, w = student.shape
         with fp32_math(student, teacher.detach()) as (s, t):
+            if self.normalize == 'batch':
+                s, t = standardise(s), standardise(t)
             t = resize_to(t, (h, w))
             # one distribution over the H·W locations per (sample, channel)
             log_p_t = F.log_softmax(t.flatten(2) / self.tau, dim=2)
@@ -104,3 +120,10 @@ class ChannelWiseLoss(LevelwiseLoss):
             kl = (log_p_t.exp() * (log_p_t - log_p_s)).sum()
             loss = kl * self.tau**2 / (n_s * c_s)
         return loss * self.loss_weight
+
+
+def standardise(x: Tensor) -> Tensor:
+    """``(N, C, H, W)`` with each channel at zero mean and unit variance
+    over ``N·H·W`` (biased variance, eps 1e-5: ``BatchNorm2d(C,
+    affine=False, track_running_stats=False)`` in training)."""
+    return F.batch_norm(x, None, None, training=True, eps=1e-5)

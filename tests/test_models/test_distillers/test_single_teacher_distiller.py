@@ -365,7 +365,7 @@ def test_extra_inputs_the_loss_does_not_take(cfg):
     with pytest.raises(ConfigValueError) as e:
         build(with_hint(cfg, extra_inputs=dict(weight='inputs')))
     assert e.value.key == 'model.distill_losses.hint.extra_inputs.weight'
-    assert 'FeatureMSELoss.forward_level(student' in e.value.expected
+    assert 'FeatureMSELoss(student, teacher)' in e.value.expected
     assert e.value.found == "'weight'"
     # the teacher input comes from teacher=, not from extra_inputs
     with pytest.raises(ConfigValueError) as e:
@@ -377,7 +377,8 @@ def test_loss_input_that_nothing_routes(cfg):
     with pytest.raises(ConfigValueError) as e:
         build(with_hint(cfg, type='mmkd.ImitationLoss'))
     assert e.value.key == 'model.distill_losses.hint.extra_inputs'
-    assert 'ImitationLoss.forward(' in e.value.expected
+    assert ('ImitationLoss(student_feats, teacher_feats, masks)'
+            in e.value.expected)
     assert e.value.found == "nothing for ['masks']"
 
 
@@ -391,7 +392,7 @@ def test_module_that_takes_no_student_and_teacher(cfg):
     assert e.value.key == 'model.distill_losses.hint.type'
     assert e.value.expected == ('a loss whose forward takes the student tap '
                                 'and the teacher tap')
-    assert e.value.found.startswith('ConvConnector.forward(x')
+    assert e.value.found.startswith('ConvConnector(x), which takes 1')
 
 
 @pytest.mark.parametrize('loss_type, cls', [

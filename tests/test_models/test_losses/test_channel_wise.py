@@ -228,3 +228,37 @@ def test_registered():
         loss = MODELS.build(
             dict(type='mmkd.ChannelWiseLoss', tau=1.0, loss_weight=5))
     assert isinstance(loss, ChannelWiseLoss) and loss.loss_weight == 5
+
+
+def test_batch_normalize_standardises_each_channel_first():
+    """normalize='batch' (mmyolo's RTMDet distillation): one channel of
+    one sample, values [0, 2] for the student and [1, 5] for the teacher,
+    both become [-1, 1] (mean 1 / 3, biased std 1 / 2; eps 1e-5 aside): the
+    same distribution, so the loss is 0, where the raw maps give the KL
+    of softmax([1, 5]) against softmax([0, 2])."""
+    student = torch.tensor([[[[0.0, 2.0]]]])
+    teacher = torch.tensor([[[[1.0, 5.0]]]])
+    plain = ChannelWiseLoss()(student, teacher)
+    p_t, p_s = F.softmax(torch.tensor([1.0, 5.0]), 0), F.softmax(
+        torch.tensor([0.0, 2.0]), 0)
+    assert math.isclose(plain.item(),
+                        (p_t * (p_t.log() - p_s.log())).sum().item(),
+                        rel_tol=1e-6)
+    assert ChannelWiseLoss(normalize='batch')(student, teacher).item() \
+        == pytest.approx(0.0, abs=1e-6)
+    # two samples: the statistics are the batch's, not each sample's
+    student = torch.tensor([[[[0.0, 2.0]]], [[[4.0, 6.0]]]])  # mean 3, var 5
+    z = (student - 3.0) / math.sqrt(5.0 + 1e-5)
+    teacher = torch.tensor([[[[1.0, 1.5]]], [[[0.5, 3.0]]]])
+    t = (teacher - teacher.mean()) / (teacher.var(unbiased=False) +
+                                      1e-5).sqrt()
+    expected = ChannelWiseLoss()(z, t)
+    torch.testing.assert_close(
+        ChannelWiseLoss(normalize='batch')(student, teacher), expected)
+
+
+def test_normalize_takes_batch_or_none():
+    with pytest.raises(ConfigValueError) as error:
+        ChannelWiseLoss(normalize='layer')
+    assert (error.value.key, error.value.found) == ('normalize',
+                                                    describe('layer'))
