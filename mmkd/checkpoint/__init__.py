@@ -1,7 +1,6 @@
-"""Checkpoints as untrusted input: every checkpoint mmkd (or mmengine, once
-``mmkd`` is imported) loads goes through :func:`safe_torch_load`, which
-unpickles it in a confined loader process (see ``docs/checkpoint_safety.md``
-for the modules and the bounds)."""
+"""Checkpoints as untrusted input: mmkd and, once ``mmkd`` is imported,
+mmengine load every checkpoint with :func:`safe_torch_load` (the modules and
+bounds: ``docs/checkpoint_safety.md``)."""
 from .allow_list import safe_globals
 from .download import load_url
 from .errors import CheckpointFormatError, UnsafeCheckpointError

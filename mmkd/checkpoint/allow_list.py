@@ -1,12 +1,10 @@
-"""The globals a checkpoint may name in the loader process besides torch's
-own: numpy's and mmengine's ``HistoryBuffer`` as :class:`Call` stand-ins
-that only record their arguments and state (even there, numpy's
-``ndarray((1,), 'O', raw_bytes)`` would make pointers of the attacker's
-bytes; the training process builds the values, checked), ``getattr`` for
-HistoryBuffer statistics, ``bytes()``, narrowed ``bytearray`` and
+"""The globals a checkpoint may name in the loader besides torch's own:
+numpy's and ``HistoryBuffer`` as :class:`Call` stand-ins that only record
+(numpy's ``ndarray((1,), 'O', raw_bytes)`` makes pointers of raw bytes),
+``getattr`` of statistics, ``bytes()``, narrowed ``bytearray`` and
 ``_codecs.encode``."""
 import pickle
-from typing import Any, Dict, List
+from typing import Any, Dict, List, NoReturn
 
 #: Statistics methods every HistoryBuffer has; a checkpoint may name others
 #: that the training process has registered (checked there).
@@ -15,7 +13,7 @@ STATISTICS = frozenset({'min', 'max', 'current', 'mean'})
 _LATIN1 = frozenset({'latin1', 'latin-1', 'iso8859-1', 'iso-8859-1'})
 
 
-def _refuse(call: str, allowed: str) -> None:
+def _refuse(call: str, allowed: str) -> NoReturn:
     raise pickle.UnpicklingError(f'{call:.120} is not allowed while loading '
                                  f'a checkpoint (only {allowed} is).')
 
@@ -41,10 +39,10 @@ CALLS: Dict[str, type] = {kind: type(kind, (Call, ), {'kind': kind}) for kind
 
 
 def _getattr(obj: Any, name: Any) -> Call:
-    if obj is CALLS['HistoryBuffer'] and isinstance(name, str):
-        return CALLS['statistic'](name)
-    _refuse(f'getattr({obj!r:.60}, {name!r:.60})',
-            'a HistoryBuffer statistics method')
+    if obj is not CALLS['HistoryBuffer'] or not isinstance(name, str):
+        _refuse(f'getattr({obj!r:.60}, {name!r:.60})',
+                'a HistoryBuffer statistics method')
+    return CALLS['statistic'](name)
 
 
 def _bytes(*args: Any) -> bytes:
@@ -64,10 +62,10 @@ def _latin1_encode(text: Any, codec: Any = 'utf-8',
 def _bytearray(*args: Any) -> bytearray:
     if not args or (len(args) == 1 and type(args[0]) is bytes):
         return bytearray(*args)
-    if len(args) == 2 and type(args[0]) is str and args[1] in _LATIN1:
-        return bytearray(args[0], 'latin-1')
-    _refuse(f'bytearray(...) with something other than text or bytes '
-            f'({args!r:.60})', 'bytearray of bytes or latin-1 text')
+    if len(args) != 2 or type(args[0]) is not str or args[1] not in _LATIN1:
+        _refuse(f'bytearray(...) with something other than text or bytes '
+                f'({args!r:.60})', 'bytearray of bytes or latin-1 text')
+    return bytearray(args[0], 'latin-1')
 
 
 def restrict_torch_globals() -> None:

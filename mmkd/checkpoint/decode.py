@@ -1,23 +1,16 @@
-"""Build the loaded checkpoint in the training process from the loader's
-tagged data (:mod:`.wire`), with bounds: nesting, what a deep copy would
-visit (shared objects unfolded), keys sharing a hash, views of storages
-(see :mod:`.limits`). Storages are views of one mapping of the data channel,
-in order, not overlapping; sparse tensors, numpy values and HistoryBuffers
-are checked."""
-import contextlib
+"""Build the checkpoint in the training process from the loader's tagged
+data (:mod:`.wire`) within the bounds of :mod:`.limits`; storages are views
+of one mapping of the data channel, in order, not overlapping."""
 import math
 import mmap
-import pickle
 from collections import Counter, OrderedDict
-from typing import Any, Callable, Iterator, List, Tuple
+from typing import Any, Callable, List, Tuple
 
 import torch
-from mmengine.logging import HistoryBuffer
 
 from . import limits, wire
-from .allow_list import STATISTICS
+from .calls import make_call
 from .errors import TOO_DEEP, UnsafeCheckpointError
-from .safe_numpy import build_numpy
 
 _LAYOUTS = {str(layout): layout for layout in wire.SPARSE}
 _NESTED = set(wire.CONTAINERS) | {'d', 'o', 'n', 'x', 'y'}
@@ -32,11 +25,10 @@ def _ints(values: Any, most: int = 64) -> List[int]:
     return values
 
 
-@contextlib.contextmanager
-def _invalid(what: str) -> Iterator[None]:
-    """Refuse ``what`` if torch finds it invalid."""
+def _valid(what: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
+    """``make()``; ``what`` refused if torch finds it invalid."""
     try:
-        yield
+        return make()
     except RuntimeError as e:
         raise UnsafeCheckpointError(f'{what} that is not valid: '
                                     f'{" ".join(str(e).split())[:300]}'
@@ -44,14 +36,7 @@ def _invalid(what: str) -> Iterator[None]:
 
 
 class Decoder:
-    """Builds one result.
-
-    Args:
-        table (list): ``[offset, nbytes, location]`` of each storage.
-        data_fd (int): The data channel; ``data_size``: its bytes.
-        file_size (int): The checkpoint's size, for the bound on nodes.
-        map_location: As in ``torch.load``.
-    """
+    """Builds one result (arguments: see :func:`decode`)."""
 
     def __init__(self, table: Any, data_fd: int, data_size: int,
                  file_size: int, map_location: Any) -> None:
@@ -133,7 +118,7 @@ class Decoder:
                 raise UnsafeCheckpointError(  # before its arguments are built
                     'HistoryBuffer(...) with arguments is not allowed '
                     '(torch.save writes HistoryBuffer() and its state)')
-            return self.call(data[1], inner(data[2]), inner(data[3]))
+            return make_call(data[1], inner(data[2]), inner(data[3]))
         if tag == 'g':
             storage = self.storages[data[1]]
             return storage if data[2] is None else torch.TypedStorage(
@@ -144,29 +129,6 @@ class Decoder:
         if tag == 'y':
             return self.sparse(data, [inner(d) for d in data[4:]])
         raise wire.MalformedResult(f'unknown tag {tag!r:.20}')
-
-    @staticmethod
-    def call(kind: str, args: list, state: Any) -> Any:
-        """The value a call the loader recorded makes (see
-        :mod:`.allow_list`)."""
-        if kind == 'HistoryBuffer':
-            if type(state) is not dict or any(type(k) is not str
-                                              for k in state):
-                raise UnsafeCheckpointError(f'a HistoryBuffer state '
-                                            f'{state!r:.60} is not allowed')
-            buffer = HistoryBuffer.__new__(HistoryBuffer)
-            buffer.__setstate__(dict(state))
-            return buffer
-        if kind == 'statistic':
-            allowed = STATISTICS | set(HistoryBuffer._statistics_methods)
-            if args[0] not in allowed:
-                raise UnsafeCheckpointError(f'getattr(HistoryBuffer, '
-                                            f'{args[0]!r:.60}) is not allowed')
-            return getattr(HistoryBuffer, args[0])
-        try:
-            return build_numpy(kind, args, state)
-        except pickle.UnpicklingError as e:
-            raise UnsafeCheckpointError(str(e).rstrip('.')) from None
 
     def check_hashes(self, keys: List[Any]) -> None:
         shared = len(keys) - len({hash(k) for k in keys})
@@ -199,9 +161,9 @@ class Decoder:
                 f'a tensor of size {sizes} claims {claimed:,} bytes of a '
                 f'{storage.nbytes():,}-byte storage (all views at most '
                 f'{self.max_views:,}): copying it would allocate that much')
-        with _invalid('a tensor view of its storage'):
-            t = torch.empty(0, dtype=dtype, device=storage.device).set_(
-                storage, _ints([offset])[0], sizes, strides)
+        t = _valid('a tensor view of its storage', lambda: torch.empty(
+            0, dtype=dtype, device=storage.device).set_(
+                storage, _ints([offset])[0], sizes, strides))
         if flags & wire.PARAMETER:
             t = torch.nn.Parameter(t, bool(flags & wire.REQUIRES_GRAD))
         elif flags & wire.REQUIRES_GRAD:
@@ -213,18 +175,26 @@ class Decoder:
         if layout is None or len(parts) != len(wire.SPARSE[layout]) or any(
                 type(t) is not torch.Tensor for t in parts):
             raise wire.MalformedResult(f'{len(parts)} sparse parts')
-        with _invalid(f'it holds a {layout} tensor of size {sizes}'):
-            if layout == torch.sparse_coo:
-                return torch.sparse_coo_tensor(
-                    *parts, sizes, check_invariants=True,
-                    is_coalesced=bool(data[3]) or None)
-            return torch.sparse_compressed_tensor(
-                *parts, sizes, layout=layout, check_invariants=True)
+        coo = layout == torch.sparse_coo
+        make = torch.sparse_coo_tensor if coo else \
+            torch.sparse_compressed_tensor
+        options = dict(is_coalesced=bool(data[3]) or None) if coo else \
+            dict(layout=layout)
+        return _valid(f'it holds a {layout} tensor of size {sizes}',
+                      lambda: make(*parts, sizes, check_invariants=True,
+                                   **options))
 
 
 def decode(result: Any, data_fd: int, data_size: int, file_size: int,
            map_location: Any) -> Any:
-    """The checkpoint in the loader's ``result`` (``storages``, ``value``).
+    """The checkpoint in the loader's ``result``.
+
+    Args:
+        result (dict): ``storages`` (``[offset, nbytes, location]`` each)
+            and ``value``.
+        data_fd (int): The data channel; ``data_size``: its bytes.
+        file_size (int): The checkpoint's size, for the bound on nodes.
+        map_location: As in ``torch.load``.
 
     Raises:
         UnsafeCheckpointError: A bound is exceeded.

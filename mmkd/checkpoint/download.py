@@ -1,7 +1,6 @@
-"""Download a checkpoint once and load it as untrusted input, cached under
-a hash of the whole URL (torch.hub's cache name, the URL's file name, is
-shared by URLs ending alike); a ``name-<hex>.pth`` name's hash is checked,
-and a download that fails the check or is refused is removed."""
+"""Downloads, cached under a hash of the whole URL (torch.hub's file name is
+shared by URLs ending alike); a ``name-<hex>.pth`` hash is checked; a
+download that fails the check or is refused is removed."""
 import hashlib
 import os
 import os.path as osp

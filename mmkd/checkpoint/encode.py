@@ -1,8 +1,6 @@
-"""Write what ``torch.load`` returned in the loader process as tagged plain
-data (:mod:`.wire`), storages' bytes to the data channel. A shared object
-is written once, then referred to (``['r', index]``: the training process
-bounds its unfolding); anything but exact plain types, or nesting deeper
-than the limit (a cycle, too), is :class:`Refused`."""
+"""Write what ``torch.load`` returned in the loader as tagged plain data
+(:mod:`.wire`); a shared object once, then as ``['r', index]``; anything
+else, or nesting deeper than the limit (a cycle too), is :class:`Refused`."""
 import os
 from collections import Counter, OrderedDict
 from typing import Any, Dict, List

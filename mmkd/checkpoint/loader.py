@@ -1,25 +1,112 @@
-"""The loader process: :func:`serve` runs once per training run (torch
-imported, this package under another name, CUDA hidden) and forks a loader
-per checkpoint, which confines itself (:mod:`.sandbox`), unpickles with
-``torch.load(weights_only=True)`` and the allow-list, and writes the result
-(:mod:`.encode`) or the refusal's message."""
+"""The loader process, both ends: :func:`run_loader` hands a checkpoint to
+the loader server (started once per process, torch without CUDA), which
+forks a confined loader per checkpoint (:func:`serve`); the result comes
+back in two memfds, the exit status in a pipe of that load's own."""
+import contextlib
 import errno
 import json
 import os
+import os.path as osp
 import pickle
+import signal
 import socket
 import struct
+import subprocess
+import sys
+import threading
+from typing import Optional, Tuple
 
 import torch
 
-from . import wire
+from . import limits, wire
 from .allow_list import restrict_torch_globals, safe_globals
 from .encode import Encoder, Refused
-from .errors import advice
+from .errors import UnsafeCheckpointError, advice
 from .sandbox import confine
 from .zip_layout import check_layout
 
 STATUS = struct.Struct('<qd')  # exit status, CPU seconds
+# this package under another name: neither mmkd nor mmengine is imported
+_BOOT = ('import sys, types; p = types.ModuleType("_mmkd_loader"); '
+         'p.__path__ = [sys.argv[1]]; sys.modules["_mmkd_loader"] = p; '
+         'from _mmkd_loader.loader import serve; serve(int(sys.argv[2]))')
+_server: Optional[Tuple[subprocess.Popen, socket.socket]] = None
+_lock = threading.Lock()
+
+
+def _request(message: bytes, fds: list) -> None:
+    """Send a load to the server, (re)started if it is not running."""
+    global _server
+    with _lock:
+        if _server is None or _server[0].poll() is not None:
+            ours, theirs = socket.socketpair()
+            proc = subprocess.Popen(
+                [sys.executable, '-c', _BOOT, osp.dirname(osp.abspath(
+                    __file__)), str(theirs.fileno())],
+                pass_fds=(theirs.fileno(), ), stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL, env=dict(
+                    os.environ, CUDA_VISIBLE_DEVICES='', OMP_NUM_THREADS='1'))
+            theirs.close()
+            _server = (proc, ours)
+        socket.send_fds(_server[1], [message], fds)
+
+
+def _receive(status_fd: int) -> Tuple[int, float]:
+    """The loader's exit status and CPU seconds (one small write: it comes
+    whole, or the server has ended)."""
+    data = os.read(status_fd, STATUS.size)
+    if len(data) != STATUS.size:
+        raise UnsafeCheckpointError('the loader server ended unexpectedly; '
+                                    'try again')
+    return STATUS.unpack(data)
+
+
+def run_loader(file_fd: int, size: int) -> Tuple[dict, int]:
+    """Unpickle the open checkpoint ``file_fd`` in a loader process.
+
+    Args:
+        file_fd (int): An open descriptor of the file.
+        size (int): Its size, for the limits.
+
+    Returns:
+        tuple: The loader's result (``warnings``; ``unsafe``, ``damaged``
+        or ``storages`` and ``value``) and the data channel (to close).
+
+    Raises:
+        UnsafeCheckpointError: A limit was reached, the loader crashed or
+            its result is malformed.
+    """
+    b = limits.budget(size)
+    meta_fd = os.memfd_create('mmkd-checkpoint-result')
+    data_fd = os.memfd_create('mmkd-checkpoint-tensors')
+    status_fd, status_w = os.pipe()
+    try:
+        try:
+            _request(json.dumps(b).encode(),
+                     [file_fd, meta_fd, data_fd, status_w])
+        finally:
+            os.close(status_w)
+        code, cpu = _receive(status_fd)
+        meta = os.pread(meta_fd, os.fstat(meta_fd).st_size, 0)
+        if code == -signal.SIGALRM:
+            raise UnsafeCheckpointError(
+                f'loading it took longer than {b["wall"]:.0f} s (wall '
+                'clock). ' + advice('WALL_BASE'))
+        if code in (-signal.SIGXCPU, -signal.SIGKILL) and cpu >= b['cpu'] - 1:
+            raise UnsafeCheckpointError(
+                f'unpickling it used more than the CPU-time limit of '
+                f'{b["cpu"]} s. ' + advice('CPU_BASE'))
+        if code != 0 or not meta:
+            raise UnsafeCheckpointError(
+                f'the loader process crashed (exit status {code}; memory '
+                f'limit {b["memory_text"]}). ' + advice('MEMORY_BASE'))
+        return wire.loads(meta), data_fd
+    except BaseException:
+        os.close(data_fd)
+        raise
+    finally:
+        os.close(meta_fd)
+        os.close(status_fd)
 
 
 def _load(args: dict) -> dict:
@@ -77,14 +164,14 @@ def _too_much(args: dict) -> dict:
 
 
 def serve(sock_fd: int) -> None:
-    """Fork a loader for each request on the socket ``sock_fd`` (its limits
-    as JSON with the checkpoint's, the result's and the data channel's
-    descriptors) until the socket is closed."""
+    """Fork a loader for each request on the socket ``sock_fd`` until it is
+    closed: the limits as JSON with the descriptors of the checkpoint, the
+    result, the data channel and the load's status pipe."""
     sock = socket.socket(fileno=sock_fd)
     restrict_torch_globals()
     while True:
-        message, fds, _, _ = socket.recv_fds(sock, 1 << 16, 3)
-        if not message or len(fds) != 3:
+        message, fds, _, _ = socket.recv_fds(sock, 1 << 16, 4)
+        if not message or len(fds) != 4:
             return
         pid = os.fork()
         if pid == 0:
@@ -103,8 +190,10 @@ def serve(sock_fd: int) -> None:
                 code = 0
             finally:
                 os._exit(code)
-        for fd in fds:
+        for fd in fds[:3]:
             os.close(fd)
         _, status, usage = os.wait4(pid, 0)
-        sock.sendall(STATUS.pack(os.waitstatus_to_exitcode(status),
-                                 usage.ru_utime + usage.ru_stime))
+        with contextlib.suppress(OSError):  # a load given up: nobody reads
+            os.write(fds[3], STATUS.pack(os.waitstatus_to_exitcode(status),
+                                         usage.ru_utime + usage.ru_stime))
+        os.close(fds[3])

@@ -17,12 +17,10 @@ _PATH_INFO = {
 
 def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
     """Remove, in place, what mmengine's resume would execute or delete:
-
-    - ``meta['config']``, which ``Runner.resume`` executes as Python;
-    - ``message_hub.runtime_info`` ``best_ckpt*`` (deleted by
-      ``CheckpointHook`` as "the previous best") unless a ``best_*.pth``
-      beside ``source``, ``last_ckpt`` unless a ``.pth`` there (warned);
-    - ``keep_ckpt_ids`` unless a list of non-negative ints (warned).
+    ``meta['config']`` (run as Python), ``runtime_info`` ``best_ckpt*``
+    (deleted as "the previous best") unless a ``best_*.pth`` beside
+    ``source``, ``last_ckpt`` unless a ``.pth`` there, ``keep_ckpt_ids``
+    unless non-negative ints (warned).
 
     Args:
         checkpoint: The loaded checkpoint.

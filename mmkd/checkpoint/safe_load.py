@@ -1,7 +1,6 @@
-"""Load one checkpoint file as untrusted input (:func:`safe_torch_load`):
-even torch's weights-only unpickler can be made to cost far more than the
-file's size, so it runs in a confined loader process (:mod:`.isolation`)
-and the result is built from plain data with bounds (:mod:`.decode`)."""
+"""Load one checkpoint file as untrusted input: unpickled in a confined
+loader process (:mod:`.loader`), built here from plain data with bounds
+(:mod:`.decode`)."""
 import logging
 import os
 import os.path as osp
@@ -14,7 +13,7 @@ from mmengine.logging import print_log
 from .decode import decode
 from .errors import (NEVER_SWITCH_OFF, CheckpointFormatError,
                      UnsafeCheckpointError)
-from .isolation import run_loader
+from .loader import run_loader
 
 _warned = set()
 
@@ -24,12 +23,10 @@ def _check_format(head: bytes, what: str, name: str) -> None:
     legacy format (empty, an HTML page, anything else)."""
     if head == b'PK\x03\x04' or head.startswith(b'\x80\x02'):
         return
-    if not head:
-        found = 'is empty (an interrupted download or save?)'
-    else:
-        found = f'is not a PyTorch checkpoint: it starts with {head!r}, ' + (
+    found = 'is empty (an interrupted download or save?)' if not head else (
+        f'is not a PyTorch checkpoint: it starts with {head!r}, ' + (
             'an HTML page (a login or error page saved instead of the '
-            'file?)' if head.lstrip()[:1] == b'<' else 'not a PyTorch file')
+            'file?)' if head.lstrip()[:1] == b'<' else 'not a PyTorch file'))
     raise CheckpointFormatError(f'{what}: {name} {found}. Give the path of a '
                                 'complete file written by torch.save.')
 
@@ -78,8 +75,7 @@ def safe_torch_load(file: Union[str, IO[bytes]],
         with open(path, 'rb') as f:
             return safe_torch_load(f, map_location, what)
     name = getattr(file, 'name', '<file object>')
-    fd = _file_fd(file)
-    data_fd = None
+    fd, data_fd = _file_fd(file), None
     try:
         size = os.fstat(fd).st_size
         _check_format(os.pread(fd, 4, 0), what, name)
@@ -103,6 +99,6 @@ def safe_torch_load(file: Union[str, IO[bytes]],
             f'Refusing to load {what} {name}: {str(e).rstrip(".")}.\n'
             f'{NEVER_SWITCH_OFF}') from None
     finally:
-        os.close(fd)
-        if data_fd is not None:
-            os.close(data_fd)
+        for channel in (fd, data_fd):
+            if channel is not None:
+                os.close(channel)

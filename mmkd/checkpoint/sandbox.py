@@ -1,9 +1,7 @@
-"""The limits the loader process puts on itself (:func:`confine`) before it
-reads a byte: memory (``RLIMIT_DATA``, not ``RLIMIT_AS``: a CUDA build of
-torch maps gigabytes of address space it never touches), CPU time, output
-(``RLIMIT_FSIZE``; a write past it fails with ``EFBIG``), no core dumps and
-no network (seccomp makes ``socket`` and ``io_uring_setup`` fail on x86-64
-and aarch64; where it is not available this is reported)."""
+"""The limits the loader puts on itself before it reads a byte: memory
+(``RLIMIT_DATA``: a CUDA build maps gigabytes of address space it never
+touches), CPU time, output (``EFBIG`` past it), no core dumps, no network
+(seccomp: ``socket`` and ``io_uring_setup`` fail; reported if it cannot)."""
 import ctypes
 import platform
 import re

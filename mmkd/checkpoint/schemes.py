@@ -1,7 +1,5 @@
-"""mmengine's checkpoint schemes (``load_from``, ``--resume``,
-``load_checkpoint``, ``init_cfg``), each routed through
-:func:`~mmkd.checkpoint.safe_torch_load` and cleaned of what mmengine's
-resume would execute or delete; ``pavi://`` is refused."""
+"""mmengine's checkpoint schemes, each routed through :func:`.safe_torch_load`
+and cleaned of what resuming would execute or delete; ``pavi://`` refused."""
 import io
 import logging
 import os.path as osp

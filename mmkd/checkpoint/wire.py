@@ -1,7 +1,6 @@
-"""The channel from the loader process back: JSON of tagged plain values
-(never pickle), storages' bytes in a second channel. A value is ``None``, a
-bool, a float, a str, an int below 2**63 or a list ``[tag, ...]``; the
-tables here are shared by :mod:`.encode` and :mod:`.decode`."""
+"""The loader's result: JSON (never pickle) of ``None``, bools, floats,
+strs, ints below 2**63 and lists ``[tag, ...]``, whose tables are here;
+storages' bytes in a second channel."""
 import json
 from typing import Any
 
@@ -54,7 +53,7 @@ def dtype(name: Any) -> torch.dtype:
     return value
 
 
-def dumps(result: Any) -> bytes:
+def dumps(result: dict) -> bytes:
     """``result`` as the loader writes it."""
     return MAGIC + json.dumps(result, ensure_ascii=False, separators=(
         ',', ':')).encode('utf-8', 'surrogatepass')
@@ -63,11 +62,10 @@ def dumps(result: Any) -> bytes:
 def loads(data: bytes) -> dict:
     """What :func:`dumps` wrote."""
     try:
-        if not data.startswith(MAGIC):
-            raise ValueError('no magic number')
-        result = json.loads(data[len(MAGIC):].decode('utf-8', 'surrogatepass'))
+        result = json.loads(data[len(MAGIC):].decode(
+            'utf-8', 'surrogatepass')) if data.startswith(MAGIC) else None
         if type(result) is not dict:
-            raise ValueError('not a dict')
+            raise ValueError('no magic number, or not a dict')
         return result
     except (ValueError, RecursionError) as e:
         raise MalformedResult(f'{type(e).__name__}: {e}'[:200]) from None

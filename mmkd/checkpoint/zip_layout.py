@@ -1,6 +1,5 @@
-"""The loader refuses a zip checkpoint ``torch.save`` would not write before
-torch reads it: compressed members (a zip bomb), members that overlap or run
-past the members' end, many unknown members, a TorchScript archive."""
+"""A zip checkpoint that ``torch.save`` would not write is refused before
+torch reads it (zip bombs, overlapping members, TorchScript archives)."""
 import re
 import zipfile
 from typing import IO

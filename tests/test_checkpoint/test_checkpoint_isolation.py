@@ -291,3 +291,26 @@ def test_counters_and_ordered_dicts_come_back_as_saved(tmp_path):
     assert type(loaded['state']) is collections.OrderedDict
     assert torch.equal(loaded['state']['w'], torch.ones(2))
     assert type(loaded['plain']) is dict and loaded['plain'] == {'a': 1}
+
+
+def test_an_interrupted_load_leaves_no_reply_for_the_next(tmp_path,
+                                                          monkeypatch):
+    """A load interrupted while it waits for the loader (Ctrl-C, a timeout)
+    leaves its reply unread: the next loads get their own, not that one."""
+    from mmkd.checkpoint import loader
+    slow = save(tmp_path, {f'w{i}': torch.full((2, ), float(i))
+                           for i in range(3000)}, 'slow.pth')
+    fast = save(tmp_path, {'w': torch.ones(3)}, 'fast.pth')
+    receive, calls = loader._receive, []
+
+    def interrupted(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return receive(*args)
+
+    monkeypatch.setattr(loader, '_receive', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        safe_torch_load(slow)
+    for _ in range(2):
+        assert torch.equal(safe_torch_load(fast)['w'], torch.ones(3))
