@@ -1,17 +1,24 @@
 """mmengine's checkpoint schemes, each routed through :func:`.safe_torch_load`
-and cleaned of what resuming would execute or delete; ``pavi://`` refused."""
+and cleaned of what resuming would execute or delete; ``pavi://`` refused;
+downloads cached per URL (``docs/checkpoint_safety.md``)."""
+import hashlib
 import io
 import logging
+import os
 import os.path as osp
+import re
+import urllib.error
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any, Iterator
+from urllib.parse import urlparse
 
 import mmengine.runner.checkpoint as mmengine_checkpoint
+import torch
+from mmengine.dist import get_dist_info
 from mmengine.fileio import get_file_backend
 from mmengine.logging import print_log
 
-from .download import load_url
 from .errors import UnsafeCheckpointError
 from .resume_state import sanitize_runner_state
 from .safe_load import safe_torch_load
@@ -26,6 +33,60 @@ _TABLES = {'torchvision': 'get_torchvision_models',
            'modelzoo': 'get_torchvision_models',
            'open-mmlab': 'get_external_models',
            'openmmlab': 'get_external_models', 'mmcls': 'get_mmcls_models'}
+#: torch.hub's convention: ``name-<sha256 prefix>.ext``
+HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.')
+
+
+def cached_path(url: str) -> str:
+    """``<torch hub dir>/checkpoints/mmkd/<16 hex digits of sha256(url)>_<file
+    name>``, apart from torch.hub's own cache."""
+    name = osp.basename(urlparse(url).path) or 'checkpoint.pth'
+    digest = hashlib.sha256(url.encode('utf-8')).hexdigest()[:16]
+    return osp.join(torch.hub.get_dir(), 'checkpoints', 'mmkd',
+                    f'{digest}_{name}')
+
+
+def _download(url: str, path: str, what: str) -> None:
+    os.makedirs(osp.dirname(path), exist_ok=True)
+    named = HASH_IN_NAME.search(osp.basename(urlparse(url).path))
+    try:
+        torch.hub.download_url_to_file(
+            url, path, hash_prefix=named and named.group(1), progress=False)
+    except (urllib.error.URLError, OSError) as e:
+        raise OSError(f'{what}: cannot download {url}: {e}. Check the URL '
+                      'and the network, or give a local path.') from None
+    except RuntimeError as e:  # hash mismatch
+        raise RuntimeError(f'{what}: the download of {url} does not match '
+                           f'the hash in its file name ({e}); it was not '
+                           'kept. Check the URL.') from None
+
+
+def load_url(url: str, map_location=None,
+             what: str = 'checkpoint') -> Any:
+    """Download ``url`` once (rank 0 first) and load it safely.
+
+    Args:
+        url (str): An http(s) URL.
+        map_location: As in ``torch.load``.
+        what (str): What is loaded and its config key, for messages.
+
+    Returns:
+        Any: The checkpoint.
+    """
+    rank, world_size = get_dist_info()
+    path = cached_path(url)
+    if rank == 0 and not osp.isfile(path):
+        _download(url, path, what)
+    if world_size > 1:
+        torch.distributed.barrier()
+        if not osp.isfile(path):  # a cache that ranks do not share
+            _download(url, path, what)
+    try:
+        return safe_torch_load(path, map_location, what=f'{what} {url}')
+    except Exception:
+        if osp.isfile(path):
+            os.remove(path)
+        raise
 
 
 @contextmanager

@@ -7,7 +7,7 @@ import shutil
 import pytest
 import torch
 
-from mmkd.checkpoint.download import cached_path, load_url
+from mmkd.checkpoint.schemes import cached_path, load_url
 from mmkd.checkpoint import UnsafeCheckpointError
 
 
