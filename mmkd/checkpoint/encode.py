@@ -36,13 +36,11 @@ class Encoder:
         self.keep: List[Any] = []  # written by id: keep the ids unique
         self.storages: Dict[int, int] = {}  # storage _cdata -> index
         self.table: List[list] = []  # [offset, nbytes, location]
-        self.pending: List[memoryview] = []  # bytes not yet written
-        self.end = self.written = 0
+        self.end = 0
 
     def result(self, obj: Any) -> dict:
         """The loader's result for ``obj``."""
         value = self.value(obj, 1)
-        self.flush()
         return {'storages': self.table, 'value': value}
 
     def value(self, obj: Any, depth: int) -> Any:
@@ -102,32 +100,17 @@ class Encoder:
                 t.storage_offset(), list(t.shape), list(t.stride()), flags]
 
     def storage(self, storage: torch.UntypedStorage) -> int:
-        """The index of a storage, its bytes queued once."""
+        """The index of a storage, its bytes written once (``EFBIG`` past
+        the output limit)."""
         key, nbytes = storage._cdata, storage.nbytes()
         if key not in self.storages:
             start = -self.end % wire.ALIGN + self.end if nbytes else self.end
-            if nbytes:
-                self.pending += [memoryview(bytes(start - self.end)),
-                                 memoryview(torch.empty(
-                                     0, dtype=torch.uint8).set_(
-                                         storage).numpy())]
-                if len(self.pending) > 1000:
-                    self.flush()
+            data, done = memoryview(torch.empty(0, dtype=torch.uint8).set_(
+                storage).numpy()), 0
+            while done < nbytes:
+                done += os.pwrite(self.data_fd, data[done:], start + done)
             self.end = start + nbytes
             self.storages[key] = len(self.table)
             self.table.append([start, nbytes,
                                self.locations.get(key, 'cpu')])
         return self.storages[key]
-
-    def flush(self) -> None:
-        """Write the queued bytes, up to 1,024 pieces a system call."""
-        views, self.pending = self.pending, []
-        while views:
-            done = os.pwritev(self.data_fd, views[:1024], self.written)
-            self.written, first = self.written + done, 0
-            while first < len(views) and done >= len(views[first]):
-                done -= len(views[first])
-                first += 1
-            views = views[first:]
-            if done:
-                views[0] = views[0][done:]
