@@ -1,6 +1,6 @@
 """Write what ``torch.load`` returned in the loader as tagged plain data
 (:mod:`.wire`); a shared object once, then as ``['r', index]``; anything
-else, or nesting deeper than the limit (a cycle too), is :class:`Refused`."""
+else, or nesting deeper than the limit (a cycle too), is refused."""
 import os
 from collections import Counter, OrderedDict
 from typing import Any, Dict, List
@@ -9,14 +9,10 @@ import torch
 
 from . import wire
 from .allow_list import Call
-from .errors import TOO_DEEP
+from .errors import TOO_DEEP, UnsafeCheckpointError
 
 _TAGS = {kind: tag for tag, kind in wire.CONTAINERS.items()}
 _INLINE = {kind: (tag, to) for tag, (kind, to, _) in wire.INLINE.items()}
-
-
-class Refused(Exception):
-    """The loaded object cannot be handed back (the message says why)."""
 
 
 class Encoder:
@@ -54,7 +50,8 @@ class Encoder:
         if id(obj) in self.index:
             return ['r', self.index[id(obj)]]
         if depth > self.max_nesting:
-            raise Refused(TOO_DEEP.format(limit=self.max_nesting))
+            raise UnsafeCheckpointError(
+                TOO_DEEP.format(limit=self.max_nesting))
         value = self.container(obj, kind, depth + 1)
         self.index[id(obj)] = len(self.keep)
         self.keep.append(obj)
@@ -80,8 +77,9 @@ class Encoder:
             typed = kind is torch.TypedStorage
             return ['g', self.storage(obj._untyped_storage if typed else obj),
                     str(obj.dtype) if typed else None]
-        raise Refused(f'it holds a {kind.__module__}.{kind.__qualname__}, '
-                      'which the loader does not hand back')
+        raise UnsafeCheckpointError(
+            f'it holds a {kind.__module__}.{kind.__qualname__}, which the '
+            'loader does not hand back')
 
     def tensor(self, t: torch.Tensor, inner: int) -> list:
         if t.layout in wire.SPARSE:
@@ -91,8 +89,9 @@ class Encoder:
                 for part in wire.SPARSE[t.layout]]
         if t.layout != torch.strided or t.is_quantized or t.is_meta or \
                 t.is_nested or t.device.type != 'cpu':
-            raise Refused(f'it holds a {t.layout} {t.dtype} tensor on '
-                          f'{t.device}; save a dense one instead')
+            raise UnsafeCheckpointError(
+                f'it holds a {t.layout} {t.dtype} tensor on {t.device}; save '
+                'a dense one instead')
         flags = (wire.REQUIRES_GRAD if t.requires_grad else 0) | \
             (wire.PARAMETER if type(t) is torch.nn.Parameter else 0)
         return ['x', self.value(vars(t) or None, inner),

@@ -8,22 +8,23 @@ import json
 import os
 import os.path as osp
 import pickle
+import re
 import signal
 import socket
 import struct
 import subprocess
 import sys
 import threading
-from typing import Optional, Tuple
+import zipfile
+from typing import IO, Optional, Tuple
 
 import torch
 
 from . import limits, wire
 from .allow_list import restrict_torch_globals, safe_globals
-from .encode import Encoder, Refused
+from .encode import Encoder
 from .errors import UnsafeCheckpointError, advice
 from .sandbox import confine
-from .zip_layout import check_layout
 
 STATUS = struct.Struct('<qd')  # exit status, CPU seconds
 # this package under another name: neither mmkd nor mmengine is imported
@@ -32,6 +33,10 @@ _BOOT = ('import sys, types; p = types.ModuleType("_mmkd_loader"); '
          'from _mmkd_loader.loader import serve; serve(int(sys.argv[2]))')
 _server: Optional[Tuple[subprocess.Popen, socket.socket]] = None
 _lock = threading.Lock()
+#: zip members torch.save writes, and those of a TorchScript archive
+_KNOWN = re.compile(r'^[^/]*/(data\.pkl|\.format_version|version|'
+                    r'\.storage_alignment|byteorder|\.data/\w+|data/\w+)$')
+_SCRIPTED = re.compile(r'^[^/]*/(code/|constants\.pkl$)')
 
 
 def _request(message: bytes, fds: list) -> None:
@@ -109,6 +114,51 @@ def run_loader(file_fd: int, size: int) -> Tuple[dict, int]:
         os.close(status_fd)
 
 
+def _check_layout(file: IO[bytes], max_extra: int) -> None:
+    """Refuse a zip that ``torch.save`` would not write (zip bombs,
+    overlapping members, TorchScript archives); legacy files pass untouched.
+
+    Args:
+        file (file-like): The checkpoint, seekable, at offset 0 (restored).
+        max_extra (int): Unknown members allowed.
+
+    Raises:
+        ValueError: It is a TorchScript archive.
+        UnsafeCheckpointError: The layout is not torch's.
+    """
+    if file.read(4) != b'PK\x03\x04':
+        file.seek(0)
+        return
+    with zipfile.ZipFile(file) as archive:
+        infos, end = archive.infolist(), archive.start_dir
+    file.seek(0)
+    if any(_SCRIPTED.match(i.filename) for i in infos):
+        raise ValueError('it is a TorchScript archive; load it with '
+                         'torch.jit.load if you trust it')
+    extra = [i.filename for i in infos if not _KNOWN.match(i.filename)]
+    if len(extra) > max_extra:
+        raise UnsafeCheckpointError(
+            f'it holds {len(extra)} members that torch.save does not write '
+            f'(e.g. {extra[0]!r:.100}); at most {max_extra} are allowed')
+    previous = ('', 0)
+    for info in sorted(infos, key=lambda i: i.header_offset):
+        name = repr(info.filename)[:200]
+        last = info.header_offset + 30 + len(info.filename.encode()) + \
+            info.compress_size  # 30: the local header
+        if info.compress_type != zipfile.ZIP_STORED:
+            raise UnsafeCheckpointError(
+                f'its member {name} is compressed (deflate or other), which '
+                'torch.save never does (a zip bomb inflates so)')
+        if last > end:
+            raise UnsafeCheckpointError(
+                f'its member {name} declares {info.compress_size:,} bytes, '
+                f'past the end of the members ({end:,} bytes)')
+        if info.header_offset < previous[1]:
+            raise UnsafeCheckpointError(
+                f'its members {previous[0]} and {name} overlap')
+        previous = (name, last)
+
+
 def _load(args: dict) -> dict:
     """Unpickle the file and encode it (or the error)."""
     locations, read = {}, set()
@@ -127,16 +177,17 @@ def _load(args: dict) -> dict:
     try:
         os.lseek(args['file_fd'], 0, os.SEEK_SET)
         with os.fdopen(args['file_fd'], 'rb', closefd=False) as f:
-            check_layout(f, args['max_extra_members'])
+            _check_layout(f, args['max_extra_members'])
             with torch.serialization.safe_globals(safe_globals()):
                 obj = torch.load(f, map_location=None, weights_only=True)
         if os.pread(args['file_fd'], 4, 0) != b'PK\x03\x04' and \
                 set(locations) - read:
-            raise Refused('it declares a storage but holds no data for it '
-                          '(torch would hand back uninitialised memory)')
+            raise UnsafeCheckpointError(
+                'it declares a storage but holds no data for it (torch would '
+                'hand back uninitialised memory)')
         return Encoder(args['data_fd'], locations,
                        args['max_nesting']).result(obj)
-    except Refused as e:
+    except UnsafeCheckpointError as e:
         return {'unsafe': str(e)}
     except pickle.UnpicklingError as e:
         text = str(e).split('WeightsUnpickler error:', 1)[-1].split(
