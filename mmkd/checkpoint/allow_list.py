@@ -6,9 +6,6 @@ numpy's and ``HistoryBuffer`` as :class:`Call` stand-ins that only record
 import pickle
 from typing import Any, Dict, List, NoReturn
 
-#: Statistics methods every HistoryBuffer has; a checkpoint may name others
-#: that the training process has registered (checked there).
-STATISTICS = frozenset({'min', 'max', 'current', 'mean'})
 #: How pickle protocol 2 names latin-1, the one codec it writes bytes with.
 _LATIN1 = frozenset({'latin1', 'latin-1', 'iso8859-1', 'iso-8859-1'})
 

@@ -1,21 +1,29 @@
 """Build the checkpoint in the training process from the loader's tagged
 data (:mod:`.wire`) within the bounds of :mod:`.limits`; storages are views
-of one mapping of the data channel, in order, not overlapping."""
+of one mapping of the data channel, in order, not overlapping; the recorded
+calls (:class:`.allow_list.Call`) made from checked arguments."""
 import math
 import mmap
+import re
 from collections import Counter, OrderedDict
-from typing import Any, Callable, List, Tuple
+from typing import Any, Callable, List, NoReturn, Tuple
 
+import numpy as np
 import torch
+from mmengine.logging import HistoryBuffer
 
 from . import limits, wire
-from .calls import make_call
 from .errors import TOO_DEEP, UnsafeCheckpointError
 
 _LAYOUTS = {str(layout): layout for layout in wire.SPARSE}
 _NESTED = set(wire.CONTAINERS) | {'d', 'o', 'n', 'x', 'y'}
 _PLAIN = (type(None), bool, int, float, str)
 Entry = Tuple[Any, int, int]  # value, levels of nesting, unfolded size
+#: numeric dtype codes (``dtype.str`` without its byte order)
+_CODE = re.compile(r'^(b1|[iu][1248]|f[248]|c8|c16)$')
+#: Statistics methods every HistoryBuffer has; a checkpoint may name others
+#: that this process has registered.
+STATISTICS = frozenset({'min', 'max', 'current', 'mean'})
 
 
 def _ints(values: Any, most: int = 64) -> List[int]:
@@ -33,6 +41,64 @@ def _valid(what: str, make: Callable[[], torch.Tensor]) -> torch.Tensor:
         raise UnsafeCheckpointError(f'{what} that is not valid: '
                                     f'{" ".join(str(e).split())[:300]}'
                                     ) from None
+
+
+def _refuse(what: str, numpy: bool = True) -> NoReturn:
+    raise UnsafeCheckpointError(f'{what:.200} ' + (
+        'in a checkpoint: only numeric numpy arrays, scalars and dtypes are '
+        'allowed (bool, int, uint, float and complex)' if numpy else
+        'is not allowed'))
+
+
+def make_call(kind: str, args: list, state: Any) -> Any:
+    """The value of a recorded call.
+
+    Args:
+        kind (str): ``'HistoryBuffer'`` (state: its attributes),
+            ``'statistic'`` (a method name), ``'dtype'`` (code, align, copy;
+            state: version, byte order, ...), ``'scalar'`` (dtype, bytes)
+            or ``'reconstruct'`` (state: version, shape, dtype, fortran,
+            bytes).
+        args (list): The call's arguments, built.
+        state: Its state, built.
+
+    Raises:
+        UnsafeCheckpointError: Anything else.
+    """
+    if kind == 'HistoryBuffer':
+        if type(state) is not dict or any(type(k) is not str for k in state):
+            _refuse(f'a HistoryBuffer state {state!r:.60}', False)
+        buffer = HistoryBuffer.__new__(HistoryBuffer)
+        buffer.__setstate__(dict(state))
+        return buffer
+    if kind == 'statistic':
+        if args[0] not in STATISTICS | set(HistoryBuffer._statistics_methods):
+            _refuse(f'getattr(HistoryBuffer, {args[0]!r:.60})', False)
+        return getattr(HistoryBuffer, args[0])
+    if kind == 'dtype':
+        if not (args and isinstance(args[0], str) and _CODE.match(args[0])):
+            _refuse(f'numpy dtype {args[:1]!r}')
+        order = state[1] if type(state) is tuple and len(state) > 1 else '='
+        return np.dtype(args[0]).newbyteorder(
+            order if order in ('<', '>') else '=')
+    if kind == 'scalar' and len(args) == 2:
+        dtype, shape, data, fortran = args[0], (), args[1], False
+    elif kind == 'reconstruct' and type(state) is tuple and len(state) == 5:
+        _, shape, dtype, fortran, data = state
+    else:
+        _refuse(f'numpy.{kind}{tuple(args)!r:.100} (state {state!r:.100})')
+    if not isinstance(dtype, np.dtype) or type(data) is not bytes or \
+            type(shape) is not tuple or len(shape) > 64 or any(
+                type(n) is not int or n < 0 for n in shape):
+        _refuse(f'numpy value of dtype {dtype!r:.60} and shape '
+                f'{shape!r:.60}')
+    if len(data) != math.prod(shape) * dtype.itemsize:
+        _refuse(f'numpy data that does not match its shape {shape} and '
+                f'dtype {dtype}')
+    order = 'F' if fortran else 'C'
+    value = np.frombuffer(data, dtype=dtype)
+    return value[0].copy() if kind == 'scalar' else \
+        value.reshape(shape, order=order).copy(order=order)
 
 
 class Decoder:
