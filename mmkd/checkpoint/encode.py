@@ -1,6 +1,6 @@
 """Write what ``torch.load`` returned in the loader as tagged plain data
 (:mod:`.wire`); a shared object once, then as ``['r', index]``; anything
-else, or nesting deeper than the limit (a cycle too), is refused."""
+else is refused (nesting is bounded where the result is built)."""
 import os
 from collections import Counter, OrderedDict
 from typing import Any, Dict, List
@@ -9,7 +9,7 @@ import torch
 
 from . import wire
 from .allow_list import Call
-from .errors import TOO_DEEP, UnsafeCheckpointError
+from .errors import UnsafeCheckpointError
 
 _TAGS = {kind: tag for tag, kind in wire.CONTAINERS.items()}
 _INLINE = {kind: (tag, to) for tag, (kind, to, _) in wire.INLINE.items()}
@@ -21,13 +21,10 @@ class Encoder:
     Args:
         data_fd (int): The data channel.
         locations (dict): ``storage._cdata`` -> its saved location.
-        max_nesting (int): Containers inside containers allowed.
     """
 
-    def __init__(self, data_fd: int, locations: Dict[int, str],
-                 max_nesting: int) -> None:
+    def __init__(self, data_fd: int, locations: Dict[int, str]) -> None:
         self.data_fd, self.locations = data_fd, locations
-        self.max_nesting = max_nesting
         self.index: Dict[int, int] = {}  # id -> index of a written object
         self.keep: List[Any] = []  # written by id: keep the ids unique
         self.storages: Dict[int, int] = {}  # storage _cdata -> index
@@ -36,11 +33,11 @@ class Encoder:
 
     def result(self, obj: Any) -> dict:
         """The loader's result for ``obj``."""
-        value = self.value(obj, 1)
+        value = self.value(obj)
         return {'storages': self.table, 'value': value}
 
-    def value(self, obj: Any, depth: int) -> Any:
-        """``obj`` as tagged data (``depth``: its level of nesting)."""
+    def value(self, obj: Any) -> Any:
+        """``obj`` as tagged data."""
         kind = type(obj)
         if kind in (type(None), bool, float, str) or \
                 kind is int and -2**63 < obj < 2**63:
@@ -49,30 +46,27 @@ class Encoder:
             return [_INLINE[kind][0], _INLINE[kind][1](obj)]
         if id(obj) in self.index:
             return ['r', self.index[id(obj)]]
-        if depth > self.max_nesting:
-            raise UnsafeCheckpointError(
-                TOO_DEEP.format(limit=self.max_nesting))
-        value = self.container(obj, kind, depth + 1)
+        value = self.container(obj, kind)
         self.index[id(obj)] = len(self.keep)
         self.keep.append(obj)
         return value
 
-    def container(self, obj: Any, kind: type, inner: int) -> list:
-        """Any other value, its parts at nesting ``inner``."""
+    def container(self, obj: Any, kind: type) -> list:
+        """Any other value."""
         if kind in _TAGS:
-            return [_TAGS[kind]] + [self.value(i, inner) for i in obj]
+            return [_TAGS[kind]] + [self.value(i) for i in obj]
         if kind in (dict, OrderedDict, Counter):
             head = ['d'] if kind is dict else ['C'] if kind is Counter \
-                else ['o', self.value(vars(obj) or None, inner)]
+                else ['o', self.value(vars(obj) or None)]
             for key, item in obj.items():
-                head += [self.value(key, inner), self.value(item, inner)]
+                head += [self.value(key), self.value(item)]
             return head
         if issubclass(kind, Call):
             return ['n', obj.kind, self.value(  # _reconstruct(ndarray, ...)
-                [] if obj.kind == 'reconstruct' else obj.args, inner),
-                self.value(obj.state, inner)]
+                [] if obj.kind == 'reconstruct' else obj.args),
+                self.value(obj.state)]
         if kind in (torch.Tensor, torch.nn.Parameter):
-            return self.tensor(obj, inner)
+            return self.tensor(obj)
         if kind in (torch.UntypedStorage, torch.TypedStorage):
             typed = kind is torch.TypedStorage
             return ['g', self.storage(obj._untyped_storage if typed else obj),
@@ -81,12 +75,11 @@ class Encoder:
             f'it holds a {kind.__module__}.{kind.__qualname__}, which the '
             'loader does not hand back')
 
-    def tensor(self, t: torch.Tensor, inner: int) -> list:
+    def tensor(self, t: torch.Tensor) -> list:
         if t.layout in wire.SPARSE:
             coalesced = t.layout == torch.sparse_coo and t.is_coalesced()
             return ['y', str(t.layout), list(t.shape), coalesced] + [
-                self.value(getattr(t, part)(), inner)
-                for part in wire.SPARSE[t.layout]]
+                self.value(getattr(t, p)()) for p in wire.SPARSE[t.layout]]
         if t.layout != torch.strided or t.is_quantized or t.is_meta or \
                 t.is_nested or t.device.type != 'cpu':
             raise UnsafeCheckpointError(
@@ -94,7 +87,7 @@ class Encoder:
                 'a dense one instead')
         flags = (wire.REQUIRES_GRAD if t.requires_grad else 0) | \
             (wire.PARAMETER if type(t) is torch.nn.Parameter else 0)
-        return ['x', self.value(vars(t) or None, inner),
+        return ['x', self.value(vars(t) or None),
                 self.storage(t.untyped_storage()), str(t.dtype),
                 t.storage_offset(), list(t.shape), list(t.stride()), flags]
 

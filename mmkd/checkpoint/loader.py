@@ -23,7 +23,7 @@ import torch
 from . import limits, wire
 from .allow_list import restrict_torch_globals, safe_globals
 from .encode import Encoder
-from .errors import UnsafeCheckpointError, advice
+from .errors import TOO_DEEP, UnsafeCheckpointError, advice
 from .sandbox import confine
 
 STATUS = struct.Struct('<qd')  # exit status, CPU seconds
@@ -185,10 +185,11 @@ def _load(args: dict) -> dict:
             raise UnsafeCheckpointError(
                 'it declares a storage but holds no data for it (torch would '
                 'hand back uninitialised memory)')
-        return Encoder(args['data_fd'], locations,
-                       args['max_nesting']).result(obj)
+        return Encoder(args['data_fd'], locations).result(obj)
     except UnsafeCheckpointError as e:
         return {'unsafe': str(e)}
+    except RecursionError:  # nesting: the training process bounds it
+        return {'unsafe': TOO_DEEP.format(limit=args['max_nesting'])}
     except pickle.UnpicklingError as e:
         text = str(e).split('WeightsUnpickler error:', 1)[-1].split(
             'Check the documentation of torch.load')[0].split(
