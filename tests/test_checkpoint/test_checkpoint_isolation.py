@@ -180,7 +180,7 @@ def test_many_distinct_short_strings(tmp_path, monkeypatch):
 
 
 def test_the_loader_has_no_network():
-    from mmkd.checkpoint.sandbox import confine
+    from mmkd.checkpoint.loader import confine
     pid = os.fork()
     if pid == 0:
         code = 3
@@ -200,7 +200,7 @@ def test_memory_is_bounded_as_data_not_address_space():
     """RLIMIT_DATA, relative to what the loader holds: a CUDA build's huge
     untouched mappings do not count; RLIMIT_AS stays as it was."""
     import resource
-    from mmkd.checkpoint.sandbox import confine
+    from mmkd.checkpoint.loader import confine
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
