@@ -130,10 +130,13 @@ class Decoder:
         if type(data) is not list or not data:
             raise wire.MalformedResult(f'a value {data!r:.60}')
         tag, parts, plain = data[0], [], [0]
-        if tag == 'r':
-            self.refuse_depth(level - 1 + self.memo[data[1]][1])
-            return self.memo[data[1]]
-        self.refuse_depth(level if tag in _NESTED else 0)
+        shared = self.memo[data[1]] if tag == 'r' else None
+        depth = level - 1 + shared[1] if shared else level
+        if depth > limits.MAX_NESTING and (shared or tag in _NESTED):
+            raise UnsafeCheckpointError(
+                TOO_DEEP.format(limit=limits.MAX_NESTING))
+        if shared:
+            return shared
 
         def inner(item: Any) -> Any:
             if type(item) in _PLAIN:
@@ -154,12 +157,6 @@ class Decoder:
             self.memo.append(entry)
         return entry
 
-    @staticmethod
-    def refuse_depth(depth: int) -> None:
-        if depth > limits.MAX_NESTING:
-            raise UnsafeCheckpointError(
-                TOO_DEEP.format(limit=limits.MAX_NESTING))
-
     def build(self, tag: str, data: list, inner: Callable) -> Any:
         """The value of tagged ``data``; ``inner`` builds a value in it."""
         if tag in wire.INLINE:
@@ -168,8 +165,6 @@ class Decoder:
             items = [inner(d) for d in data[1:]]
             if tag in 'sf':
                 self.check_hashes(items)
-            if tag == 'z':
-                _ints(items, len(items))
             return wire.CONTAINERS[tag](items)
         if tag in ('d', 'o', 'C'):  # dict, OrderedDict, Counter
             attrs = inner(data[1]) if tag == 'o' else None

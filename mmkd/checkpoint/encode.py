@@ -33,8 +33,7 @@ class Encoder:
 
     def result(self, obj: Any) -> dict:
         """The loader's result for ``obj``."""
-        value = self.value(obj)
-        return {'storages': self.table, 'value': value}
+        return {'value': self.value(obj), 'storages': self.table}
 
     def value(self, obj: Any) -> Any:
         """``obj`` as tagged data."""
