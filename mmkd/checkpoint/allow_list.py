@@ -1,6 +1,5 @@
 """The globals a checkpoint may name in the loader besides torch's own:
-numpy's and ``HistoryBuffer`` as :class:`Call` stand-ins that only record
-(numpy's ``ndarray((1,), 'O', raw_bytes)`` makes pointers of raw bytes),
+numpy's and ``HistoryBuffer`` as :class:`Call` stand-ins that only record,
 ``getattr`` of statistics, ``bytes()``, narrowed ``bytearray`` and
 ``_codecs.encode``."""
 import pickle

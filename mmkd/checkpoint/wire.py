@@ -1,6 +1,5 @@
-"""The loader's result: JSON (never pickle) of ``None``, bools, floats,
-strs, ints below 2**63 and lists ``[tag, ...]``, whose tables are here;
-storages' bytes in a second channel."""
+"""The loader's result: JSON (never pickle) of plain values and lists
+``[tag, ...]``, whose tables are here; storages' bytes in a second channel."""
 import json
 from typing import Any
 
