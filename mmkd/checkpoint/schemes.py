@@ -1,6 +1,6 @@
 """mmengine's checkpoint schemes, each routed through :func:`.safe_torch_load`
-and cleaned of what resuming would execute or delete; ``pavi://`` refused;
-downloads cached per URL (``docs/checkpoint_safety.md``)."""
+and cleaned of what resuming would execute or delete (``pavi://`` refused),
+and downloads (``docs/checkpoint_safety.md``)."""
 import hashlib
 import io
 import logging
@@ -10,7 +10,7 @@ import re
 import urllib.error
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Any, Iterator
+from typing import Any, Iterator, Optional
 from urllib.parse import urlparse
 
 import mmengine.runner.checkpoint as mmengine_checkpoint
@@ -20,7 +20,6 @@ from mmengine.fileio import get_file_backend
 from mmengine.logging import print_log
 
 from .errors import UnsafeCheckpointError
-from .resume_state import sanitize_runner_state
 from .safe_load import safe_torch_load
 
 # what the scheme loaders are loading, for their messages
@@ -35,6 +34,12 @@ _TABLES = {'torchvision': 'get_torchvision_models',
            'openmmlab': 'get_external_models', 'mmcls': 'get_mmcls_models'}
 #: torch.hub's convention: ``name-<sha256 prefix>.ext``
 HASH_IN_NAME = re.compile(r'-([a-f0-9]{8,64})\.')
+# runtime-info keys that name files CheckpointHook deletes, and their names
+BEST_CKPT_KEY = re.compile(r'^best_ckpt(_.+)?$')
+_PATH_INFO = {
+    BEST_CKPT_KEY: re.compile(r'^best_.+\.pth$'),
+    re.compile(r'^last_ckpt$'): re.compile(r'^.+\.pth$'),
+}
 
 
 def cached_path(url: str) -> str:
@@ -87,6 +92,55 @@ def load_url(url: str, map_location=None,
         if osp.isfile(path):
             os.remove(path)
         raise
+
+
+def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
+    """Remove, in place, what mmengine's resume would execute or delete:
+    ``meta['config']``, and runtime-info paths other than checkpoints beside
+    ``source`` (the rules: ``docs/checkpoint_safety.md``).
+
+    Args:
+        checkpoint: The loaded checkpoint.
+        source (str, optional): Local path it was loaded from; None for a
+            download (then no path is kept).
+
+    Returns:
+        The checkpoint.
+    """
+    if not isinstance(checkpoint, dict):
+        return checkpoint
+    meta = checkpoint.get('meta')
+    if isinstance(meta, dict) and 'config' in meta:
+        meta.pop('config')
+        print_log("Dropped meta['config'] of the loaded checkpoint (mmengine "
+                  'would execute it).', logger='current', level=logging.DEBUG)
+    hub = checkpoint.get('message_hub')
+    info = hub.get('runtime_info') if isinstance(hub, dict) else None
+    if not isinstance(info, dict):
+        return checkpoint
+    folder = osp.realpath(osp.dirname(source)) if source else None
+    for key in list(info):
+        names = [name for pattern, name in _PATH_INFO.items()
+                 if isinstance(key, str) and pattern.match(key)]
+        if not names:
+            continue
+        value = info[key]
+        ok = (folder is not None and isinstance(value, str)
+              and names[0].match(osp.basename(value)) is not None
+              and osp.realpath(osp.dirname(osp.abspath(value))) == folder)
+        if not ok:
+            info.pop(key)
+            print_log(f'Ignored runtime_info.{key} = {value!r:.200} of the '
+                      'loaded checkpoint: not a checkpoint beside it, and '
+                      'mmengine would delete it.', logger='current',
+                      level=logging.WARNING)
+    ids = info.get('keep_ckpt_ids')
+    if ids is not None and not (isinstance(ids, list) and all(
+            type(i) is int and i >= 0 for i in ids)):
+        info.pop('keep_ckpt_ids')
+        print_log(f'Ignored runtime_info.keep_ckpt_ids = {ids!r:.200}: not a '
+                  'list of steps.', logger='current', level=logging.WARNING)
+    return checkpoint
 
 
 @contextmanager
