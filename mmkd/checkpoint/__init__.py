@@ -1,6 +1,5 @@
-"""Checkpoints as untrusted input: mmkd and, once ``mmkd`` is imported,
-mmengine load every checkpoint with :func:`safe_torch_load` (the modules and
-bounds: ``docs/checkpoint_safety.md``)."""
+"""Every checkpoint loaded as untrusted input, with :func:`safe_torch_load`
+(the modules and bounds: ``docs/checkpoint_safety.md``)."""
 from .allow_list import safe_globals
 from .errors import CheckpointFormatError, UnsafeCheckpointError
 from .safe_load import safe_torch_load

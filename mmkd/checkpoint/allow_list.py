@@ -1,7 +1,5 @@
-"""The globals a checkpoint may name in the loader besides torch's own:
-numpy's and ``HistoryBuffer`` as :class:`Call` stand-ins that only record,
-``getattr`` of statistics, ``bytes()``, narrowed ``bytearray`` and
-``_codecs.encode``."""
+"""The globals a checkpoint may name in the loader besides torch's own,
+and two of torch's narrowed (``docs/checkpoint_safety.md``)."""
 import pickle
 from typing import Any, Dict, List, NoReturn
 

@@ -1,7 +1,5 @@
-"""Build the checkpoint in the training process from the loader's tagged
-data (:mod:`.wire`) within the bounds of :mod:`.limits`; storages are views
-of one mapping of the data channel, in order, not overlapping; the recorded
-calls (:class:`.allow_list.Call`) made from checked arguments."""
+"""Build the checkpoint in the training process from the loader's result
+within the bounds in ``docs/checkpoint_safety.md`` (the channel)."""
 import math
 import mmap
 import re

@@ -1,6 +1,5 @@
 """Write what ``torch.load`` returned in the loader as tagged plain data
-(:mod:`.wire`); a shared object once, then as ``['r', index]``; anything
-else is refused (nesting is bounded where the result is built)."""
+(:mod:`.wire`), a shared object once; anything else is refused."""
 import os
 from collections import Counter, OrderedDict
 from typing import Any, Dict, List

@@ -1,6 +1,5 @@
-"""The loader's limits and the bounds on its result (the table in
-``docs/checkpoint_safety.md``). Read at each load: raise one to load a very
-large file you trust."""
+"""The loader's limits and the bounds on its result, read at each load:
+raise one for a large file you trust (``docs/checkpoint_safety.md``)."""
 
 #: ``RLIMIT_DATA`` on top of what the loader holds after importing torch:
 #: MEMORY_PER_BYTE × the file's size + MEMORY_BASE.

@@ -1,7 +1,5 @@
-"""The loader process, both ends: :func:`run_loader` hands a checkpoint to
-the loader server (started once per process), which forks a loader per
-checkpoint (:func:`serve`) that confines itself (:func:`confine`) before it
-reads a byte (``docs/checkpoint_safety.md``)."""
+"""The loader process, both ends: :func:`run_loader`, and :func:`serve`,
+which forks a confined loader per load (``docs/checkpoint_safety.md``)."""
 import contextlib
 import ctypes
 import errno
@@ -292,9 +290,8 @@ def _too_much(args: dict) -> dict:
 
 
 def serve(sock_fd: int) -> None:
-    """Fork a loader for each request on the socket ``sock_fd`` until it is
-    closed: the limits as JSON with the descriptors of the checkpoint, the
-    result, the data channel and the load's status pipe."""
+    """Fork a loader for each request on the socket ``sock_fd`` (limits as
+    JSON; checkpoint, result, data and status descriptors) until it closes."""
     sock = socket.socket(fileno=sock_fd)
     restrict_torch_globals()
     while True:

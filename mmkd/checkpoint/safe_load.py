@@ -1,6 +1,5 @@
 """Load one checkpoint file as untrusted input: unpickled in a confined
-loader process (:mod:`.loader`), built here from plain data with bounds
-(:mod:`.decode`)."""
+loader process (:mod:`.loader`), built here with bounds (:mod:`.decode`)."""
 import logging
 import os
 import os.path as osp
@@ -56,9 +55,6 @@ def safe_torch_load(file: Union[str, IO[bytes]],
         map_location (str | callable, optional): As in ``torch.load``.
         what (str): What is loaded and the config key that named it, for
             messages (e.g. ``'teacher checkpoint (model.teacher_checkpoint)'``).
-
-    Returns:
-        Any: The checkpoint.
 
     Raises:
         FileNotFoundError: ``file`` is a path that does not exist.

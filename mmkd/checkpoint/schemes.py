@@ -1,6 +1,5 @@
-"""mmengine's checkpoint schemes, each routed through :func:`.safe_torch_load`
-and cleaned of what resuming would execute or delete (``pavi://`` refused),
-and downloads (``docs/checkpoint_safety.md``)."""
+"""mmengine's checkpoint schemes routed through :func:`.safe_torch_load`,
+downloads and resume state (``docs/checkpoint_safety.md``)."""
 import hashlib
 import io
 import logging
@@ -74,9 +73,6 @@ def load_url(url: str, map_location=None,
         url (str): An http(s) URL.
         map_location: As in ``torch.load``.
         what (str): What is loaded and its config key, for messages.
-
-    Returns:
-        Any: The checkpoint.
     """
     rank, world_size = get_dist_info()
     path = cached_path(url)
@@ -103,9 +99,6 @@ def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
         checkpoint: The loaded checkpoint.
         source (str, optional): Local path it was loaded from; None for a
             download (then no path is kept).
-
-    Returns:
-        The checkpoint.
     """
     if not isinstance(checkpoint, dict):
         return checkpoint
@@ -145,9 +138,8 @@ def sanitize_runner_state(checkpoint: Any, source: Optional[str]) -> Any:
 
 @contextmanager
 def checkpoint_purpose(what: str) -> Iterator[None]:
-    """Name what the checkpoints loaded inside the block are for in the
-    scheme loaders' messages (``what``: e.g. ``'teacher checkpoint
-    (model.teacher_checkpoint)'``)."""
+    """Name what the checkpoints loaded inside the block are for (``what``,
+    e.g. ``'teacher checkpoint (model.teacher_checkpoint)'``), for messages."""
     token = _PURPOSE.set(what)
     try:
         yield
