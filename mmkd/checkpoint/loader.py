@@ -23,7 +23,6 @@ import torch
 
 from . import limits, wire
 from .allow_list import restrict_torch_globals, safe_globals
-from .encode import Encoder
 from .errors import TOO_DEEP, UnsafeCheckpointError, advice
 
 STATUS = struct.Struct('<qd')  # exit status, CPU seconds
@@ -259,7 +258,7 @@ def _load(args: dict) -> dict:
             raise UnsafeCheckpointError(
                 'it declares a storage but holds no data for it (torch would '
                 'hand back uninitialised memory)')
-        return Encoder(args['data_fd'], locations).result(obj)
+        return wire.Encoder(args['data_fd'], locations).result(obj)
     except UnsafeCheckpointError as e:
         return {'unsafe': str(e)}
     except RecursionError:  # nesting: the training process bounds it
