@@ -109,7 +109,14 @@ def make_call(kind: str, args: list, state: Any) -> Any:
 
 
 class Decoder:
-    """Builds one result (arguments: see :func:`decode`)."""
+    """Builds one result within the bounds.
+
+    Args:
+        table (list): The storages, ``[offset, nbytes, location]`` each.
+        data_fd (int): The data channel; ``data_size``: its bytes.
+        file_size (int): The checkpoint's size, for the bound on nodes.
+        map_location: As in ``torch.load``.
+    """
 
     def __init__(self, table: Any, data_fd: int, data_size: int,
                  file_size: int, map_location: Any) -> None:
@@ -253,31 +260,6 @@ class Decoder:
                                    **options))
 
 
-def decode(result: Any, data_fd: int, data_size: int, file_size: int,
-           map_location: Any) -> Any:
-    """The checkpoint in the loader's ``result``.
-
-    Args:
-        result (dict): ``storages`` (``[offset, nbytes, location]`` each)
-            and ``value``.
-        data_fd (int): The data channel; ``data_size``: its bytes.
-        file_size (int): The checkpoint's size, for the bound on nodes.
-        map_location: As in ``torch.load``.
-
-    Raises:
-        UnsafeCheckpointError: A bound is exceeded.
-        MalformedResult: The data does not follow :mod:`.wire`.
-    """
-    try:
-        value = result['value']
-        return value if type(value) in _PLAIN else Decoder(
-            result['storages'], data_fd, data_size, file_size,
-            map_location).value(value, 1)[0]
-    except (IndexError, KeyError, TypeError, ValueError,
-            AttributeError) as e:
-        raise wire.MalformedResult(f'{type(e).__name__}: {e}'[:200]) \
-            from None
-
 
 def _check_format(head: bytes, what: str, name: str) -> None:
     """Refuse a file whose first bytes ``head`` are not torch's zip or
@@ -350,8 +332,15 @@ def safe_torch_load(file: Union[str, IO[bytes]],
                 f'{what}: {name} is not a readable PyTorch checkpoint '
                 f'(truncated or damaged?): {str(result["damaged"])[:2000]}. '
                 'Download or copy it again.')
-        return decode(result, data_fd, os.fstat(data_fd).st_size, size,
-                      map_location)
+        try:
+            value = result['value']
+            return value if type(value) in _PLAIN else Decoder(
+                result['storages'], data_fd, os.fstat(data_fd).st_size, size,
+                map_location).value(value, 1)[0]
+        except (IndexError, KeyError, TypeError, ValueError,
+                AttributeError) as e:  # not the format of wire
+            raise wire.MalformedResult(f'{type(e).__name__}: {e}'[:200]) \
+                from None
     except UnsafeCheckpointError as e:
         raise UnsafeCheckpointError(
             f'Refusing to load {what} {name}: {str(e).rstrip(".")}.\n'
