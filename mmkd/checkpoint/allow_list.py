@@ -63,8 +63,7 @@ def _bytearray(*args: Any) -> bytearray:
 
 
 def restrict_torch_globals() -> None:
-    """Narrow two of torch's own weights-only globals in this (loader)
-    process; torch caches the table, so every later load uses it."""
+    """Narrow two of torch's weights-only globals in its cached table."""
     from torch._weights_only_unpickler import _get_allowed_globals
     table = _get_allowed_globals()
     table['_codecs.encode'] = _latin1_encode

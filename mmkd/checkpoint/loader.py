@@ -65,8 +65,7 @@ def _request(message: bytes, fds: list) -> None:
 
 
 def _receive(status_fd: int) -> Tuple[int, float]:
-    """The loader's exit status and CPU seconds (one small write: it comes
-    whole, or the server has ended)."""
+    """The loader's exit status and CPU seconds (a short read: no server)."""
     data = os.read(status_fd, STATUS.size)
     if len(data) != STATUS.size:
         raise UnsafeCheckpointError('the loader server ended unexpectedly; '
@@ -75,7 +74,8 @@ def _receive(status_fd: int) -> Tuple[int, float]:
 
 
 def run_loader(file_fd: int, size: int) -> Tuple[dict, int]:
-    """Unpickle the open checkpoint ``file_fd`` in a loader process.
+    """Unpickle the open checkpoint ``file_fd`` in a loader process
+    (``UnsafeCheckpointError`` past a limit, on a crash or malformed result).
 
     Args:
         file_fd (int): An open descriptor of the file.
@@ -84,10 +84,6 @@ def run_loader(file_fd: int, size: int) -> Tuple[dict, int]:
     Returns:
         tuple: The loader's result (``warnings``; ``unsafe``, ``damaged``
         or ``storages`` and ``value``) and the data channel (to close).
-
-    Raises:
-        UnsafeCheckpointError: A limit was reached, the loader crashed or
-            its result is malformed.
     """
     b = limits.budget(size)
     meta_fd = os.memfd_create('mmkd-checkpoint-result')
@@ -123,11 +119,8 @@ def run_loader(file_fd: int, size: int) -> Tuple[dict, int]:
 
 
 def _no_sockets() -> None:
-    """Refuse ``socket`` and ``io_uring_setup`` (seccomp).
-
-    Raises:
-        OSError: This machine's ABI is not known, or the kernel refuses.
-    """
+    """Refuse ``socket`` and ``io_uring_setup`` (seccomp); ``OSError`` if
+    this machine's ABI is not known or the kernel refuses."""
     machine = platform.machine()
     if machine not in _ARCHES:
         raise OSError(f'no seccomp filter for machine {machine!r}')
@@ -189,15 +182,12 @@ def confine(memory: int, cpu_seconds: int, output: int,
 
 def _check_layout(file: IO[bytes], max_extra: int) -> None:
     """Refuse a zip that ``torch.save`` would not write (zip bombs,
-    overlapping members, TorchScript archives); legacy files pass untouched.
+    overlapping members; ``ValueError`` for a TorchScript archive); legacy
+    files pass untouched.
 
     Args:
         file (file-like): The checkpoint, seekable, at offset 0 (restored).
         max_extra (int): Unknown members allowed.
-
-    Raises:
-        ValueError: It is a TorchScript archive.
-        UnsafeCheckpointError: The layout is not torch's.
     """
     if file.read(4) != b'PK\x03\x04':
         file.seek(0)

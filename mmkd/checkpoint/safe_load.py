@@ -58,7 +58,7 @@ def _refuse(what: str, numpy: bool = True) -> NoReturn:
 
 
 def make_call(kind: str, args: list, state: Any) -> Any:
-    """The value of a recorded call.
+    """The value of a recorded call; anything else is refused.
 
     Args:
         kind (str): ``'HistoryBuffer'`` (state: its attributes),
@@ -68,9 +68,6 @@ def make_call(kind: str, args: list, state: Any) -> Any:
             bytes).
         args (list): The call's arguments, built.
         state: Its state, built.
-
-    Raises:
-        UnsafeCheckpointError: Anything else.
     """
     if kind == 'HistoryBuffer':
         if type(state) is not dict or any(type(k) is not str for k in state):
@@ -214,8 +211,7 @@ class Decoder:
 
     @staticmethod
     def set_attributes(obj: Any, attrs: Any) -> Any:
-        """``obj`` with the attributes a pickle gave it (e.g. a state
-        dict's ``_metadata``), set without calling any setter."""
+        """``obj`` with a pickle's attributes, set without any setter."""
         if attrs is not None and (type(attrs) is not dict or any(
                 type(k) is not str or hasattr(type(obj), k) for k in attrs)):
             raise UnsafeCheckpointError(f'attributes {attrs!r:.100} of a '

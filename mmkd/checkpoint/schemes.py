@@ -201,8 +201,7 @@ SAFE_SCHEMES = {
 
 
 def register_safe_checkpoint_loaders() -> None:
-    """Route every mmengine checkpoint scheme through mmkd, for the whole
-    process (said once, at INFO level)."""
+    """Route every mmengine checkpoint scheme through mmkd (logged once)."""
     global _installed
     for prefixes, loader in SAFE_SCHEMES.items():
         mmengine_checkpoint.CheckpointLoader.register_scheme(

@@ -152,8 +152,7 @@ class Encoder:
                 t.storage_offset(), list(t.shape), list(t.stride()), flags]
 
     def storage(self, storage: torch.UntypedStorage) -> int:
-        """The index of a storage, its bytes written once (``EFBIG`` past
-        the output limit)."""
+        """A storage's index; its bytes written once (EFBIG past the limit)."""
         key, nbytes = storage._cdata, storage.nbytes()
         if key not in self.storages:
             start = -self.end % ALIGN + self.end if nbytes else self.end
