@@ -18,6 +18,8 @@ class Call:
     kind = ''
 
     def __new__(cls, *args: Any) -> 'Call':  # called, or unpickled (NEWOBJ)
+        if args and cls.kind == 'HistoryBuffer':  # torch.save writes none
+            _refuse('HistoryBuffer(...) with arguments', 'its state')
         self = super().__new__(cls)
         self.args, self.state = list(args), None
         return self

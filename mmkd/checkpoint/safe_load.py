@@ -186,10 +186,6 @@ class Decoder:
                 (dict if tag == 'd' else OrderedDict)(pairs)
             return self.set_attributes(obj, attrs)
         if tag == 'n':
-            if data[1] == 'HistoryBuffer' and data[2] != ['l']:
-                raise UnsafeCheckpointError(  # before its arguments are built
-                    'HistoryBuffer(...) with arguments is not allowed '
-                    '(torch.save writes HistoryBuffer() and its state)')
             return make_call(data[1], inner(data[2]), inner(data[3]))
         if tag == 'g':
             storage = self.storages[data[1]]
