@@ -4,7 +4,7 @@ the :class:`Encoder` that writes it in the loader."""
 import json
 import os
 from collections import Counter, OrderedDict
-from typing import Any, Dict, List
+from typing import Any, Dict, List, Tuple
 
 import torch
 
@@ -86,8 +86,8 @@ class Encoder:
 
     def __init__(self, data_fd: int, locations: Dict[int, str]) -> None:
         self.data_fd, self.locations = data_fd, locations
-        self.index: Dict[int, int] = {}  # id -> index of a written object
-        self.keep: List[Any] = []  # written by id: keep the ids unique
+        #: id -> (index, the object: kept alive so that ids stay unique)
+        self.index: Dict[int, Tuple[int, Any]] = {}
         self.storages: Dict[int, int] = {}  # storage _cdata -> index
         self.table: List[list] = []  # [offset, nbytes, location]
         self.end = 0
@@ -105,10 +105,9 @@ class Encoder:
         if kind in _INLINE:
             return [_INLINE[kind][0], _INLINE[kind][1](obj)]
         if id(obj) in self.index:
-            return ['r', self.index[id(obj)]]
+            return ['r', self.index[id(obj)][0]]
         value = self.container(obj, kind)
-        self.index[id(obj)] = len(self.keep)
-        self.keep.append(obj)
+        self.index[id(obj)] = (len(self.index), obj)
         return value
 
     def container(self, obj: Any, kind: type) -> list:
