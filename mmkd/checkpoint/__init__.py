@@ -1,13 +1,10 @@
-"""Checkpoints as untrusted input: every checkpoint mmkd (or mmengine, once
-``mmkd`` is imported) loads goes through :func:`safe_torch_load`, which
-unpickles it in a confined loader process (see ``docs/checkpoint_safety.md``
-for the modules and the bounds)."""
+"""Every checkpoint loaded as untrusted input, with :func:`safe_torch_load`
+(the modules and bounds: ``docs/checkpoint_safety.md``)."""
 from .allow_list import safe_globals
-from .download import load_url
 from .errors import CheckpointFormatError, UnsafeCheckpointError
-from .resume_state import BEST_CKPT_KEY, sanitize_runner_state
 from .safe_load import safe_torch_load
-from .schemes import checkpoint_purpose, register_safe_checkpoint_loaders
+from .schemes import (BEST_CKPT_KEY, checkpoint_purpose, load_url,
+                      register_safe_checkpoint_loaders, sanitize_runner_state)
 
 __all__ = [
     'BEST_CKPT_KEY', 'CheckpointFormatError', 'UnsafeCheckpointError',

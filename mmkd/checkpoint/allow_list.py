@@ -1,21 +1,13 @@
-"""The globals a checkpoint may name in the loader process besides torch's
-own: numpy's and mmengine's ``HistoryBuffer`` as :class:`Call` stand-ins
-that only record their arguments and state (even there, numpy's
-``ndarray((1,), 'O', raw_bytes)`` would make pointers of the attacker's
-bytes; the training process builds the values, checked), ``getattr`` for
-HistoryBuffer statistics, ``bytes()``, narrowed ``bytearray`` and
-``_codecs.encode``."""
+"""The globals a checkpoint may name in the loader besides torch's own,
+and two of torch's narrowed (``docs/checkpoint_safety.md``)."""
 import pickle
-from typing import Any, Dict, List
+from typing import Any, Dict, List, NoReturn
 
-#: Statistics methods every HistoryBuffer has; a checkpoint may name others
-#: that the training process has registered (checked there).
-STATISTICS = frozenset({'min', 'max', 'current', 'mean'})
 #: How pickle protocol 2 names latin-1, the one codec it writes bytes with.
 _LATIN1 = frozenset({'latin1', 'latin-1', 'iso8859-1', 'iso-8859-1'})
 
 
-def _refuse(call: str, allowed: str) -> None:
+def _refuse(call: str, allowed: str) -> NoReturn:
     raise pickle.UnpicklingError(f'{call:.120} is not allowed while loading '
                                  f'a checkpoint (only {allowed} is).')
 
@@ -26,6 +18,8 @@ class Call:
     kind = ''
 
     def __new__(cls, *args: Any) -> 'Call':  # called, or unpickled (NEWOBJ)
+        if args and cls.kind == 'HistoryBuffer':  # torch.save writes none
+            _refuse('HistoryBuffer(...) with arguments', 'its state')
         self = super().__new__(cls)
         self.args, self.state = list(args), None
         return self
@@ -41,10 +35,10 @@ CALLS: Dict[str, type] = {kind: type(kind, (Call, ), {'kind': kind}) for kind
 
 
 def _getattr(obj: Any, name: Any) -> Call:
-    if obj is CALLS['HistoryBuffer'] and isinstance(name, str):
-        return CALLS['statistic'](name)
-    _refuse(f'getattr({obj!r:.60}, {name!r:.60})',
-            'a HistoryBuffer statistics method')
+    if obj is not CALLS['HistoryBuffer'] or not isinstance(name, str):
+        _refuse(f'getattr({obj!r:.60}, {name!r:.60})',
+                'a HistoryBuffer statistics method')
+    return CALLS['statistic'](name)
 
 
 def _bytes(*args: Any) -> bytes:
@@ -64,15 +58,14 @@ def _latin1_encode(text: Any, codec: Any = 'utf-8',
 def _bytearray(*args: Any) -> bytearray:
     if not args or (len(args) == 1 and type(args[0]) is bytes):
         return bytearray(*args)
-    if len(args) == 2 and type(args[0]) is str and args[1] in _LATIN1:
-        return bytearray(args[0], 'latin-1')
-    _refuse(f'bytearray(...) with something other than text or bytes '
-            f'({args!r:.60})', 'bytearray of bytes or latin-1 text')
+    if len(args) != 2 or type(args[0]) is not str or args[1] not in _LATIN1:
+        _refuse(f'bytearray(...) with something other than text or bytes '
+                f'({args!r:.60})', 'bytearray of bytes or latin-1 text')
+    return bytearray(args[0], 'latin-1')
 
 
 def restrict_torch_globals() -> None:
-    """Narrow two of torch's own weights-only globals in this (loader)
-    process; torch caches the table, so every later load uses it."""
+    """Narrow two of torch's weights-only globals in its cached table."""
     from torch._weights_only_unpickler import _get_allowed_globals
     table = _get_allowed_globals()
     table['_codecs.encode'] = _latin1_encode

@@ -1,10 +1,8 @@
-"""The limits on the loader process and the bounds on its result (see
-``docs/checkpoint_safety.md``). Read at call time: a test, or a user who
-trusts a very large file, may change one before loading."""
+"""The loader's limits and the bounds on its result, read at each load:
+raise one for a large file you trust (``docs/checkpoint_safety.md``)."""
 
-#: ``RLIMIT_DATA`` beyond what the loader holds after importing torch:
-#: MEMORY_PER_BYTE × the file's size + MEMORY_BASE (torch.load holds each
-#: storage once, and the pickle's objects).
+#: ``RLIMIT_DATA`` on top of what the loader holds after importing torch:
+#: MEMORY_PER_BYTE × the file's size + MEMORY_BASE.
 MEMORY_PER_BYTE, MEMORY_BASE = 2, 512 << 20
 #: ``RLIMIT_CPU``: CPU_BASE + CPU_PER_GIB per GiB of file, seconds.
 CPU_BASE, CPU_PER_GIB = 20.0, 10.0
@@ -12,16 +10,13 @@ CPU_BASE, CPU_PER_GIB = 20.0, 10.0
 WALL_FACTOR, WALL_BASE = 2.0, 30.0
 #: ``RLIMIT_FSIZE`` on each result channel: the file's size + OUTPUT_BASE.
 OUTPUT_BASE = 64 << 20
-#: Objects a deep copy of the result may visit (every occurrence of a
-#: shared object counted): the file's size in bytes + NODES_BASE.
+#: Objects a deep copy of the result may visit: file size + NODES_BASE.
 NODES_BASE = 1_000_000
 #: Zip members besides those ``torch.save`` writes.
 MAX_EXTRA_MEMBERS = 64
 #: Containers inside containers (checkpoints nest fewer than 10).
 MAX_NESTING = 100
-#: Bytes all tensors may view: VIEWS_PER_BYTE × their storages' bytes +
-#: VIEW_BASE (tied weights view a storage twice; a stride-0 view of one
-#: element claims as many bytes as it likes).
+#: Bytes all tensors may view: VIEWS_PER_BYTE × storage bytes + VIEW_BASE.
 VIEWS_PER_BYTE, VIEW_BASE = 8, 64 << 20
 #: Keys of one dict or set that may share a hash value with another key.
 HASH_COLLISIONS = 16

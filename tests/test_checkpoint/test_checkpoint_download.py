@@ -7,8 +7,8 @@ import shutil
 import pytest
 import torch
 
-from mmkd.checkpoint.download import cached_path, load_url
 from mmkd.checkpoint import UnsafeCheckpointError
+from mmkd.checkpoint.schemes import cached_path, load_url
 
 
 class CreatesAFile:

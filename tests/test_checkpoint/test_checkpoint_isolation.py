@@ -180,7 +180,7 @@ def test_many_distinct_short_strings(tmp_path, monkeypatch):
 
 
 def test_the_loader_has_no_network():
-    from mmkd.checkpoint.sandbox import confine
+    from mmkd.checkpoint.loader import confine
     pid = os.fork()
     if pid == 0:
         code = 3
@@ -200,7 +200,7 @@ def test_memory_is_bounded_as_data_not_address_space():
     """RLIMIT_DATA, relative to what the loader holds: a CUDA build's huge
     untouched mappings do not count; RLIMIT_AS stays as it was."""
     import resource
-    from mmkd.checkpoint.sandbox import confine
+    from mmkd.checkpoint.loader import confine
     r, w = os.pipe()
     pid = os.fork()
     if pid == 0:
@@ -291,3 +291,26 @@ def test_counters_and_ordered_dicts_come_back_as_saved(tmp_path):
     assert type(loaded['state']) is collections.OrderedDict
     assert torch.equal(loaded['state']['w'], torch.ones(2))
     assert type(loaded['plain']) is dict and loaded['plain'] == {'a': 1}
+
+
+def test_an_interrupted_load_leaves_no_reply_for_the_next(tmp_path,
+                                                          monkeypatch):
+    """A load interrupted while it waits for the loader (Ctrl-C, a timeout)
+    leaves its reply unread: the next loads get their own, not that one."""
+    from mmkd.checkpoint import loader
+    slow = save(tmp_path, {f'w{i}': torch.full((2, ), float(i))
+                           for i in range(3000)}, 'slow.pth')
+    fast = save(tmp_path, {'w': torch.ones(3)}, 'fast.pth')
+    receive, calls = loader._receive, []
+
+    def interrupted(*args):
+        calls.append(args)
+        if len(calls) == 1:
+            raise KeyboardInterrupt
+        return receive(*args)
+
+    monkeypatch.setattr(loader, '_receive', interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        safe_torch_load(slow)
+    for _ in range(2):
+        assert torch.equal(safe_torch_load(fast)['w'], torch.ones(3))
