@@ -78,8 +78,12 @@ def test_anchor_groups_split_as_mmdet_heads():
     expected = KDLoss()(as_rows(student), as_rows(teacher))
     value = KDLoss(class_dim=1, num_classes=num_classes)(student, teacher)
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
-    with pytest.raises(ValueError, match='not a multiple of num_classes=5'):
+    with pytest.raises(ConfigValueError) as e:
         KDLoss(class_dim=1, num_classes=5)(student, teacher)
+    assert (e.value.key, e.value.owner) == ('num_classes', 'KDLoss')
+    assert e.value.expected == ('a divisor of the 12 channels of the class '
+                                'dimension (dim 1) at level 0')
+    assert e.value.found == '5'
 
 
 def test_sigmoid_binary_kl_hand_computed():
