@@ -174,10 +174,3 @@ def test_errors():
     assert (e.value.key, e.value.owner) == ('num_levels', 'FGDLoss')
     assert e.value.expected == '2, the levels of the student tap'
     assert e.value.found == '1'
-    with pytest.raises(ValueError, match='^FGDLoss: 2 data samples for a '
-                       'batch of 1'):
-        FGDLoss(4, 4)(torch.zeros(1, 4, 2, 2), torch.zeros(1, 4, 2, 2),
-                      data_samples=data)
-    with pytest.raises(ValueError, match='differ in size'):
-        FGDLoss(4, 4)(torch.zeros(2, 4, 2, 2), torch.zeros(2, 4, 4, 4),
-                      data_samples=data)
