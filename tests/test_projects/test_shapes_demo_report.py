@@ -9,6 +9,7 @@ from mmengine.config import Config
 
 from mmkd.testing import REPO_ROOT as REPO
 from mmkd.testing import make_shapes_dataset
+from mmkd.utils.config_checks import ConfigKeyError, ConfigValueError
 
 sys.path.insert(0, osp.join(REPO, 'projects', 'shapes_demo'))
 from shapes_demo.protocol import (best_candidate, paper_scale,  # noqa: E402
@@ -200,18 +201,33 @@ def test_weight_grid():
     assert paper_scale(dict(lr=0.2, pixel=3.0, pair=0.3),
                        dict(pixel=10.0, pair=1.0)) == pytest.approx(0.3)
     # 2 weights x 2 rates: 4 candidates against the baseline's 6
-    with pytest.raises(ValueError, match="the baseline's budget"):
+    with pytest.raises(ConfigValueError) as e:
         weight_grid(_variant(weight_grid=dict(pixel=[1.0, 10.0],
                                               pair=[0.1, 1.0])), 'v.py')
-    with pytest.raises(KeyError, match='distill_lr_scales'):
+    assert (e.value.owner, e.value.key) == ('v.py', 'weight_grid.pixel')
+    assert e.value.expected == ("6 / 2 = 3 weights (the lr_grid's 6 "
+                                'candidates over the 2 distill_lr_scales)')
+    assert e.value.found == '2 (4 candidates in all)'
+    with pytest.raises(ConfigKeyError) as e:
         weight_grid(Config({k: v for k, v in _variant().items()
                             if k != 'distill_lr_scales'}), 'v.py')
-    with pytest.raises(ValueError, match='published weight'):
+    assert isinstance(e.value, KeyError)
+    assert (e.value.owner, e.value.key) == ('v.py', 'distill_lr_scales')
+    assert e.value.found == 'none'
+    with pytest.raises(ConfigValueError) as e:
         weight_grid(_variant(weight_grid=dict(pixel=[1.0, 3.0, 5.0],
                                               pair=[0.1, 0.3, 1.0])), 'v.py')
-    with pytest.raises(ValueError, match='one list of weights per'):
+    assert e.value.key == 'weight_grid.pixel'
+    assert e.value.expected == ('weights that hold the published weight '
+                                'paper_loss_weights.pixel = 10.0')
+    assert e.value.found == '[1.0, 3.0, 5.0]'
+    with pytest.raises(ConfigValueError) as e:
         weight_grid(_variant(weight_grid=dict(pixel=[1.0, 3.0, 10.0])),
                     'v.py')
+    assert e.value.key == 'weight_grid'
+    assert e.value.expected == ("one list of weights per distill loss "
+                                "['pair', 'pixel']")
+    assert e.value.found == "['pixel']"
     # different ratios: their geometric mean
     assert paper_scale(dict(pixel=3.0, pair=1.0),
                        dict(pixel=10.0, pair=1.0)) == pytest.approx(0.3**0.5)
