@@ -31,10 +31,6 @@ def test_tap_errors_are_explained():
     assert e.value.expected == ('3, the levels of the tap (or None for one '
                                 'layer shared by all levels)')
     assert e.value.found == '2'
-    with pytest.raises(TypeError, match=(
-            r'^ConvConnector input: expected a Tensor or a list/tuple of '
-            r'Tensors \(one per level\)')):
-        ConvConnector(2, 3)([torch.zeros(1, 2, 4, 4), None])
 
 
 @pytest.mark.parametrize('kwargs, key, expected, found', [
