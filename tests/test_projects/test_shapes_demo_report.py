@@ -174,10 +174,18 @@ def test_verdict_and_noise():
 def test_report_seeds():
     assert report_seeds(0, 3) == [0, 1, 2]
     assert report_seeds(500, 2) == [500, 501]
-    with pytest.raises(ValueError, match='never reported'):
+    with pytest.raises(ConfigValueError) as e:
         report_seeds(998, 3)
-    with pytest.raises(ValueError, match='0..999'):
+    assert e.value.key == '--seed-base'
+    assert e.value.expected == ('a seed base with which the 3 seeds '
+                                '(--seeds) lie in 0..999')
+    assert e.value.found == '998, giving the seeds 998..1000'
+    assert 'never reported' in e.value.hint
+    with pytest.raises(ConfigValueError) as e:
         report_seeds(-1, 1)
+    assert e.value.expected == ('a seed base with which the 1 seeds '
+                                '(--seeds) lie in 0..999')
+    assert e.value.found == '-1, giving the seeds -1..-1'
 
 
 def _variant(**kwargs):
@@ -338,5 +346,10 @@ def test_only_variants():
     assert seg == SEG
     assert list(det.variants) == ['imitation', 'full', 'gt']
     assert {'d', 'id', 'fgd', 'pkd', 'mgd'} <= set(TASKS[1].variants)
-    with pytest.raises(ValueError, match="unknown \\['pixle'\\]"):
-        only_variants(TASKS, ['pixle'])
+    with pytest.raises(ConfigKeyError) as e:
+        only_variants(TASKS, ['pixle', 'pixel'])
+    assert e.value.key == '--variants'
+    assert e.value.found == "unknown ['pixle']"
+    assert e.value.expected == (
+        "names of variants: ['all', 'cwd', 'd', 'fgd', 'full', 'gt', "
+        "'holistic', 'id', 'imitation', 'mgd', 'pair', 'pixel', 'pkd']")

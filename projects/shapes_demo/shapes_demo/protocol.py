@@ -15,7 +15,7 @@ paired comparison's tables: ``shapes_demo.tables``).
   :func:`grid_size` candidates.
 """
 from collections import defaultdict
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.config import Config
@@ -23,10 +23,11 @@ from mmengine.config import Config
 SELECTION_SEED_BASE = 1000
 
 
-def config_error(name: str, key: str, expected: str, found: str,
+def config_error(name: Optional[str], key: str, expected: str, found: str,
                  hint: str = '', missing: bool = False) -> Exception:
-    """The error of a value (``missing``: the absence) of ``key`` in the
-    config ``name``: a :class:`~mmkd.utils.config_checks.ConfigValueError`
+    """The error of a value (``missing``: the absence, or a name of nothing
+    there is) of ``key`` in the config ``name`` (None: of a command-line
+    option ``key``): a :class:`~mmkd.utils.config_checks.ConfigValueError`
     (a ``ConfigKeyError`` when missing) that names the config.
 
     mmkd is imported here, on the error path: the demo's scripts import this
@@ -41,16 +42,17 @@ def report_seeds(seed_base: int, seeds: int) -> List[int]:
     """The report's seeds ``seed_base .. seed_base + seeds - 1``.
 
     Raises:
-        ValueError: When one of them is a selection seed.
+        ConfigValueError: When one of them is negative or a selection seed
+            (a ``ValueError``).
     """
     chosen = list(range(seed_base, seed_base + seeds))
     if seed_base < 0 or chosen[-1] >= SELECTION_SEED_BASE:
-        raise ValueError(
-            f'--seed-base {seed_base} with --seeds {seeds} gives the seeds '
-            f'{chosen[0]}..{chosen[-1]}; report seeds must lie in '
-            f'0..{SELECTION_SEED_BASE - 1}: seeds from {SELECTION_SEED_BASE} '
-            'up chose the settings and are never reported. Pick a smaller '
-            '--seed-base.')
+        raise config_error(
+            None, '--seed-base', f'a seed base with which the {seeds} seeds '
+            f'(--seeds) lie in 0..{SELECTION_SEED_BASE - 1}',
+            f'{seed_base}, giving the seeds {chosen[0]}..{chosen[-1]}',
+            f'Seeds from {SELECTION_SEED_BASE} up chose the settings and are '
+            'never reported: pick a smaller --seed-base.')
     return chosen
 
 
