@@ -111,9 +111,13 @@ class ImitationRegion:
         the padded input size ``(H_pad, W_pad)`` without anchors."""
         if self.anchor_generator is not None:
             if self.num_levels != len(featmap_sizes):
-                raise ValueError(
-                    f'ImitationRegion: {len(featmap_sizes)} feature levels '
-                    f'but the anchor generator has {self.num_levels}.')
+                raise ConfigValueError(
+                    'anchor_generator', f'{len(featmap_sizes)} levels, one per '
+                    'feature level', f'{self.num_levels} levels (strides '
+                    f'{[tuple(s) for s in self.anchor_generator.strides]})',
+                    "Give the student's anchor generator (its strides are "
+                    'the levels of the feature maps).',
+                    owner='ImitationRegion')
             return [tuple(s) for s in self.anchor_generator.strides]
         h, w = input_size[-2:]
         return [(w / fw, h / fh) for fh, fw in featmap_sizes]
@@ -125,8 +129,11 @@ class ImitationRegion:
         multiple of the largest stride, for computing a region without
         running the model."""
         if self.anchor_generator is None:
-            raise ValueError('ImitationRegion.featmap_sizes needs an anchor '
-                             'generator (the strides of the levels).')
+            raise ConfigValueError(
+                'anchor_generator', 'an anchor generator (the strides of the '
+                'levels) to compute featmap_sizes', 'None',
+                "Give the student's anchor generator.",
+                owner='ImitationRegion')
         h, w = input_size[-2:]
         return [(int(math.ceil(h / sh)), int(math.ceil(w / sw)))
                 for sw, sh in self.anchor_generator.strides]

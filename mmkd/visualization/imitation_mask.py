@@ -7,6 +7,8 @@ from typing import Optional, Sequence, Tuple, Union
 import numpy as np
 import torch
 
+from mmkd.utils.config_checks import ConfigValueError
+
 StrideType = Union[int, float, Tuple[float, float]]
 
 #: Colour of the imitated locations (RGB) and of the box outlines.
@@ -99,8 +101,12 @@ def draw_imitation_masks(image: np.ndarray,
         raise ValueError('draw_imitation_masks: each mask must be (H_l, '
                          f'W_l), found {[m.shape for m in masks]}.')
     if strides is not None and len(strides) != len(masks):
-        raise ValueError(f'draw_imitation_masks: {len(strides)} strides for '
-                         f'{len(masks)} mask levels.')
+        raise ConfigValueError(
+            'strides', f'{len(masks)} strides, one per mask level',
+            f'{len(strides)} strides {list(strides)}',
+            "Give the anchor generator's strides of the levels the masks "
+            'are of, or None (image size / mask size).',
+            owner='draw_imitation_masks')
     scale = int(scale)
     if scale < 1:
         raise ValueError(f'draw_imitation_masks: scale must be >= 1, found '

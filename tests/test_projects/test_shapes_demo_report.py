@@ -9,6 +9,7 @@ from mmengine.config import Config
 
 from mmkd.testing import REPO_ROOT as REPO
 from mmkd.testing import make_shapes_dataset
+from mmkd.utils.config_checks import ConfigKeyError, ConfigValueError
 
 sys.path.insert(0, osp.join(REPO, 'projects', 'shapes_demo'))
 from shapes_demo.protocol import (best_candidate, paper_scale,  # noqa: E402
@@ -173,10 +174,18 @@ def test_verdict_and_noise():
 def test_report_seeds():
     assert report_seeds(0, 3) == [0, 1, 2]
     assert report_seeds(500, 2) == [500, 501]
-    with pytest.raises(ValueError, match='never reported'):
+    with pytest.raises(ConfigValueError) as e:
         report_seeds(998, 3)
-    with pytest.raises(ValueError, match='0..999'):
+    assert e.value.key == '--seed-base'
+    assert e.value.expected == ('a seed base with which the 3 seeds '
+                                '(--seeds) lie in 0..999')
+    assert e.value.found == '998, giving the seeds 998..1000'
+    assert 'never reported' in e.value.hint
+    with pytest.raises(ConfigValueError) as e:
         report_seeds(-1, 1)
+    assert e.value.expected == ('a seed base with which the 1 seeds '
+                                '(--seeds) lie in 0..999')
+    assert e.value.found == '-1, giving the seeds -1..-1'
 
 
 def _variant(**kwargs):
@@ -200,18 +209,33 @@ def test_weight_grid():
     assert paper_scale(dict(lr=0.2, pixel=3.0, pair=0.3),
                        dict(pixel=10.0, pair=1.0)) == pytest.approx(0.3)
     # 2 weights x 2 rates: 4 candidates against the baseline's 6
-    with pytest.raises(ValueError, match="the baseline's budget"):
+    with pytest.raises(ConfigValueError) as e:
         weight_grid(_variant(weight_grid=dict(pixel=[1.0, 10.0],
                                               pair=[0.1, 1.0])), 'v.py')
-    with pytest.raises(KeyError, match='distill_lr_scales'):
+    assert (e.value.owner, e.value.key) == ('v.py', 'weight_grid.pixel')
+    assert e.value.expected == ("6 / 2 = 3 weights (the lr_grid's 6 "
+                                'candidates over the 2 distill_lr_scales)')
+    assert e.value.found == '2 (4 candidates in all)'
+    with pytest.raises(ConfigKeyError) as e:
         weight_grid(Config({k: v for k, v in _variant().items()
                             if k != 'distill_lr_scales'}), 'v.py')
-    with pytest.raises(ValueError, match='published weight'):
+    assert isinstance(e.value, KeyError)
+    assert (e.value.owner, e.value.key) == ('v.py', 'distill_lr_scales')
+    assert e.value.found == 'none'
+    with pytest.raises(ConfigValueError) as e:
         weight_grid(_variant(weight_grid=dict(pixel=[1.0, 3.0, 5.0],
                                               pair=[0.1, 0.3, 1.0])), 'v.py')
-    with pytest.raises(ValueError, match='one list of weights per'):
+    assert e.value.key == 'weight_grid.pixel'
+    assert e.value.expected == ('weights that hold the published weight '
+                                'paper_loss_weights.pixel = 10.0')
+    assert e.value.found == '[1.0, 3.0, 5.0]'
+    with pytest.raises(ConfigValueError) as e:
         weight_grid(_variant(weight_grid=dict(pixel=[1.0, 3.0, 10.0])),
                     'v.py')
+    assert e.value.key == 'weight_grid'
+    assert e.value.expected == ("one list of weights per distill loss "
+                                "['pair', 'pixel']")
+    assert e.value.found == "['pixel']"
     # different ratios: their geometric mean
     assert paper_scale(dict(pixel=3.0, pair=1.0),
                        dict(pixel=10.0, pair=1.0)) == pytest.approx(0.3**0.5)
@@ -322,5 +346,10 @@ def test_only_variants():
     assert seg == SEG
     assert list(det.variants) == ['imitation', 'full', 'gt']
     assert {'d', 'id', 'fgd', 'pkd', 'mgd'} <= set(TASKS[1].variants)
-    with pytest.raises(ValueError, match="unknown \\['pixle'\\]"):
-        only_variants(TASKS, ['pixle'])
+    with pytest.raises(ConfigKeyError) as e:
+        only_variants(TASKS, ['pixle', 'pixel'])
+    assert e.value.key == '--variants'
+    assert e.value.found == "unknown ['pixle']"
+    assert e.value.expected == (
+        "names of variants: ['all', 'cwd', 'd', 'fgd', 'full', 'gt', "
+        "'holistic', 'id', 'imitation', 'mgd', 'pair', 'pixel', 'pkd']")

@@ -390,9 +390,6 @@ def test_generate_batch_applies_valid_masks():
     unmasked = ImitationMaskGenerator(0.5).generate_batch(
         gts, anchors, sizes)
     assert unmasked[0][1].all()
-    with pytest.raises(ValueError, match=r'valid_masks\[0\] has shape'):
-        ImitationMaskGenerator().generate_batch(gts, anchors, sizes,
-                                                [valid[0][:2]])
 
 
 def test_built_from_task_utils_registries():
@@ -453,27 +450,32 @@ def test_error_unknown_scope():
     assert e.value.found == "'image' (str)"
 
 
-def test_error_box_with_x2_below_x1():
-    anchors = [torch.rand(6, 4)]
-    with pytest.raises(ValueError, match=r'x2 >= x1 and y2 >= y1, found box '
-                       r'1 = \[5.0, 0.0, 4.0, 3.0\]'):
-        ImitationMaskGenerator()(
-            torch.tensor([[0.0, 0.0, 1.0, 1.0], [5.0, 0.0, 4.0, 3.0]]),
-            anchors, [(2, 3)])
-    with pytest.raises(ValueError, match=r'expected shape \(G, 4\)'):
-        ImitationMaskGenerator()(torch.zeros(2, 5), anchors, [(2, 3)])
+def generate(gt: torch.Tensor, anchors: list, sizes: list):
+    """A call of the generator on one image, for the parametrized tests."""
+    return lambda: ImitationMaskGenerator()(gt, anchors, sizes)
 
 
-def test_error_anchor_count_not_multiple_of_locations():
-    with pytest.raises(ValueError, match=r'level 1 has 7 anchors, not a '
-                       r'positive multiple of H\*W = 2\*3 = 6'):
-        ImitationMaskGenerator()(
-            torch.zeros(0, 4), [torch.rand(12, 4), torch.rand(7, 4)],
-            [(2, 3), (2, 3)])
-
-
-def test_error_level_count_mismatch():
-    with pytest.raises(ValueError, match='2 anchor levels but 1'):
-        ImitationMaskGenerator()(
-            torch.zeros(0, 4), [torch.rand(6, 4), torch.rand(6, 4)],
-            [(2, 3)])
+@pytest.mark.parametrize('call, message', [
+    (generate(torch.tensor([[0.0, 0.0, 1.0, 1.0], [5.0, 0.0, 4.0, 3.0]]),
+              [torch.rand(6, 4)], [(2, 3)]),
+     r'x2 >= x1 and y2 >= y1, found box 1 = \[5.0, 0.0, 4.0, 3.0\]'),
+    (generate(torch.zeros(2, 5), [torch.rand(6, 4)], [(2, 3)]),
+     r'expected shape \(G, 4\)'),
+    (generate(torch.zeros(0, 4), [torch.rand(12, 4), torch.rand(7, 4)],
+              [(2, 3), (2, 3)]),
+     r'level 1 has 7 anchors, not a positive multiple of H\*W = 2\*3 = 6'),
+    (generate(torch.zeros(0, 4), [torch.rand(6, 4), torch.rand(6, 4)],
+              [(2, 3)]),
+     '2 anchor levels but 1'),
+    (lambda: ImitationMaskGenerator().generate_batch(
+        [torch.zeros(0, 4)] * 3, [torch.rand(8, 4)], [(2, 4)],
+        [torch.ones(2, 2, 4, dtype=torch.bool)]),
+     r'valid_masks\[0\] has shape \(2, 2, 4\), expected \(3, 2, 4\)'),
+], ids=['box_x2_below_x1', 'box_not_4_coords',
+        'anchors_not_a_multiple_of_locations', 'level_counts_differ',
+        'valid_mask_of_another_shape'])
+def test_error_inputs_are_explained(call, message):
+    """Boxes, anchors, sizes and masks of a batch (no config sets them): the
+    message names what does not fit."""
+    with pytest.raises(ValueError, match=message):
+        call()

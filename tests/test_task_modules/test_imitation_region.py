@@ -109,8 +109,13 @@ def test_featmap_sizes_of_a_padded_input():
     built = region('imitation', anchor_generator=anchors)
     assert built.featmap_sizes((43, 64)) == [(11, 16), (6, 8), (3, 4),
                                              (2, 2), (1, 1)]
-    with pytest.raises(ValueError, match='needs an anchor generator'):
+    with pytest.raises(ConfigValueError) as e:
         region('full').featmap_sizes((43, 64))
+    assert (e.value.key, e.value.owner) == ('anchor_generator',
+                                            'ImitationRegion')
+    assert e.value.expected == ('an anchor generator (the strides of the '
+                                'levels) to compute featmap_sizes')
+    assert e.value.found == 'None'
 
 
 def test_built_from_the_registry():
@@ -129,11 +134,12 @@ def test_bad_configs():
     assert e.value.key == 'anchor_generator'
     assert "the student's anchors" in e.value.expected
     assert e.value.found == 'nothing'
-    with pytest.raises(ValueError,
-                       match='2 feature levels but the anchor generator has '
-                       '1'):
+    with pytest.raises(ConfigValueError) as e:
         region('full', anchor_generator=ANCHORS)(
             BOXES, SIZES * 2, IMG_SHAPES, INPUT)
+    assert e.value.key == 'anchor_generator'
+    assert e.value.expected == '2 levels, one per feature level'
+    assert e.value.found == '1 levels (strides [(8, 8)])'
 
 
 def test_mask_generator_config():

@@ -12,6 +12,7 @@ from PIL import Image
 
 from mmkd.testing import REPO_ROOT as REPO
 from mmkd.testing import TINY_CONFIGS as TINY
+from mmkd.utils.config_checks import ConfigValueError
 
 FGFI = osp.join(TINY, 'fgfi_faster_rcnn_r50_r18_tiny_shapes.py')
 TOOL = osp.join(REPO, 'tools', 'visualize_imitation_mask.py')
@@ -74,8 +75,11 @@ def test_draw_imitation_masks_rejects_bad_inputs():
     image = np.zeros((8, 8, 3), np.uint8)
     with pytest.raises(ValueError, match='uint8 RGB image'):
         draw_imitation_masks(image.astype(np.float32), [np.ones((2, 2))])
-    with pytest.raises(ValueError, match='2 strides for 1 mask levels'):
+    with pytest.raises(ConfigValueError) as e:
         draw_imitation_masks(image, [np.ones((2, 2))], strides=[4, 8])
+    assert (e.value.key, e.value.owner) == ('strides', 'draw_imitation_masks')
+    assert e.value.expected == '1 strides, one per mask level'
+    assert e.value.found == '2 strides [4, 8]'
 
 
 # ------------------------------------------------------------------ tool

@@ -88,15 +88,18 @@ class ConvConnector(nn.Module):
         of them (one per level)."""
         if isinstance(x, Tensor):
             if self.num_levels is not None:
-                raise ValueError(
-                    f'ConvConnector(num_levels={self.num_levels}) expects a '
-                    'multi-level tap (tuple of maps), found one tensor.')
+                raise ConfigValueError(
+                    'num_levels', 'None: the tap is one map, not a '
+                    'multi-level tap (tuple of maps)', repr(self.num_levels),
+                    'Leave num_levels out for a single map.',
+                    owner='ConvConnector')
             return self.layers[0](x)
         levels = as_levels(x, 'ConvConnector input')
         if self.num_levels is not None and len(levels) != self.num_levels:
-            raise ValueError(
-                f'ConvConnector(num_levels={self.num_levels}) got a tap with '
-                f'{len(levels)} levels.')
+            raise ConfigValueError(
+                'num_levels', f'{len(levels)}, the levels of the tap (or '
+                'None for one layer shared by all levels)',
+                repr(self.num_levels), owner='ConvConnector')
         layers = (self.layers if self.num_levels is not None else
                   [self.layers[0]] * len(levels))
         return tuple(layer(f) for layer, f in zip(layers, levels))

@@ -204,28 +204,38 @@ class HintRegressor(nn.Module):
         """
         if isinstance(x, Tensor):
             if self.per_level:
-                raise ValueError(
-                    f'{self._describe()} was built per level '
-                    f'({len(self.convs)} levels) but got one map of shape '
-                    f'{tuple(x.shape)}: tap the multi-level output, or give '
-                    'single (H, W) sizes.')
+                raise ConfigValueError(
+                    self._size_key, 'one (H, W) pair: the tap is one map of '
+                    f'shape {tuple(x.shape)}',
+                    f'{len(self.convs)} (H, W) pairs (one per level)',
+                    'Tap the multi-level output, or give single (H, W) '
+                    'sizes.', owner=OWNER)
             return self.act(self.convs[0](self._check(x, 0)))
         x = as_levels(x, 'HintRegressor input')
+        sizes = [_hw(tuple(f.shape[-2:])) for f in x]
         if not self.per_level:
-            raise ValueError(
-                f'{self._describe()} was built for one map but got a tap of '
-                f'{len(x)} levels of sizes '
-                f'{[_hw(tuple(f.shape[-2:])) for f in x]}: one fixed kernel '
-                'cannot serve levels of different sizes. Give per-level '
-                'sizes, e.g. student_size=[(H, W), ...] and teacher_size='
-                '[(H, W), ...], or tap a single map.')
+            raise ConfigValueError(
+                self._size_key, f'a list of {len(x)} (H, W) pairs, one per '
+                f'level of the tap (its maps are {sizes})',
+                f'one (H, W) pair (kernel {_hw(self.kernel_sizes[0])})',
+                'One fixed kernel cannot serve levels of different sizes. '
+                'Give per-level sizes, e.g. student_size=[(H, W), ...] and '
+                'teacher_size=[(H, W), ...], or tap a single map.',
+                owner=OWNER)
         if len(x) != len(self.convs):
-            raise ValueError(
-                f'{self._describe()} was built for {len(self.convs)} levels '
-                f'but got a tap of {len(x)} levels.')
+            raise ConfigValueError(
+                self._size_key, f'a list of {len(x)} (H, W) pairs, one per '
+                f'level of the tap (its maps are {sizes})',
+                f'{len(self.convs)} (H, W) pairs', owner=OWNER)
         return tuple(
             self.act(conv(self._check(f, level)))
             for level, (conv, f) in enumerate(zip(self.convs, x)))
+
+    @property
+    def _size_key(self) -> str:
+        """The argument that set the regressor's map sizes."""
+        return 'kernel_size' if self.student_sizes is None else \
+            'student_size'
 
     def _check(self, x: Tensor, level: int) -> Tensor:
         """Refuse a map this level's fixed kernel was not built for."""
@@ -235,30 +245,29 @@ class HintRegressor(nn.Module):
                 f'{tuple(x.shape)}.')
         size = tuple(x.shape[-2:])
         where = f' at level {level}' if self.per_level else ''
+        kernel = self.kernel_sizes[level]
         if self.student_sizes is not None:
             expected = self.student_sizes[level]
             if size != expected:
-                raise ValueError(
-                    f'{self._describe()} was built for student maps of '
+                raise ConfigValueError(
+                    'student_size', f'{_hw(size)}{where}, the size of the '
+                    f'student map (input shape {tuple(x.shape)})',
                     f'{_hw(expected)} (-> teacher '
-                    f'{_hw(self.teacher_sizes[level])}){where}, found '
-                    f'{_hw(size)} (input shape {tuple(x.shape)}). Its fixed '
-                    f'kernel {_hw(self.kernel_sizes[level])} maps only that '
-                    'size. '
+                    f'{_hw(self.teacher_sizes[level])}, kernel '
+                    f'{_hw(kernel)})',
+                    'The fixed kernel maps only the size it was built for. '
                     'Detector inputs of varying size (keep_ratio=True, or a '
                     'batch padded to its largest image) change the map sizes: '
                     'fix the input size in the data pipeline (e.g. Resize '
                     'with keep_ratio=False to a size divisible by the '
                     'largest stride), or build the regressor for the sizes '
-                    'you feed.')
-        else:
-            kernel = self.kernel_sizes[level]
-            if size[0] < kernel[0] or size[1] < kernel[1]:
-                raise ValueError(
-                    f'{self._describe()}: the student map {_hw(size)}{where} '
-                    f'is smaller than the kernel {_hw(kernel)}; a map of '
-                    f'H_s x W_s gives (H_s - {kernel[0] - 1}) x (W_s - '
-                    f'{kernel[1] - 1}).')
+                    'you feed.', owner=OWNER)
+        elif size[0] < kernel[0] or size[1] < kernel[1]:
+            raise ConfigValueError(
+                'kernel_size', f'at most the student map {_hw(size)}{where}',
+                _hw(kernel),
+                f'A map of H_s x W_s gives (H_s - {kernel[0] - 1}) x '
+                f'(W_s - {kernel[1] - 1}).', owner=OWNER)
         return x
 
     def _describe(self) -> str:

@@ -203,12 +203,17 @@ class SegDiscriminator(nn.Module):
             Tensor: ``(N,)`` scores, the mean of each sample's score map
             (higher = judged more teacher-like).
         """
-        if x.dim() != 4 or x.shape[1] != self.in_channels:
+        if x.dim() != 4:
             raise ValueError(
                 f'SegDiscriminator expects (N, {self.in_channels}, H, W) '
                 f'inputs (in_channels={self.in_channels}), found shape '
-                f'{tuple(x.shape)}. With an image-conditioned holistic loss '
-                'the input has num_classes + 3 channels.')
+                f'{tuple(x.shape)}.')
+        if x.shape[1] != self.in_channels:
+            raise ConfigValueError(
+                'in_channels', f'{x.shape[1]}, the channels of the input '
+                f'(shape {tuple(x.shape)})', repr(self.in_channels),
+                'With an image-conditioned holistic loss the input has '
+                'num_classes + 3 channels.', owner='SegDiscriminator')
         out_h, out_w = self.score_map_size(*x.shape[-2:])
         if out_h < 1 or out_w < 1:
             raise ValueError(

@@ -139,9 +139,11 @@ class KDLoss(nn.Module):
             return x
         size = x.shape[-1]
         if size % self.num_classes:
-            raise ValueError(
-                f'KDLoss level {lvl}: the class dimension (dim '
-                f'{self.class_dim}) has {size} channels, not a multiple of '
-                f'num_classes={self.num_classes}; expected K*C channels.')
+            raise ConfigValueError(
+                'num_classes', f'a divisor of the {size} channels of the '
+                f'class dimension (dim {self.class_dim}) at level {lvl}',
+                repr(self.num_classes),
+                'The class dimension has K*C channels: C classes for each '
+                'of K anchors.', owner='KDLoss')
         return x.reshape(*x.shape[:-1], size // self.num_classes,
                          self.num_classes)

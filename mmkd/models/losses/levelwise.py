@@ -14,7 +14,8 @@ import torch.nn as nn
 from torch import Tensor
 
 from mmkd.taps import MultiLevel, inputs_of_levels
-from mmkd.utils.config_checks import check_choice, check_positive_int
+from mmkd.utils.config_checks import (ConfigValueError, check_choice,
+                                      check_positive_int)
 from .utils import check_map_pair, level_pairs
 
 #: How a loss combines its per-level values.
@@ -82,6 +83,12 @@ class LevelwiseLoss(nn.Module):
             try:
                 values.append(self.forward_level(s, t, level=level,
                                                  **level_inputs))
+            except ConfigValueError as e:
+                if len(students) == 1:
+                    raise
+                # the level is part of what was found
+                raise type(e)(e.key, e.expected, f'{e.found} at level {level}',
+                              e.hint, e.owner) from None
             except ValueError as e:
                 if len(students) == 1:
                     raise
@@ -151,10 +158,10 @@ class AlignedLevelwiseLoss(LevelwiseLoss):
                 **inputs: Any) -> Tensor:
         levels = 1 if isinstance(student, Tensor) else len(student)
         if levels != self.num_levels:
-            raise ValueError(
-                f'{type(self).__name__}: the student tap has {levels} levels '
-                f'but num_levels={self.num_levels}: set num_levels={levels} '
-                '(one set of layers per level).')
+            raise ConfigValueError(
+                'num_levels', f'{levels}, the levels of the student tap',
+                repr(self.num_levels), 'One set of layers per level.',
+                owner=type(self).__name__)
         return super().forward(student, teacher, **inputs)
 
     def check_level_pair(self, student: Tensor, teacher: Tensor) -> None:
@@ -162,12 +169,15 @@ class AlignedLevelwiseLoss(LevelwiseLoss):
         different sizes (the loss compares location with location)."""
         owner = type(self).__name__
         c_s, c_t = check_map_pair(student, teacher, owner)
-        if (c_s, c_t) != (self.student_channels, self.teacher_channels):
-            raise ValueError(
-                f'{owner}: the maps have {c_s} (student) and {c_t} (teacher) '
-                f'channels, not student_channels={self.student_channels} and '
-                f'teacher_channels={self.teacher_channels}: set those to the '
-                "taps' channels.")
+        for key, built, found in (
+                ('student_channels', self.student_channels, c_s),
+                ('teacher_channels', self.teacher_channels, c_t)):
+            side = key.split('_')[0]
+            if found != built:
+                raise ConfigValueError(
+                    key, f'{found}, the channels of the {side} map',
+                    repr(built), f"Set it to the {side} tap's channels.",
+                    owner=owner)
         if student.shape[-2:] != teacher.shape[-2:]:
             raise ValueError(
                 f'{owner}: student map {tuple(student.shape)} and teacher map '

@@ -15,7 +15,7 @@ paired comparison's tables: ``shapes_demo.tables``).
   :func:`grid_size` candidates.
 """
 from collections import defaultdict
-from typing import Dict, List, Sequence, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 from mmengine.config import Config
@@ -23,20 +23,36 @@ from mmengine.config import Config
 SELECTION_SEED_BASE = 1000
 
 
+def config_error(name: Optional[str], key: str, expected: str, found: str,
+                 hint: str = '', missing: bool = False) -> Exception:
+    """The error of a value (``missing``: the absence, or a name of nothing
+    there is) of ``key`` in the config ``name`` (None: of a command-line
+    option ``key``): a :class:`~mmkd.utils.config_checks.ConfigValueError`
+    (a ``ConfigKeyError`` when missing) that names the config.
+
+    mmkd is imported here, on the error path: the demo's scripts import this
+    module before mmkd.
+    """
+    from mmkd.utils.config_checks import ConfigKeyError, ConfigValueError
+    error = ConfigKeyError if missing else ConfigValueError
+    return error(key, expected, found, hint, owner=name)
+
+
 def report_seeds(seed_base: int, seeds: int) -> List[int]:
     """The report's seeds ``seed_base .. seed_base + seeds - 1``.
 
     Raises:
-        ValueError: When one of them is a selection seed.
+        ConfigValueError: When one of them is negative or a selection seed
+            (a ``ValueError``).
     """
     chosen = list(range(seed_base, seed_base + seeds))
     if seed_base < 0 or chosen[-1] >= SELECTION_SEED_BASE:
-        raise ValueError(
-            f'--seed-base {seed_base} with --seeds {seeds} gives the seeds '
-            f'{chosen[0]}..{chosen[-1]}; report seeds must lie in '
-            f'0..{SELECTION_SEED_BASE - 1}: seeds from {SELECTION_SEED_BASE} '
-            'up chose the settings and are never reported. Pick a smaller '
-            '--seed-base.')
+        raise config_error(
+            None, '--seed-base', f'a seed base with which the {seeds} seeds '
+            f'(--seeds) lie in 0..{SELECTION_SEED_BASE - 1}',
+            f'{seed_base}, giving the seeds {chosen[0]}..{chosen[-1]}',
+            f'Seeds from {SELECTION_SEED_BASE} up chose the settings and are '
+            'never reported: pick a smaller --seed-base.')
     return chosen
 
 
@@ -49,11 +65,12 @@ def lr_grid(cfg: Config, name: str) -> List[float]:
     """The baseline's learning-rate candidates (``lr_grid`` of its config).
 
     Raises:
-        KeyError: When the config has none.
+        ConfigKeyError: When the config has none (a ``KeyError``).
     """
     if 'lr_grid' not in cfg:
-        raise KeyError(f'{name}: the baseline config needs `lr_grid`, the '
-                       'learning rates the selection tries; found none')
+        raise config_error(
+            name, 'lr_grid', 'the learning rates the selection tries (the '
+            'baseline config needs them)', 'none', missing=True)
     return [float(lr) for lr in cfg.lr_grid]
 
 
@@ -62,13 +79,13 @@ def distill_lr_scales(cfg: Config, name: str) -> List[float]:
     baseline's chosen one (``distill_lr_scales`` of the student config).
 
     Raises:
-        KeyError: When the config has none.
+        ConfigKeyError: When the config has none (a ``KeyError``).
     """
     if 'distill_lr_scales' not in cfg:
-        raise KeyError(f'{name}: the student config needs '
-                       '`distill_lr_scales`, the learning rates distilled '
-                       "students try as multiples of the baseline's "
-                       'chosen one; found none')
+        raise config_error(
+            name, 'distill_lr_scales', 'the learning rates distilled '
+            "students try, as multiples of the baseline's chosen one (the "
+            'student config needs them)', 'none', missing=True)
     return [float(s) for s in cfg.distill_lr_scales]
 
 
@@ -87,32 +104,32 @@ def weight_grid(cfg: Config, name: str) -> List[Dict[str, float]]:
         <loss>.loss_weight': weight}``.
 
     Raises:
-        ValueError: When a grid names a loss the config lacks, gives the
-            variant another budget than the baseline's, or misses the
-            published weight.
+        ConfigValueError: When a grid names a loss the config lacks, gives
+            the variant another budget than the baseline's, or misses the
+            published weight (a ``ValueError``).
     """
     grid = cfg.get('weight_grid')
     losses = cfg.model.get('distill_losses', {})
     if not grid or set(grid) != set(losses):
-        raise ValueError(
-            f'{name}: `weight_grid` must give one list of weights per '
-            f'distill loss {sorted(losses)}, found '
-            f'{sorted(grid) if grid else None}')
+        raise config_error(
+            name, 'weight_grid', 'one list of weights per distill loss '
+            f'{sorted(losses)}', f'{sorted(grid) if grid else None}')
     scales = len(distill_lr_scales(cfg, name))
     size = grid_size(cfg, name)
     paper = cfg.get('paper_loss_weights', {})
     for loss, weights in grid.items():
         if len(weights) * scales != size:
-            raise ValueError(
-                f'{name}: weight_grid.{loss} has {len(weights)} candidates '
-                f'and distill_lr_scales {scales}, {len(weights) * scales} '
-                f'in all; the lr_grid has {size}: every variant gets the '
-                "baseline's budget")
+            raise config_error(
+                name, f'weight_grid.{loss}', f'{size} / {scales} = '
+                f"{size / scales:g} weights (the lr_grid's {size} candidates "
+                f'over the {scales} distill_lr_scales)',
+                f'{len(weights)} ({len(weights) * scales} candidates in all)',
+                "Every variant gets the baseline's budget.")
         if loss not in paper or paper[loss] not in weights:
-            raise ValueError(
-                f'{name}: weight_grid.{loss} = {list(weights)} must hold the '
+            raise config_error(
+                name, f'weight_grid.{loss}', 'weights that hold the '
                 f'published weight paper_loss_weights.{loss} = '
-                f'{paper.get(loss)}')
+                f'{paper.get(loss)}', f'{list(weights)}')
     return [{f'model.distill_losses.{loss}.loss_weight': float(weights[i])
              for loss, weights in grid.items()}
             for i in range(size // scales)]

@@ -8,6 +8,8 @@ from typing import Any, Dict, List, Optional, Tuple
 
 from mmengine.config import Config
 
+from .protocol import config_error
+
 CONFIGS = osp.join(osp.dirname(osp.dirname(osp.abspath(__file__))),
                    'configs')
 
@@ -158,7 +160,8 @@ def only_variants(tasks: List[Task], names: Optional[List[str]]
     ``default_variants`` when None, every variant for ``['all']``.
 
     Raises:
-        ValueError: When a name is no variant of any task.
+        ConfigKeyError: When a name is no variant of any task (a
+            ``ValueError``).
     """
     if names is None:
         return [t if t.default_variants is None else dataclasses.replace(
@@ -168,7 +171,8 @@ def only_variants(tasks: List[Task], names: Optional[List[str]]
         return list(tasks)
     known = {v for t in TASKS for v in t.variants}
     if not set(names) <= known:
-        raise ValueError(f'--variants: unknown {sorted(set(names) - known)}; '
-                         f'the variants are {sorted(known)}')
+        raise config_error(
+            None, '--variants', f'names of variants: {sorted(known)}',
+            f'unknown {sorted(set(names) - known)}', missing=True)
     return [dataclasses.replace(t, variants={
         v: c for v, c in t.variants.items() if v in names}) for t in tasks]

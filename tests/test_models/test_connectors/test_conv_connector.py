@@ -19,14 +19,18 @@ def test_shapes_one_map_and_levels():
 
 def test_tap_errors_are_explained():
     per_level = ConvConnector(2, 3, num_levels=2)
-    with pytest.raises(ValueError, match='expects a multi-level tap'):
+    with pytest.raises(ConfigValueError) as e:
         per_level(torch.zeros(1, 2, 4, 4))
-    with pytest.raises(ValueError, match='got a tap with 3 levels'):
+    assert (e.value.key, e.value.owner) == ('num_levels', 'ConvConnector')
+    assert e.value.expected == ('None: the tap is one map, not a multi-level '
+                                'tap (tuple of maps)')
+    assert e.value.found == '2'
+    with pytest.raises(ConfigValueError) as e:
         per_level([torch.zeros(1, 2, 4, 4)] * 3)
-    with pytest.raises(TypeError, match=(
-            r'^ConvConnector input: expected a Tensor or a list/tuple of '
-            r'Tensors \(one per level\)')):
-        ConvConnector(2, 3)([torch.zeros(1, 2, 4, 4), None])
+    assert e.value.key == 'num_levels'
+    assert e.value.expected == ('3, the levels of the tap (or None for one '
+                                'layer shared by all levels)')
+    assert e.value.found == '2'
 
 
 @pytest.mark.parametrize('kwargs, key, expected, found', [

@@ -68,9 +68,11 @@ def test_explicit_kernel_accepts_any_map_at_least_its_size():
     + 1 (a wrong size then shows in the loss)."""
     regressor = HintRegressor(2, 3, kernel_size=(3, 5))
     assert regressor(torch.randn(1, 2, 10, 5)).shape == (1, 3, 8, 1)
-    with pytest.raises(ValueError, match=r'2x5.* smaller than the kernel '
-                       r'3x5'):
+    with pytest.raises(ConfigValueError) as e:
         regressor(torch.randn(1, 2, 2, 5))
+    assert (e.value.key, e.value.owner) == ('kernel_size', 'HintRegressor')
+    assert e.value.expected == 'at most the student map 2x5'
+    assert e.value.found == '3x5'
 
 
 def test_gradients_reach_the_regressor_and_the_student():
@@ -195,30 +197,46 @@ def test_a_distiller_names_the_config_key_of_a_bad_argument():
     assert e.value.found == '2x2'
 
 
-def test_a_map_of_another_size_names_the_regressor_and_both_sizes():
+def test_a_map_of_another_size_names_both_sizes_and_the_kernel():
     regressor = HintRegressor(2, 3, student_size=(8, 12), teacher_size=(4, 6))
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(ConfigValueError) as e:
         regressor(torch.randn(1, 2, 10, 12))
-    text = str(error.value)
-    for part in ('HintRegressor(2 -> 3, kernel 5x7)', 'student maps of 8x12',
-                 'teacher 4x6', 'found 10x12', 'keep_ratio=False'):
-        assert part in text, (part, text)
+    assert (e.value.key, e.value.owner) == ('student_size', 'HintRegressor')
+    assert e.value.expected == ('10x12, the size of the student map (input '
+                                'shape (1, 2, 10, 12))')
+    assert e.value.found == '8x12 (-> teacher 4x6, kernel 5x7)'
+    assert 'keep_ratio=False' in e.value.hint
 
 
 def test_a_multi_level_tap_needs_per_level_sizes():
     single = HintRegressor(2, 2, student_size=(8, 8), teacher_size=(4, 4))
-    with pytest.raises(ValueError, match=r'built for one map but got a tap '
-                       r"of 2 levels of sizes \['8x8', '4x4'\]"):
+    with pytest.raises(ConfigValueError) as e:
         single((torch.randn(1, 2, 8, 8), torch.randn(1, 2, 4, 4)))
+    assert (e.value.key, e.value.owner) == ('student_size', 'HintRegressor')
+    assert e.value.expected == ("a list of 2 (H, W) pairs, one per level of "
+                                "the tap (its maps are ['8x8', '4x4'])")
+    assert e.value.found == 'one (H, W) pair (kernel 5x5)'
     per_level = HintRegressor(2, 2, student_size=[(8, 8), (4, 4)],
                               teacher_size=[(4, 4), (2, 2)])
-    with pytest.raises(ValueError, match='built per level'):
+    with pytest.raises(ConfigValueError) as e:
         per_level(torch.randn(1, 2, 8, 8))
-    with pytest.raises(ValueError, match='built for 2 levels but got a tap '
-                       'of 3 levels'):
+    assert e.value.key == 'student_size'
+    assert e.value.expected == ('one (H, W) pair: the tap is one map of shape '
+                                '(1, 2, 8, 8)')
+    assert e.value.found == '2 (H, W) pairs (one per level)'
+    with pytest.raises(ConfigValueError) as e:
         per_level([torch.randn(1, 2, 8, 8)] * 3)
-    with pytest.raises(ValueError, match=r'student maps of 4x4 \(-> teacher '
-                       r'2x2\) at level 1, found 5x4'):
+    assert e.value.key == 'student_size'
+    assert e.value.expected == ("a list of 3 (H, W) pairs, one per level of "
+                                "the tap (its maps are ['8x8', '8x8', '8x8'])")
+    assert e.value.found == '2 (H, W) pairs'
+    with pytest.raises(ConfigValueError) as e:
         per_level((torch.randn(1, 2, 8, 8), torch.randn(1, 2, 5, 4)))
-    with pytest.raises(ValueError, match=r'expects \(N, C, H, W\) maps'):
-        single(torch.randn(2, 8, 8))
+    assert e.value.key == 'student_size'
+    assert e.value.expected == ('5x4 at level 1, the size of the student map '
+                                '(input shape (1, 2, 5, 4))')
+    assert e.value.found == '4x4 (-> teacher 2x2, kernel 3x3)'
+    per_level_kernel = HintRegressor(2, 2, kernel_size=[(3, 3), (1, 1)])
+    with pytest.raises(ConfigValueError) as e:
+        per_level_kernel(torch.randn(1, 2, 8, 8))
+    assert e.value.key == 'kernel_size'

@@ -61,26 +61,39 @@ def test_score_is_the_mean_of_the_score_map():
     torch.testing.assert_close(disc(x), score_map.mean(dim=(1, 2, 3)))
 
 
-def test_minimum_input_size_is_explained():
+def test_minimum_input_size():
     disc = SegDiscriminator(5)
     # floor(s / 2) four times, then a 4×4 conv: 4 · 2^4 = 64.
     assert disc.min_input_size == 64
     assert disc.score_map_size(63, 64) == (0, 1)
-    with pytest.raises(ValueError, match='63×64 is too small.*at least 64×64'):
-        disc(torch.randn(1, 5, 63, 64))
     small = SegDiscriminator(
         5, conv_channels=(8, 16), attn_after=(0, 1), last_kernel_size=2)
     assert small.min_input_size == 8
     assert small(torch.randn(3, 5, 8, 8)).shape == (3, )
-    with pytest.raises(ValueError, match='at least 8×8'):
-        small(torch.randn(3, 5, 7, 8))
+
+
+SMALL = dict(conv_channels=(8, 16), attn_after=(0, 1), last_kernel_size=2)
+
+
+@pytest.mark.parametrize('kwargs, shape, message', [
+    ({}, (1, 5, 63, 64), '63×64 is too small.*at least 64×64'),
+    (SMALL, (3, 5, 7, 8), '7×8 is too small.*at least 8×8'),
+    ({}, (5, 64, 64), r'\(N, 5, H, W\) inputs.*found shape \(5, 64, 64\)'),
+])
+def test_inputs_of_another_shape_are_explained(kwargs, shape, message):
+    """Inputs no config sets: the message names the shape needed."""
+    with pytest.raises(ValueError, match=message):
+        SegDiscriminator(5, **kwargs)(torch.randn(*shape))
 
 
 def test_channel_mismatch_is_explained():
-    with pytest.raises(
-            ValueError,
-            match=r'\(N, 22, H, W\).*found shape \(1, 19, 64, 64\)'):
+    with pytest.raises(ConfigValueError) as e:
         SegDiscriminator(22)(torch.randn(1, 19, 64, 64))
+    assert (e.value.key, e.value.owner) == ('in_channels', 'SegDiscriminator')
+    assert e.value.expected == ('19, the channels of the input (shape (1, 19, '
+                                '64, 64))')
+    assert e.value.found == '22'
+    assert 'num_classes + 3' in e.value.hint
 
 
 def test_bad_arguments_are_explained():

@@ -270,31 +270,12 @@ def test_autocast_bfloat16_gives_fp32_finite_losses():
         assert value.dtype == torch.float32 and torch.isfinite(value)
 
 
-def test_errors_are_explained():
-    loss = HolisticLoss()
-    critic = LinearCritic(torch.ones(5, 1, 1))
-    student, teacher, image = one_pixel_pair()
-    with pytest.raises(
-            ValueError,
-            match='student has 2 classes, teacher 3.*same classes'):
-        loss.discriminator_loss(critic, student, torch.zeros(1, 3, 1, 1),
-                                image)
-    with pytest.raises(ValueError, match="condition='image'.*found None"):
-        loss.generator_loss(critic, student)
+def test_condition_is_a_choice():
     with pytest.raises(ConfigValueError) as e:
         HolisticLoss(condition='text')
     assert e.value.key == 'condition'
     assert e.value.expected == "'image' or 'none'"
     assert e.value.found == "'text' (str)"
-    with pytest.raises(ValueError, match=r'\(N,\) = \(1,\) scores, found'):
-        loss.generator_loss(nn.Identity(), student, image)
-    with pytest.raises(ValueError, match=r'one weight per sample \(1\)'):
-        loss.discriminator_loss(
-            critic, student, teacher, image, alpha=torch.rand(2))
-    with pytest.raises(ValueError, match=r'4-D tensor, found shape \(1, 2\)'):
-        loss.generator_loss(critic, torch.zeros(1, 2), image)
-    with pytest.raises(ValueError, match='image batch has 2 samples'):
-        loss.generator_loss(critic, student, torch.ones(2, 3, 2, 2))
 
 
 @pytest.mark.parametrize('arg, value, expected', [

@@ -95,16 +95,6 @@ def test_built_from_registry():
         ImitationLoss)
 
 
-def test_error_level_counts_differ():
-    s = torch.zeros(1, 2, 2, 2)
-    m = torch.ones(1, 2, 2)
-    with pytest.raises(ValueError, match='student tap has 2 levels but the '
-                       'teacher tap has 1'):
-        ImitationLoss()([s, s], [s], [m, m])
-    with pytest.raises(ValueError, match='1 mask levels for 2 feature'):
-        ImitationLoss()([s, s], [s, s], [m])
-
-
 def test_error_spatial_sizes_differ_names_level_and_shapes():
     s = torch.zeros(1, 2, 2, 2)
     with pytest.raises(ValueError) as err:
@@ -116,38 +106,3 @@ def test_error_spatial_sizes_differ_names_level_and_shapes():
     assert '(1, 2, 4, 4)' in message and '(1, 2, 2, 2)' in message
 
 
-def test_error_channels_differ_asks_for_a_connector():
-    with pytest.raises(ValueError,
-                       match="connector must map the student's C_s = 3 "
-                       "channels to the teacher's C_t = 5"):
-        ImitationLoss()(
-            torch.zeros(1, 3, 2, 2), torch.zeros(1, 5, 2, 2),
-            torch.ones(1, 2, 2))
-
-
-def test_error_mask_shape():
-    s = torch.zeros(2, 3, 4, 4)
-    with pytest.raises(ValueError, match=r'expected a mask of shape '
-                       r'\(2, 4, 4\).*found \(2, 1, 4, 4\)'):
-        ImitationLoss()(s, s, torch.ones(2, 1, 4, 4))
-
-
-def test_error_not_a_feature_map():
-    with pytest.raises(ValueError, match='4-D tensor'):
-        ImitationLoss()(torch.zeros(3, 4), torch.zeros(3, 4),
-                        torch.ones(3, 4))
-
-
-def test_error_inputs_that_are_no_levels():
-    s = torch.zeros(1, 2, 2, 2)
-    with pytest.raises(TypeError, match=(
-            r'^ImitationLoss masks: expected a Tensor or a list/tuple of '
-            r'Tensors \(one per level\)')):
-        ImitationLoss()(s, s, [torch.ones(1, 2, 2).numpy()])
-    with pytest.raises(TypeError, match='^ImitationLoss teacher_feats: '):
-        ImitationLoss()(s, 'teacher', torch.ones(1, 2, 2))
-
-
-def test_error_no_levels():
-    with pytest.raises(ValueError, match='^ImitationLoss: got no levels'):
-        ImitationLoss()([], [], [])

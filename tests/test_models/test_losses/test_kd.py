@@ -78,8 +78,12 @@ def test_anchor_groups_split_as_mmdet_heads():
     expected = KDLoss()(as_rows(student), as_rows(teacher))
     value = KDLoss(class_dim=1, num_classes=num_classes)(student, teacher)
     assert value.item() == pytest.approx(expected.item(), rel=1e-5)
-    with pytest.raises(ValueError, match='not a multiple of num_classes=5'):
+    with pytest.raises(ConfigValueError) as e:
         KDLoss(class_dim=1, num_classes=5)(student, teacher)
+    assert (e.value.key, e.value.owner) == ('num_classes', 'KDLoss')
+    assert e.value.expected == ('a divisor of the 12 channels of the class '
+                                'dimension (dim 1) at level 0')
+    assert e.value.found == '5'
 
 
 def test_sigmoid_binary_kl_hand_computed():
@@ -142,30 +146,9 @@ def test_error_num_classes_not_a_positive_int(num_classes):
     assert e.value.found == describe(num_classes)
 
 
-def test_error_shape_mismatch_names_both_shapes():
-    with pytest.raises(ValueError,
-                       match=r'student logits \(4, 3\) and teacher logits '
-                       r'\(4, 5\)'):
-        KDLoss()(torch.zeros(4, 3), torch.zeros(4, 5))
-
-
-def test_error_level_counts_differ():
-    x = torch.zeros(4, 3)
-    with pytest.raises(ValueError, match='^KDLoss: the student tap has 2 '
-                       'levels but the teacher tap has 1'):
-        KDLoss()([x, x], [x])
-
-
 @pytest.mark.parametrize('class_dim', ['1', 1.0, True])
 def test_error_class_dim_not_an_int(class_dim):
     with pytest.raises(ConfigValueError) as e:
         KDLoss(class_dim=class_dim)
     assert (e.value.key, e.value.expected) == ('class_dim', 'an int')
     assert e.value.found == describe(class_dim)
-
-
-def test_error_logits_that_are_no_levels():
-    with pytest.raises(TypeError, match=(
-            r'^KDLoss student_logits: expected a Tensor or a list/tuple of '
-            r'Tensors \(one per level\), found <class .dict.>')):
-        KDLoss()(dict(x=torch.zeros(1, 2)), torch.zeros(1, 2))

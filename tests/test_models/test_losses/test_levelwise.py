@@ -97,17 +97,9 @@ def test_extra_inputs_given_per_level_go_to_their_level():
     assert seen == [(0, 2.0, 10), (1, 3.0, 10)]
 
 
-def test_errors_name_the_level_and_the_choice():
+def test_level_reduction_is_a_choice():
     with pytest.raises(ConfigValueError) as e:
         ChannelWiseLoss(level_reduction='max')
     assert e.value.key == 'level_reduction'
     assert e.value.expected == "'sum' or 'mean'"
     assert e.value.found == "'max' (str)"
-    s = [torch.zeros(1, 2, 2, 2), torch.zeros(1, 2, 2, 2)]
-    t = [torch.zeros(1, 2, 2, 2), torch.zeros(1, 3, 2, 2)]
-    with pytest.raises(ValueError, match=r'^level 1: ChannelWiseLoss: the '
-                       'student map has 2 channels, the teacher map 3'):
-        ChannelWiseLoss()(s, t)
-    with pytest.raises(ValueError, match='^ChannelWiseLoss: the student tap '
-                       'has 2 levels but the teacher tap has 1'):
-        ChannelWiseLoss()(s, t[:1])

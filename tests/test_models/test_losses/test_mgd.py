@@ -94,16 +94,24 @@ def test_one_generator_per_level_and_gradients():
 
 
 def test_errors():
-    with pytest.raises(ValueError, match='^MGDLoss: the student tap has 2 '
-                       'levels but num_levels=1: set num_levels=2'):
+    with pytest.raises(ConfigValueError) as e:
         MGDLoss(4, 4)([torch.zeros(1, 4, 2, 2)] * 2,
                       [torch.zeros(1, 4, 2, 2)] * 2)
-    with pytest.raises(ValueError, match=(
-            r'^MGDLoss: the maps have 3 \(student\) and 4 \(teacher\) '
-            'channels, not student_channels=4')):
+    assert (e.value.key, e.value.owner) == ('num_levels', 'MGDLoss')
+    assert e.value.expected == '2, the levels of the student tap'
+    assert e.value.found == '1'
+    with pytest.raises(ConfigValueError) as e:
         MGDLoss(4, 4)(torch.zeros(1, 3, 2, 2), torch.zeros(1, 4, 2, 2))
-    with pytest.raises(ValueError, match='differ in size'):
-        MGDLoss(4, 4)(torch.zeros(1, 4, 2, 2), torch.zeros(1, 4, 4, 4))
+    assert (e.value.key, e.value.owner) == ('student_channels', 'MGDLoss')
+    assert e.value.expected == '3, the channels of the student map'
+    assert e.value.found == '4'
+    with pytest.raises(ConfigValueError) as e:
+        MGDLoss(4, 5, num_levels=2)([torch.zeros(1, 4, 2, 2)] * 2,
+                                    [torch.zeros(1, 5, 2, 2),
+                                     torch.zeros(1, 6, 2, 2)])
+    assert e.value.key == 'teacher_channels'
+    assert e.value.expected == '6, the channels of the teacher map'
+    assert e.value.found == '5 at level 1'
     with pytest.raises(ConfigValueError) as e:
         MGDLoss(4, 4, mask_ratio=1.5)
     assert e.value.key == 'mask_ratio'

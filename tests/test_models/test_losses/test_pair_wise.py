@@ -3,7 +3,6 @@ a_ij the cosine similarity of pooled nodes (norms detached, raised to a floor
 relative to the sample's mean node norm, +1e-8), computed either from the
 N'×N' affinity matrices or from C×C Gram matrices."""
 import math
-import re
 
 import pytest
 import torch
@@ -305,18 +304,6 @@ def test_the_official_node_scheme_is_the_default():
 
 
 def test_errors_are_explained():
-    with pytest.raises(
-            ValueError,
-            match=r'^PairWiseLoss student_feat: expected a 4-D tensor, found '
-            r'shape \(2, 3, 4\)'):
-        PairWiseLoss(node_size=1)(torch.zeros(2, 3, 4),
-                                  torch.zeros(2, 3, 4, 4))
-    with pytest.raises(ValueError, match='^PairWiseLoss teacher_feat: '
-                       r'expected a 4-D tensor, found shape \(2, 3\)'):
-        PairWiseLoss(node_size=1)(torch.zeros(2, 3, 4, 4), torch.zeros(2, 3))
-    with pytest.raises(TypeError, match='^PairWiseLoss student: '
-                       'expected a Tensor or a list/tuple of Tensors'):
-        PairWiseLoss(node_size=1)([1], torch.zeros(2, 3, 4, 4))
     with pytest.raises(ConfigValueError) as e:
         PairWiseLoss(node_size=2, pool_scale=0.5)
     assert e.value.key == 'node_size'
@@ -349,9 +336,6 @@ def test_errors_are_explained():
         assert e.value.key == 'norm_floor'
         assert e.value.expected == 'a number in (0, 1]'
         assert e.value.found == describe(bad)
-    with pytest.raises(ValueError, match='batch has 2 samples.*batch 3'):
-        PairWiseLoss(node_size=1)(torch.zeros(2, 3, 4, 4),
-                                  torch.zeros(3, 3, 4, 4))
 
 
 def test_norm_floor_of_one_floors_every_node_at_the_mean_norm():

@@ -135,11 +135,6 @@ def test_autocast_bfloat16_gives_fp32_finite_loss():
     assert value.item() == pytest.approx(reference.item(), rel=5e-2)
 
 
-def test_class_count_mismatch_is_explained():
-    with pytest.raises(ValueError, match='student has 19 classes, teacher 21'):
-        PixelWiseLoss()(torch.zeros(1, 19, 2, 2), torch.zeros(1, 21, 2, 2))
-
-
 def test_bad_arguments_are_explained():
     for tau in (0, -1.0, float('inf'), float('nan'), None, '2'):
         with pytest.raises(ConfigValueError) as e:
@@ -152,10 +147,6 @@ def test_bad_arguments_are_explained():
     assert e.value.key == 'reduction'
     assert e.value.expected == "'mean' or 'official'"
     assert e.value.found == "'sum' (str)"
-    with pytest.raises(ValueError, match=r'4-D tensor, found shape \(2, 3\)'):
-        PixelWiseLoss()(torch.zeros(2, 3), torch.zeros(2, 3))
-    with pytest.raises(ValueError, match='batch has 2 samples.*batch 1'):
-        PixelWiseLoss()(torch.zeros(2, 3, 2, 2), torch.zeros(1, 3, 2, 2))
 
 
 def test_registered():
