@@ -117,7 +117,7 @@ def test_published_settings_are_in_the_configs():
 
     both = Config.fromfile(
         osp.join(CWD, f'cwd-logits-skd-pixel-pair_{SETTING}')).model
-    assert both.type == 'mmkd.SegmentationDistiller'
+    assert both.type == 'mmkd.SingleTeacherDistiller'
     assert both.distill_losses.cwd == m.distill_losses.cwd
     assert both.distill_losses.pixel.loss_weight == 10.0
     assert both.distill_losses.pair.pool == 'max'

@@ -16,7 +16,7 @@ def test_student_config_of_a_holistic_config_is_plain():
     cfg = Config.fromfile(osp.join(
         REPO_ROOT, 'configs', 'skd', 'skd-holistic_pspnet-r101-d8_'
         'pspnet-r18-d8_4xb2-40k_cityscapes-512x1024.py'))
-    assert cfg.model.type == 'mmkd.SegmentationDistiller'
+    assert cfg.model.type == 'mmkd.SingleTeacherDistiller'
     assert cfg.model_wrapper_cfg.type == 'MMSeparateDistributedDataParallel'
     plain = student_config(cfg)
     assert plain.model.type == 'EncoderDecoder'

@@ -17,7 +17,7 @@ from mmkd.taps import FeatureTaps
 from mmkd.taps.level_matching import pair_levels
 from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
                                       check_number, check_positive_int,
-                                      config_errors_under)
+                                      config_errors_under, describe)
 from mmkd.utils.model_loading import load_model_config, load_weights
 from .connector_checks import check_connector_input, check_connector_output
 from .critic import Critic, refuse_sync_bn
@@ -275,7 +275,7 @@ class SingleTeacherDistiller(BaseModel):
                         f'model.distill_losses.{name}.{unused}',
                         'nothing: the holistic term compares the student '
                         "and teacher logit taps as they are, conditioned on "
-                        "the batch's inputs", repr(route[unused]),
+                        "the batch's inputs", describe(route[unused]),
                         f'Remove {unused} from the holistic term.')
             if discriminator is None:
                 raise ConfigValueError(
@@ -389,6 +389,8 @@ class SingleTeacherDistiller(BaseModel):
             self._checked_routes.add(name)
         try:
             return loss(student, teacher, **kwargs)
+        except ConfigValueError as e:  # an argument of the loss: its key
+            raise e.under(f'model.distill_losses.{name}') from None
         except ValueError as e:
             raise ValueError(f'model.distill_losses.{name}: {e}') from None
 
