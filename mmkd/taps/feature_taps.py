@@ -44,16 +44,18 @@ def find_module(model: nn.Module, path: str, where: str) -> nn.Module:
 
 
 def refuse_container(module: nn.Module, path: str, where: str) -> None:
-    """Refuse a tap on a container that is never called in a forward
-    (``nn.ModuleList``, ``nn.ModuleDict``: the model calls their items),
-    naming the items to tap instead.
+    """Refuse a tap on a module that has no ``forward`` of its own, so it
+    is never called in a forward: a container (``nn.ModuleList``,
+    ``nn.ModuleDict``: the model calls their items; a subclass with its own
+    ``forward``, as mmseg's PPM, runs and is accepted), naming the items to
+    tap instead.
 
     Args:
         module (nn.Module): The module at ``path``.
         path (str): Its dotted path.
         where (str): The tap's config key (``model.student_taps.<name>``).
     """
-    if not isinstance(module, (nn.ModuleList, nn.ModuleDict)):
+    if type(module).forward is not nn.Module.forward:
         return
     items = [f'{path}.{key}' for key, _ in module.named_children()]
     tap = where.rsplit('.', 1)[-1]

@@ -336,3 +336,27 @@ def test_a_tap_that_did_not_run_names_its_model_and_no_misleading_hint():
     assert message.startswith("model.student_taps.a: module 'by_name.a' of "
                               'HeadWithList did not run')
     assert 'teacher_forward' not in message
+
+
+def test_a_container_with_its_own_forward_is_tapped():
+    """mmseg's PPM is an nn.ModuleList with a forward: it runs, and its
+    tap records what it returns."""
+
+    class Pyramid(nn.ModuleList):
+
+        def forward(self, x):
+            return [m(x) for m in self]
+
+    class Model(nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.ppm = Pyramid([nn.Identity(), nn.Identity()])
+
+        def forward(self, x):
+            return self.ppm(x)
+
+    taps = FeatureTaps(Model(), dict(ppm='ppm'), 'model.student_taps')
+    with taps.recording():
+        taps.model(torch.ones(1, 2, 2, 2))
+        assert [t.shape for t in taps['ppm']] == [(1, 2, 2, 2)] * 2
