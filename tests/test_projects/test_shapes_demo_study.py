@@ -179,9 +179,8 @@ def test_precondition_jobs(tmp_path):
                          'seg_student_18it_seed1001']}
     by_key = {j.key: j for j in jobs}
     assert 'seg_teacher_pretrain' not in by_key
-    assert by_key['seg_student_pretrain'].kwargs['whose'] == 'student'
-    assert by_key['seg_student_18it_seed1001'].after == (
-        'seg_student_pretrain', )
+    assert by_key['seg_pretrain'].kwargs['whose'] == 'student'
+    assert by_key['seg_student_18it_seed1001'].after == ('seg_pretrain', )
     assert by_key['seg_student_18it_seed1001'].env[
         'SHAPES_SEG_CLASSIFIER'] == osp.join(str(tmp_path), 'seg_pretrain',
                                              'iter_12.pth')

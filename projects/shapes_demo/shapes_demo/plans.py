@@ -34,7 +34,8 @@ def pretraining_jobs(task: Task, budget: Budget, work: str,
         env[var] = osp.join(
             pretrain_dir(work, task, whose),
             f"iter_{stage_iters(budget, 'pretraining', config)}.pth")
-        keys[whose] = f'{task.name}_{whose}_pretrain'
+        # the keys are the names of the stages' folders
+        keys[whose] = osp.basename(pretrain_dir(work, task, whose))
         jobs.append(Job(keys[whose], pretrain_backbone,
                         dict(task=task, budget=budget, work=work,
                              whose=whose), env,
