@@ -4,7 +4,8 @@ figures and what was decided from them).
 
     python projects/shapes_demo/preconditions.py
         [--parts geometry teachers students concentration] [--seeds 3]
-        [--jobs N] [--work-dir work_dirs/shapes_demo_study] [--quick]
+        [--own-schedules] [--jobs N] [--work-dir work_dirs/shapes_demo_study]
+        [--quick]
 
 - ``geometry``: on the detection scenes of the study, the share of each
   FPN level's locations that FGFI's region I (ψ 0.5, the student's anchors)
@@ -19,7 +20,12 @@ figures and what was decided from them).
   student of the first selection seed: per FPN level, the share of the
   locations in region I and of the teacher-student difference (after the
   best least-squares 1x1 adaptation) inside it
-  (``shapes_demo.concentration``).
+  (``shapes_demo.concentration``; it trains the teacher and the
+  students if ``teachers`` and ``students`` are not asked for).
+
+``--own-schedules`` trains every model for its own schedule only (not the
+longer runs that check the plateau): the concentration first, for a new
+kind of scene.
 
 Writes ``<work-dir>/report/preconditions.{md,json}``; every stage is cached
 in the work dir (an interrupted run resumes where it stopped).
@@ -50,6 +56,8 @@ def parse_args() -> argparse.Namespace:
                         help='selection seeds of the baseline students')
     parser.add_argument('--tasks', nargs='+', default=['seg', 'det'],
                         choices=['seg', 'det'])
+    parser.add_argument('--own-schedules', action='store_true',
+                        help='no longer runs (the plateau checks)')
     parser.add_argument('--jobs', type=int, default=None)
     parser.add_argument('--work-dir', default=STUDY_WORK_DIR)
     parser.add_argument('--quick', action='store_true',
@@ -114,14 +122,15 @@ def main() -> None:
     seeds = selection_seeds(args.seeds)
     jobs, keys = [], {}
     progress, data = prepare_run(work, budget, 1, tasks)
+    longer = not args.own_schedules
     for task in tasks:
-        if 'teachers' in args.parts:
+        if {'teachers', 'concentration'} & set(args.parts):
             task_jobs, keys[(task.name, 'teachers')] = teacher_jobs(
-                task, budget, work, data[task.name])
+                task, budget, work, data[task.name], longer)
             jobs += task_jobs
-        if 'students' in args.parts or 'concentration' in args.parts:
+        if {'students', 'concentration'} & set(args.parts):
             task_jobs, keys[(task.name, 'students')] = student_jobs(
-                task, budget, seeds, work, data[task.name])
+                task, budget, seeds, work, data[task.name], longer)
             jobs += task_jobs
     progress.total += len(jobs)
     results = run_jobs(jobs, args.jobs or os.cpu_count() or 1, progress)
@@ -130,7 +139,7 @@ def main() -> None:
     for task in tasks:
         out[task.name] = {}
         for part in ('teachers', 'students'):
-            if (task.name, part) not in keys:
+            if (task.name, part) not in keys or part not in args.parts:
                 continue
             runs = {iters: [results[k] for k in run_keys]
                     for iters, run_keys in keys[(task.name, part)].items()}

@@ -49,8 +49,28 @@ def test_background_contrast_is_part_of_the_generated_data(tmp_path):
 def test_study_scenes_have_their_own_folders(tmp_path):
     seg, det = STUDY_TASKS
     assert scenes_dir(str(tmp_path), seg) == str(tmp_path / 'data')
+    # the wide detection scenes; the pool keeps the 96 x 96 ones
+    assert scenes_dir(str(tmp_path), det) == str(
+        tmp_path / 'data_background_contrast0.25_size96x288')
     assert scenes_dir(str(tmp_path), det, 'pool') == str(
         tmp_path / 'pool_background_contrast0.25')
+
+
+def test_wide_scenes_stay_at_their_size_through_the_pipelines(tmp_path):
+    """The detection configs' resize keeps both the default run's 96 x 96
+    scenes and the study's 96 x 288 ones at their size."""
+    from mmdet.datasets.transforms import Resize
+    cfg = Config.fromfile(osp.join(
+        CONFIGS, 'study/det/faster_rcnn_r18_fpn_shapes_student.py'))
+    steps = [cfg.test_pipeline,
+             cfg.train_dataloader.dataset.pipeline]
+    for pipeline in steps:
+        (step, ) = [s for s in pipeline if s['type'] == 'Resize']
+        resize = Resize(**{k: v for k, v in step.items() if k != 'type'})
+        for size in ((96, 96), (96, 288)):
+            out = resize(dict(img=np.zeros(size + (3, ), np.uint8)))
+            assert out['img'].shape[:2] == size
+            assert out['scale_factor'] == (1.0, 1.0)
 
 
 def test_least_squares_residual_of_an_affine_map_is_zero():

@@ -28,12 +28,13 @@ def cached_run(task: Task, role: str, config: str, iters: int, seed: int,
                         'val', seed=seed)
 
 
-def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str
+def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str,
+                 longer: bool = True
                  ) -> Tuple[List[Job], Dict[int, List[str]]]:
     """The pretraining of the teacher's backbone where the task has one
     (cached in the work dir, as the study's), then the teacher trained for
-    its schedule and :data:`TEACHER_LONGER` times it (seed 0), scored on
-    val, in ``<work>/preconditions/<task>_teacher_<n>it``.
+    its schedule and (``longer``) :data:`TEACHER_LONGER` times it (seed 0),
+    scored on val, in ``<work>/preconditions/<task>_teacher_<n>it``.
 
     Returns:
         tuple: The jobs, and iterations -> the keys of their runs.
@@ -44,7 +45,8 @@ def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str
     own = stage_iters(budget, 'teacher', task.teacher)
     keys = {}
     # the longer runs last: the concentration needs only the first
-    for priority, iters in enumerate((own, int(own * TEACHER_LONGER))):
+    schedules = (own, int(own * TEACHER_LONGER)) if longer else (own, )
+    for priority, iters in enumerate(schedules):
         key = f'{task.name}_teacher_{iters}it'
         jobs.append(Job(key, cached_run, dict(
             task=task, role='teacher', config=task.teacher, iters=iters,
@@ -56,9 +58,10 @@ def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str
 
 
 def student_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
-                 data_root: str) -> Tuple[List[Job], Dict[int, List[str]]]:
+                 data_root: str, longer: bool = True
+                 ) -> Tuple[List[Job], Dict[int, List[str]]]:
     """The student's pretraining stage (cached in the work dir, as the
-    study's), then the baseline student for its schedule and
+    study's), then the baseline student for its schedule and (``longer``)
     :data:`STUDENT_LONGER` times it with ``seeds``, scored on val, in
     ``<work>/preconditions/<task>_student_<n>it_seed<k>``.
 
@@ -71,7 +74,8 @@ def student_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
         dataclasses.replace(task, teacher_pretrain=None), budget, work, env)
     own = stage_iters(budget, 'student', task.student)
     keys = {}
-    for priority, iters in enumerate((own, int(own * STUDENT_LONGER))):
+    schedules = (own, int(own * STUDENT_LONGER)) if longer else (own, )
+    for priority, iters in enumerate(schedules):
         keys[iters] = []
         for seed in seeds:
             key = f'{task.name}_student_{iters}it_seed{seed}'

@@ -130,7 +130,7 @@ def pretrain_backbone(task: Task, budget: Budget, work: str,
     """
     pools = make_shapes_dataset(scenes_dir(work, task, 'pool'),
                                 budget.num_pool, 50, 0, seed=POOL_SEED,
-                                **task.scenes)
+                                **task.scene_args('pool'))
     config = task.teacher_pretrain if whose == 'teacher' else task.pretrain
     train, metric = None, None
     if whose == 'teacher' or task.pretrain_kind == 'classify':

@@ -10,9 +10,11 @@ What differs from the default run (why, with the measurements:
   task (the default run's students);
 - the students train for the study's schedule (their study configs),
   chosen where the baseline has converged;
-- the detection scenes have plainer backgrounds (``background_contrast``),
+- the detection scenes are KITTI-wide (96 x 288: the same objects in
+  three times the width) with plainer backgrounds (``background_contrast``),
   so that the teacher-student difference can concentrate near objects,
-  FGFI's premise.
+  FGFI's premise; the pretraining pool keeps the 96 x 96 scenes (its
+  crops are the same objects).
 
 The study runs in its own work dir (:data:`STUDY_WORK_DIR`): its teachers
 and pretraining stages are cached there, apart from the default run's.
@@ -26,6 +28,8 @@ STUDY_WORK_DIR = 'work_dirs/shapes_demo_study'
 
 #: The detection scenes' background contrast (1: the default run's scenes).
 DET_BACKGROUND_CONTRAST = 0.25
+#: The detection scenes' height and width (the default run's: 96 x 96).
+DET_SCENE_SIZE = (96, 288)
 
 STUDY_TASKS = [
     Task('seg', 'mIoU', 'study/seg/pspnet_r50_shapes_teacher.py',
@@ -57,7 +61,9 @@ STUDY_TASKS = [
          teacher_pretrain='study/det/resnet50_shapes_objects.py',
          teacher_pretrained_env='SHAPES_DET_TEACHER_CLASSIFIER',
          default_variants=('imitation', 'full', 'gt'),
-         scenes=dict(background_contrast=DET_BACKGROUND_CONTRAST)),
+         scenes=dict(background_contrast=DET_BACKGROUND_CONTRAST,
+                     size=DET_SCENE_SIZE),
+         pool_scenes=dict(background_contrast=DET_BACKGROUND_CONTRAST)),
 ]
 
 STUDY_BUDGET = Budget(num_train=3000, num_val=200, num_test=1000,
@@ -70,8 +76,8 @@ def add_study_arguments(parser) -> None:
     parser.add_argument('--study', action='store_true',
                         help='the study regime (projects/shapes_demo/docs/'
                         'study.md): converged students whose backbone is '
-                        'pretrained on another task, detection scenes with '
-                        f'plainer backgrounds; work dir {STUDY_WORK_DIR}')
+                        'pretrained on another task, wide detection scenes '
+                        f'with plainer backgrounds; work dir {STUDY_WORK_DIR}')
     parser.add_argument('--work-dir', default=None,
                         help='default: work_dirs/shapes_demo, or '
                         f'{STUDY_WORK_DIR} with --study')

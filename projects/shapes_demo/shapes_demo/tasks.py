@@ -36,9 +36,11 @@ class Task:
             not given (None: all); the others train with ``--variants``
             naming them, or ``--variants all``.
         scenes: Arguments of :func:`make_shapes_dataset` other than the
-            split sizes for the task's scenes and its pretraining pool
-            (empty: the generator's defaults, in ``<work>/data`` and
-            ``<work>/pool``; otherwise in folders named after them).
+            split sizes for the task's scenes (empty: the generator's
+            defaults, in ``<work>/data``; otherwise in a folder named after
+            them).
+        pool_scenes: The same for its pretraining pool (None: as
+            ``scenes``; in ``<work>/pool...``).
         pretrain_kind: What the pretraining stage trains: ``'task'`` (the
             student's own model on the pool, :func:`pretrain_backbone`) or
             ``'classify'`` (a classifier of the pool's objects with the
@@ -64,13 +66,25 @@ class Task:
     pretrain_kind: str = 'task'
     teacher_pretrain: Optional[str] = None
     teacher_pretrained_env: Optional[str] = None
+    pool_scenes: Optional[Dict[str, Any]] = None
+
+    def scene_args(self, kind: str = 'data') -> Dict[str, Any]:
+        """The generator's arguments of the task's scenes (``kind``
+        ``'data'``) or of its pretraining pool (``'pool'``)."""
+        if kind == 'pool' and self.pool_scenes is not None:
+            return self.pool_scenes
+        return self.scenes
 
 
 def scenes_dir(work: str, task: Task, kind: str = 'data') -> str:
     """Where the task's scenes (``kind='data'``) or its pretraining pool
     (``'pool'``) are generated: ``<work>/<kind>`` for the default scenes,
-    ``<work>/<kind>_<argument><value>...`` for others."""
-    suffix = ''.join(f'_{k}{v}' for k, v in sorted(task.scenes.items()))
+    ``<work>/<kind>_<argument><value>...`` for others (a size as
+    ``96x288``)."""
+    suffix = ''.join(
+        f'_{k}' + ('x'.join(map(str, v)) if isinstance(v, (tuple, list))
+                   else str(v))
+        for k, v in sorted(task.scene_args(kind).items()))
     return osp.join(work, kind + suffix)
 
 

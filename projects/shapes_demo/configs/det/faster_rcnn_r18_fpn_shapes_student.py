@@ -1,7 +1,8 @@
 # The demo's detection student: the stock mmdet Faster R-CNN R50-FPN turned
 # into a CPU-sized R18-FPN (4 base channels, 16 FPN channels: a quarter of
 # the teacher's width) on 96x96 "shapes"
-# scenes with 4 classes. Anchors are halved (scale 4: 16..256 px). It starts
+# scenes with 4 classes (the study's 96 x 288 scenes too: the resize keeps
+# either at its size). Anchors are halved (scale 4: 16..256 px). It starts
 # from the demo's pretrained model (the whole network;
 # faster_rcnn_r18_fpn_shapes_pretrain.py); run_demo.py sets
 # SHAPES_DET_PRETRAINED to its checkpoint.
@@ -36,14 +37,14 @@ train_dataloader = dict(
         pipeline=[
             dict(type='LoadImageFromFile'),
             dict(type='LoadAnnotations', with_bbox=True),
-            dict(type='Resize', scale=(96, 96), keep_ratio=True),
+            dict(type='Resize', scale=(288, 96), keep_ratio=True),
             dict(type='RandomFlip', prob=0.5),
             dict(type='PackDetInputs'),
         ]))
 # val chooses settings, test reports them
 test_pipeline = [
     dict(type='LoadImageFromFile'),
-    dict(type='Resize', scale=(96, 96), keep_ratio=True),
+    dict(type='Resize', scale=(288, 96), keep_ratio=True),
     dict(type='LoadAnnotations', with_bbox=True),
     dict(type='PackDetInputs',
          meta_keys=('img_id', 'img_path', 'ori_shape', 'img_shape',
