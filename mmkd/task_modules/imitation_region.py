@@ -1,7 +1,8 @@
 """The region of a detector's feature maps that FGFI's student imitates:
-the imitation region, the ground-truth boxes, or the full feature map."""
+the imitation region, the ground-truth boxes, or the full feature map; and
+that region over the maps of a student tap, a distiller's loss input."""
 import math
-from typing import List, Mapping, Optional, Sequence, Tuple, Union
+from typing import Any, List, Mapping, Optional, Sequence, Tuple, Union
 
 import torch
 from torch import Tensor
@@ -195,3 +196,49 @@ class ImitationRegion:
                     level[i, r1:r2, c1:c2] = True
             masks.append(level)
         return masks
+
+
+class TapRegion:
+    """An :class:`ImitationRegion` over the maps of a student tap, for a
+    batch: the loss input ``'imitation_masks'`` of
+    :class:`~mmkd.models.distillers.DetectionDistiller`, computed in its
+    step after the student's forward (the tap holds the maps then).
+
+    Args:
+        region (ImitationRegion): The region.
+        taps (Mapping[str, Any]): The student's taps
+            (:class:`~mmkd.taps.FeatureTaps`).
+        tap (str): The tap whose maps the masks cover (``model.mask_tap``).
+    """
+
+    def __init__(self, region: ImitationRegion, taps: Mapping[str, Any],
+                 tap: str) -> None:
+        self.region = region
+        self.taps = taps
+        self.tap = tap
+
+    @torch.no_grad()
+    def __call__(self, inputs: Tensor, data_samples: list) -> Any:
+        """The region of the batch ``(inputs, data_samples)`` on the tap's
+        maps.
+
+        Returns:
+            Tensor | tuple[Tensor]: ``(N, H_l, W_l)`` bool per level (a
+            tuple when the tap is multi-level, one tensor otherwise).
+        """
+        feats = self.taps[self.tap]
+        single = isinstance(feats, Tensor)
+        levels = [feats] if single else list(feats)
+        sizes = [tuple(f.shape[-2:]) for f in levels]
+        num_levels = self.region.num_levels
+        if num_levels not in (None, len(sizes)):
+            raise ValueError(
+                f"model.mask_tap: the student tap '{self.tap}' has "
+                f'{len(sizes)} levels but the anchor generator has '
+                f'{num_levels}: tap the feature maps the anchors belong to '
+                '(e.g. the whole neck).')
+        masks = self.region(
+            [s.gt_instances.bboxes for s in data_samples], sizes,
+            [s.metainfo['img_shape'] for s in data_samples],
+            inputs.shape[-2:], device=levels[0].device)
+        return masks[0] if single else tuple(masks)

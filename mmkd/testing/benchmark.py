@@ -9,7 +9,8 @@ import platform
 import resource
 import statistics
 import time
-from typing import Any, Callable, Dict, List, Mapping, Sequence, Tuple
+from typing import (Any, Callable, Dict, List, Mapping, Optional, Sequence,
+                    Tuple)
 
 import torch
 
@@ -139,7 +140,9 @@ def save_json(record: Mapping, path: str) -> None:
 
 def build_distiller(config: str, device: Any = 'cpu',
                     edit: Callable[[Any], Any] = None,
-                    seed: int = 0) -> Tuple[Any, Any, Any]:
+                    seed: int = 0,
+                    optim_wrapper: Optional[Mapping] = None
+                    ) -> Tuple[Any, Any, Any]:
     """A config's distiller with random weights (no checkpoint or pretrained
     backbone is downloaded: timings do not depend on the weights), in
     training mode, and its optimizer wrapper.
@@ -150,6 +153,9 @@ def build_distiller(config: str, device: Any = 'cpu',
         edit (Callable, optional): ``edit(model_cfg)`` changes the model
             config (a copy, teacher config loaded) before it is built.
         seed (int): Seed of the initialisation.
+        optim_wrapper (dict, optional): An optimizer wrapper config instead
+            of the config's (e.g. a plain one once ``edit`` removed the
+            critic).
 
     Returns:
         tuple: ``cfg``, the model, the optimizer wrapper.
@@ -176,5 +182,6 @@ def build_distiller(config: str, device: Any = 'cpu',
         model = MODELS.build(model_cfg)
         model.init_weights()
         model = revert_sync_batchnorm(model).to(device).train()
-        optim_wrapper = build_optim_wrapper(model, cfg.optim_wrapper)
+        optim_wrapper = build_optim_wrapper(
+            model, optim_wrapper or cfg.optim_wrapper)
     return cfg, model, optim_wrapper

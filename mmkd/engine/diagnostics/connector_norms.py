@@ -14,7 +14,7 @@ def connector_norms(connectors: nn.Module) -> Dict[str, float]:
 
     Args:
         connectors (nn.Module): The distiller's ``connectors`` (a
-            ``ConnectorDict``, possibly wrapped in DDP).
+            ``ConnectorDict`` of the distiller, possibly wrapped in DDP).
 
     Returns:
         dict: ``'<name>'`` and ``'<name>/layer<i>'`` -> norm.

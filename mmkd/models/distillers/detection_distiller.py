@@ -2,11 +2,11 @@
 2019), on any number of FPN levels, batch size > 1, mixed image sizes."""
 from typing import Any, Mapping, Optional
 
-import torch
 from torch import Tensor
 
 from mmkd.registry import MODELS
 from mmkd.task_modules import ImitationRegion
+from mmkd.task_modules.imitation_region import TapRegion
 from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
                                       config_errors_under)
 from .single_teacher_distiller import SingleTeacherDistiller
@@ -28,8 +28,9 @@ class DetectionDistiller(SingleTeacherDistiller):
     unless ``anchor_generator`` is given.
 
     A loss asks for it with ``extra_inputs=dict(masks='imitation_masks')``,
-    e.g. ``mmkd.ImitationLoss``; the distiller's step computes it with
-    :meth:`imitation_masks` (its only addition to the step). The warm-up of
+    e.g. ``mmkd.ImitationLoss``; the distiller's step computes it with a
+    :class:`~mmkd.task_modules.imitation_region.TapRegion` (its only
+    addition to the step). The warm-up of
     the official code (no imitation for 400 iterations) is
     ``loss_schedules=dict(imitation=dict(warmup=400))``.
 
@@ -83,7 +84,8 @@ class DetectionDistiller(SingleTeacherDistiller):
             with config_errors_under('model'):
                 self.imitation_region = ImitationRegion(
                     region, mask_generator, anchors)
-        self.loss_inputs['imitation_masks'] = self.imitation_masks
+            self.loss_inputs['imitation_masks'] = TapRegion(
+                self.imitation_region, self.student_taps, mask_tap)
 
     @property
     def mask_generator(self):
@@ -126,9 +128,10 @@ class DetectionDistiller(SingleTeacherDistiller):
         return None
 
     # ------------------------------------------------------------ masks
-    @torch.no_grad()
     def imitation_masks(self, inputs: Tensor, data_samples: list) -> Any:
-        """The region to imitate, shaped like the tap ``mask_tap``.
+        """The region to imitate for a batch whose student forward has run,
+        shaped like the tap ``mask_tap`` (tools and hooks; the step's loss
+        input).
 
         Returns:
             Tensor | tuple[Tensor]: ``(N, H_l, W_l)`` bool per level (a
@@ -139,19 +142,4 @@ class DetectionDistiller(SingleTeacherDistiller):
                 'model.mask_tap', 'the name of the student tap whose maps the '
                 'imitation region covers', 'nothing',
                 "Set mask_tap (e.g. mask_tap='fpn') to compute the region.")
-        feats = self.student_taps[self.mask_tap]
-        single = isinstance(feats, Tensor)
-        levels = [feats] if single else list(feats)
-        sizes = [tuple(f.shape[-2:]) for f in levels]
-        num_levels = self.imitation_region.num_levels
-        if num_levels not in (None, len(sizes)):
-            raise ValueError(
-                f"model.mask_tap: the student tap '{self.mask_tap}' has "
-                f'{len(sizes)} levels but the anchor generator has '
-                f'{num_levels}: tap the feature maps the anchors belong to '
-                '(e.g. the whole neck).')
-        masks = self.imitation_region(
-            [s.gt_instances.bboxes for s in data_samples], sizes,
-            [s.metainfo['img_shape'] for s in data_samples],
-            inputs.shape[-2:], device=levels[0].device)
-        return masks[0] if single else tuple(masks)
+        return self.loss_inputs['imitation_masks'](inputs, data_samples)

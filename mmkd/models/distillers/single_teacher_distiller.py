@@ -11,10 +11,9 @@ import torch.nn as nn
 from mmengine.model import BaseModel
 from torch import Tensor
 
-from mmkd.models.connectors.connector_dict import ConnectorDict
 from mmkd.registry import MODELS
 from mmkd.taps import FeatureTaps
-from mmkd.taps.level_matching import pair_levels
+from mmkd.taps.levels import pair_levels
 from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
                                       check_number, check_positive_int,
                                       config_errors_under, describe)
@@ -47,6 +46,23 @@ def unknown_key_error(cls: type, unknown: Mapping[str, Any]
             f', e.g. {" or ".join(close)}' if close else ''),
         repr(key), f'{cls.__name__} takes {known}.' + (
             f' Did you mean {close[0]}?' if close else ''))
+
+
+class ConnectorDict(nn.ModuleDict):
+    """The distiller's connectors, called as ``connectors(name, x)``.
+
+    A ``ModuleDict`` has no ``forward``, and a DDP-wrapped one cannot be
+    indexed (mmengine's ``MMSeparateDistributedDataParallel`` wraps each
+    learnable child of the model); DDP averages gradients only of
+    parameters used after a call to its ``forward``. Calling a connector
+    through this ``forward`` works the same wrapped or not. State-dict keys
+    are those of a ``ModuleDict`` (``connectors.<name>.<param>``).
+    """
+
+    def forward(self, name: str, x: Any) -> Any:
+        """Connector ``name`` applied to the student tap ``x`` (a tensor or
+        one per level)."""
+        return self[name](x)
 
 
 @MODELS.register_module()
@@ -359,7 +375,7 @@ class SingleTeacherDistiller(BaseModel):
         """Loss ``name`` on its route: ``loss(student, teacher,
         **extra_inputs)``, the student tap through its connector, the levels
         of two multi-level taps paired by stride
-        (:func:`~mmkd.taps.level_matching.pair_levels`); the critic's term
+        (:func:`~mmkd.taps.levels.pair_levels`); the critic's term
         through the critic."""
         route = self.loss_routes[name]
         student = raw_student = self.student_taps[route['student']]

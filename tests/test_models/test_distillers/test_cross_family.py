@@ -57,7 +57,7 @@ def test_retinanet_student_of_a_faster_rcnn_teacher(method, after_warmup,
                                                     monkeypatch):
     logged = []
     monkeypatch.setattr(
-        'mmkd.taps.level_matching.print_log',
+        'mmkd.taps.levels.print_log',
         lambda message, logger: logged.append(message))
     if method == 'fgfi':
         model = distiller(

@@ -9,7 +9,7 @@ import torch
 from mmengine.logging import MessageHub
 from mmengine.registry import DefaultScope, init_default_scope
 
-from mmkd.taps.level_matching import pair_levels
+from mmkd.taps.levels import pair_levels
 from mmkd.testing import demo_det_inputs, tiny_config
 from mmkd.utils.config_checks import (ConfigKeyError, ConfigValueError,
                                       describe)
@@ -400,7 +400,7 @@ def test_levels_of_other_strides_are_paired_by_stride(cfg, at_iter,
     masks = distiller_masks(model, data)
     logged = []
     monkeypatch.setattr(
-        'mmkd.taps.level_matching.print_log',
+        'mmkd.taps.levels.print_log',
         lambda message, logger: logged.append(message))
     losses = model(**data, mode='loss')
     model(**data, mode='loss')  # logged once
