@@ -4,8 +4,8 @@ figures and what was decided from them).
 
     python projects/shapes_demo/preconditions.py
         [--parts geometry teachers students concentration] [--seeds 3]
-        [--own-schedules] [--jobs N] [--work-dir work_dirs/shapes_demo_study]
-        [--quick]
+        [--own-schedules] [--jobs N] [--threads T]
+        [--work-dir work_dirs/shapes_demo_study] [--quick]
 
 - ``geometry``: on the detection scenes of the study, the share of each
   FPN level's locations that FGFI's region I (ψ 0.5, the student's anchors)
@@ -59,12 +59,18 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument('--own-schedules', action='store_true',
                         help='no longer runs (the plateau checks)')
     parser.add_argument('--jobs', type=int, default=None)
+    parser.add_argument('--threads', type=int, default=None,
+                        help='torch threads per job (default: the cores '
+                        'over --jobs); 1 when other commands share the '
+                        'cores')
     parser.add_argument('--work-dir', default=STUDY_WORK_DIR)
     parser.add_argument('--quick', action='store_true',
                         help='the quick budget (a smoke test)')
     args = parser.parse_args()
     if args.seeds < 1:
         parser.error(f'--seeds must be at least 1, got {args.seeds}')
+    if args.threads is not None and args.threads < 1:
+        parser.error(f'--threads must be at least 1, got {args.threads}')
     return args
 
 
@@ -133,7 +139,11 @@ def main() -> None:
                 task, budget, seeds, work, data[task.name], longer)
             jobs += task_jobs
     progress.total += len(jobs)
-    results = run_jobs(jobs, args.jobs or os.cpu_count() or 1, progress)
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)  # jobs run here with --jobs 1
+    results = run_jobs(jobs, args.jobs or os.cpu_count() or 1, progress,
+                       initargs=(args.threads, ) if args.threads else ())
     out: Dict[str, dict] = {}
     text = []
     for task in tasks:
