@@ -90,6 +90,7 @@ def main() -> None:
     budget, work, tasks = args.budget, args.work, args.task_list
     jobs = args.jobs or os.cpu_count() or 1
     stages = 1 + sum(1 + (t.pretrain is not None) +
+                     (t.teacher_pretrain is not None) +
                      (1 + len(t.variants)) * args.seeds for t in tasks)
     progress, data = prepare_run(work, budget, stages, tasks)
     results = run_tasks('report', tasks, budget, args.seed_list, work, data,

@@ -204,3 +204,20 @@ def test_precondition_jobs(tmp_path):
     assert by_key['seg_student_18it_seed1001'].env[
         'SHAPES_SEG_CLASSIFIER'] == osp.join(str(tmp_path), 'seg_pretrain',
                                              'iter_12.pth')
+
+
+@pytest.mark.parametrize('mode', ['report', 'select'])
+def test_the_study_shows_no_pretraining_stage(tmp_path, mode):
+    """The report and the selection show the teacher and the students, not
+    the backbones' pretraining stages (the study pretrains the teacher's
+    too)."""
+    from shapes_demo.plans import report_jobs, selection_jobs
+    from shapes_demo.tasks import BUDGETS
+    plan = dict(report=report_jobs, select=selection_jobs)[mode]
+    for task in STUDY_TASKS:
+        jobs, shown = plan(task, BUDGETS['quick'], [0], str(tmp_path),
+                           str(tmp_path / 'data'))
+        pretraining = {j.key for j in jobs} - set(shown)
+        assert pretraining == {f'{task.name}_pretrain',
+                               f'{task.name}_teacher_pretrain'}
+        assert f'{task.name}_teacher' in shown

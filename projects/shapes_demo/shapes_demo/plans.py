@@ -43,6 +43,13 @@ def pretraining_jobs(task: Task, budget: Budget, work: str,
     return jobs, keys['student'], keys['teacher']
 
 
+def shown_keys(jobs: List[Job]) -> List[str]:
+    """The keys of the jobs whose results a report or a selection shows:
+    every job but the pretraining of a backbone (the student's or the
+    teacher's)."""
+    return [j.key for j in jobs if j.fn is not pretrain_backbone]
+
+
 def _first_jobs(task: Task, budget: Budget, work: str, data_root: str
                 ) -> Tuple[List[Job], Dict[str, str], Optional[str]]:
     """The task's teacher and pretraining jobs, the environment every job
@@ -101,7 +108,7 @@ def report_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
             jobs.append(_student_job(task, budget, env, pretrain, name, role,
                                      config, osp.join(work, name), seed,
                                      'test'))
-    return jobs, [j.key for j in jobs if j.key != pretrain]
+    return jobs, shown_keys(jobs)
 
 
 def convergence_jobs(task: Task, budget: Budget, seeds: List[int],
@@ -192,7 +199,7 @@ def selection_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
         grid_jobs(role, config,
                   [{}] * len(variant_candidates(cfg, config, 1.0)),
                   tuple(baseline), prepare)
-    return jobs, [j.key for j in jobs if j.key != pretrain]
+    return jobs, shown_keys(jobs)
 
 
 def run_tasks(mode: str, tasks: List[Task], budget: Budget,
