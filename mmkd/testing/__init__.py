@@ -9,15 +9,15 @@ from .step_checks import assert_distillation_step
 from .tiny_configs import (REPO_ROOT, TINY_CONFIGS, tiny_config,
                            tiny_config_path)
 from .tiny_datasets import make_tiny_det_dataset, make_tiny_seg_dataset
-from .tools import (load_plain_checkpoint, load_training_checkpoint,
-                    run_tool, train_with_tool)
+from .tools import (load_plain_checkpoint, load_tool_module,
+                    load_training_checkpoint, run_tool, train_with_tool)
 from .toy_distiller import (ToyScaledModel, hook_runner, measured_step,
                             toy_distiller)
 
 __all__ = [
     'REPO_ROOT', 'TINY_CONFIGS', 'ToyScaledModel', 'assert_distillation_step',
     'demo_det_inputs', 'demo_seg_inputs', 'draw_scene',
-    'load_plain_checkpoint', 'load_training_checkpoint',
+    'load_plain_checkpoint', 'load_tool_module', 'load_training_checkpoint',
     'make_shapes_dataset', 'make_tiny_det_dataset', 'make_tiny_seg_dataset',
     'offline_model_config', 'random_boxes',
     'hook_runner', 'measured_step', 'run_tool', 'tiny_config',

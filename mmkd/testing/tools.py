@@ -1,8 +1,11 @@
 """Run the repository's tools as a user does, and read what they wrote, for
 end-to-end tests (a source checkout: ``tools/`` beside ``mmkd/``)."""
+import importlib.util
 import os
+import os.path as osp
 import subprocess
 import sys
+from types import ModuleType
 from typing import Mapping, Optional, Sequence
 
 from .tiny_configs import REPO_ROOT
@@ -24,6 +27,18 @@ def run_tool(args: Sequence[str],
         f'{args} failed ({proc.returncode}):\n{proc.stdout[-3000:]}\n'
         f'{proc.stderr[-5000:]}')
     return proc.stdout + proc.stderr
+
+
+def load_tool_module(path: str) -> ModuleType:
+    """A tool script of the repository (``path`` relative to its root, e.g.
+    ``'tools/visualize_imitation_mask.py'``) imported as a module, for
+    tests of its functions."""
+    name = osp.splitext(osp.basename(path))[0]
+    spec = importlib.util.spec_from_file_location(
+        name, osp.join(REPO_ROOT, path))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 def train_with_tool(config: str, work_dir, *extra: str) -> str:

@@ -56,7 +56,7 @@ def test_study_scenes_have_their_own_folders(tmp_path):
         tmp_path / 'pool_background_contrast0.25')
 
 
-def test_wide_scenes_stay_at_their_size_through_the_pipelines(tmp_path):
+def test_wide_scenes_stay_at_their_size_through_the_pipelines():
     """The detection configs' resize keeps both the default run's 96 x 96
     scenes and the study's 96 x 288 ones at their size."""
     from mmdet.datasets.transforms import Resize

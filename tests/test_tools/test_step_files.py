@@ -1,21 +1,13 @@
 """tools/analysis_tools/step_files.py: the files of mmkd/ one training step
 runs through."""
-import importlib.util
 import os.path as osp
 
-from mmkd.testing import REPO_ROOT
-
-
-def load_tool():
-    path = osp.join(REPO_ROOT, 'tools', 'analysis_tools', 'step_files.py')
-    spec = importlib.util.spec_from_file_location('step_files', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from mmkd.testing import load_tool_module
 
 
 def test_the_fgfi_step_calls_its_components_not_the_subclass():
-    calls = load_tool().traced_step('fgfi')
+    calls = load_tool_module(
+        'tools/analysis_tools/step_files.py').traced_step('fgfi')
     files = {osp.basename(path) for path in calls}
     # the step's flow, the region over the tap, the loss
     assert {'single_teacher_distiller.py', 'frozen_teacher.py',

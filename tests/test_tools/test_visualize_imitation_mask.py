@@ -1,6 +1,5 @@
 """Imitation-mask pictures: the drawing function and the tool (one image, a
 dataset split)."""
-import importlib.util
 import os.path as osp
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from PIL import Image
 
 from mmkd.testing import REPO_ROOT as REPO
 from mmkd.testing import TINY_CONFIGS as TINY
+from mmkd.testing import load_tool_module
 from mmkd.utils.config_checks import ConfigValueError
 
 FGFI = osp.join(TINY, 'fgfi_faster_rcnn_r50_r18_tiny_shapes.py')
@@ -20,11 +20,7 @@ GRAY = 128
 
 
 def load_tool():
-    spec = importlib.util.spec_from_file_location('visualize_imitation_mask',
-                                                  TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
-    return tool
+    return load_tool_module('tools/visualize_imitation_mask.py')
 
 
 def blend(value):

@@ -15,7 +15,7 @@ import argparse
 import os.path as osp
 import sys
 from collections import defaultdict
-from typing import Dict, List, Set
+from typing import Callable, Dict, List, Set
 
 import torch
 
@@ -40,7 +40,7 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def keep_terms(terms) -> callable:
+def keep_terms(terms) -> Callable[[dict], None]:
     """A model-config edit keeping only the distillation terms ``terms``
     (and no critic without the holistic term)."""
 
@@ -56,7 +56,7 @@ def traced_step(method: str) -> Dict[str, Set[str]]:
     """File (relative to the repository) -> the functions of it that the
     second training step of ``method`` calls."""
     config, terms, task = METHODS[method]
-    cfg, model, optim_wrapper = benchmark.build_distiller(
+    _, model, optim_wrapper = benchmark.build_distiller(
         tiny_config_path(config), edit=keep_terms(terms),
         optim_wrapper=dict(optimizer=dict(type='SGD', lr=0.01)))
     if task == 'det':
