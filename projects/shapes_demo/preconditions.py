@@ -139,9 +139,6 @@ def main() -> None:
                 task, budget, seeds, work, data[task.name], longer)
             jobs += task_jobs
     progress.total += len(jobs)
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)  # jobs run here with --jobs 1
     results = run_jobs(jobs, args.jobs or os.cpu_count() or 1, progress,
                        initargs=(args.threads, ) if args.threads else ())
     out: Dict[str, dict] = {}

@@ -74,6 +74,26 @@ def test_inline_order_prepare_and_env(tmp_path, monkeypatch):
     assert lines(log)[2] == 'start b x'
 
 
+def test_one_worker_runs_the_initializer_when_given_its_arguments(tmp_path):
+    """``--threads`` with ``--jobs 1``: the jobs run in this process, and
+    the initializer's arguments (the torch threads) apply here too."""
+    import torch
+    before = torch.get_num_threads()
+    calls = []
+    log = str(tmp_path / 'log')
+    job = Job('x', record, dict(name='x', log=log, value=1))
+    run_jobs([job], 1, lambda line: None, initializer=calls.append)
+    assert calls == []  # no arguments given: nothing to apply
+    try:
+        run_jobs([job], 1, lambda line: None, initargs=(1, ))
+        assert torch.get_num_threads() == 1
+        run_jobs([job], 1, lambda line: None, initializer=calls.append,
+                 initargs=(3, ))
+        assert calls == [3]
+    finally:
+        torch.set_num_threads(before)
+
+
 def test_two_workers_overlap_and_respect_after(tmp_path):
     log = str(tmp_path / 'log')
     jobs = [Job('one', rendezvous, dict(name='one', log=log, other='two')),

@@ -101,7 +101,8 @@ def run_jobs(jobs: Sequence[Job], workers: int,
         initializer: Runs once in each worker (default: torch threads
             ``initargs[0]``, mmkd imported).
         initargs: Arguments of ``initializer`` (default: the torch threads
-            of a worker, ``cpu_count // workers``).
+            of a worker, ``cpu_count // workers``). With ``workers`` 1 the
+            initializer runs in this process when they are given.
 
     Returns:
         dict: Job key -> the result its function returned.
@@ -115,6 +116,8 @@ def run_jobs(jobs: Sequence[Job], workers: int,
     if workers < 1:
         raise ValueError(f'workers must be at least 1, got {workers}')
     if workers == 1:
+        if initializer is not None and initargs:
+            initializer(*initargs)  # e.g. the torch threads, given
         executor = _InlineExecutor()
     else:
         if initializer is _init_worker and not initargs:
