@@ -12,12 +12,12 @@ model = dict(
     backbone=dict(init_cfg=dict(
         _delete_=True, type='Pretrained', prefix='backbone.',
         checkpoint='{{$SHAPES_DET_CLASSIFIER:work_dirs/shapes_demo_study/det_pretrain/iter_2000.pth}}')))  # noqa
-max_iters = 2400
+max_iters = 3600
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=0.02))
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
-         end=max_iters // 10),
+         end=240),
     dict(type='MultiStepLR', by_epoch=False, begin=0, end=max_iters,
          milestones=[int(max_iters * 0.75)], gamma=0.1)
 ]
