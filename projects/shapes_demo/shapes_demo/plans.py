@@ -75,12 +75,14 @@ def _student_job(task: Task, budget: Budget, env: Dict[str, str],
                  after: Tuple[str, ...] = (), **kwargs) -> Job:
     """A student's job: after the pretraining, and after the teacher too
     for a distilled student. Every student trains for the baseline's
-    schedule (``task.student``'s; a variant config's own is scaled to it),
-    so that a distilled student and its baseline stay paired."""
+    iterations with the baseline's learning-rate schedule
+    (``task.student``'s; a variant config's own is replaced), so that a
+    distilled student and its baseline stay paired."""
     after = after + ((pretrain, ) if pretrain else ())
     if role != 'student':
         after += (f'{task.name}_teacher', )
         kwargs['teacher_checkpoint'] = env[task.teacher_env]
+        kwargs['schedule_from'] = task.student
     return Job(key, train_student,
                dict(task=task, role=role, config=config,
                     iters=stage_iters(budget, 'student', task.student),

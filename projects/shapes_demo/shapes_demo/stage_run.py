@@ -84,6 +84,16 @@ def shorten_schedule(cfg: Config, iters: int) -> None:
                                     for m in scheduler.milestones]
 
 
+def scaled_schedule(config: str, iters: int) -> List[dict]:
+    """The learning-rate schedule (``param_scheduler``) of ``config``
+    (relative to ``configs/``) scaled to ``iters`` iterations as
+    :func:`shorten_schedule` scales it."""
+    cfg = Config.fromfile(osp.join(CONFIGS, config))
+    if iters != cfg.train_cfg.max_iters:
+        shorten_schedule(cfg, iters)
+    return [dict(scheduler) for scheduler in cfg.param_scheduler]
+
+
 class QuietRunner(Runner):
     """mmengine's Runner whose console handler shows warnings only: the
     environment, the config and the per-iteration logs go to the log file."""
@@ -187,7 +197,8 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
               work_dir: str, teacher_checkpoint: Optional[str] = None,
               split: str = 'test', overrides: Optional[dict] = None,
               lr: Optional[float] = None,
-              candidate: Optional[int] = None) -> StageResult:
+              candidate: Optional[int] = None,
+              schedule_from: Optional[str] = None) -> StageResult:
     """Train one config in this process and evaluate it on ``split``.
 
     What the stage would print (warnings, pycocotools' tables) goes to
@@ -207,6 +218,10 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
         overrides: Dotted config keys -> values (a grid candidate).
         lr: The student's learning rate, when not the config's.
         candidate: Index of the grid candidate, recorded in the result.
+        schedule_from: A config (relative to ``configs/``) whose
+            learning-rate schedule, scaled to ``iters``
+            (:func:`scaled_schedule`), replaces this config's: a distilled
+            student trains with its baseline's.
     """
     from mmkd.engine.runner_config import prepare_config
     if split not in ('val', 'test'):
@@ -219,6 +234,8 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
     own_iters = cfg.train_cfg.max_iters
     if iters != own_iters:
         shorten_schedule(cfg, iters)
+    if schedule_from is not None:
+        cfg.param_scheduler = scaled_schedule(schedule_from, iters)
     if split == 'test':
         # the end-of-training evaluation runs on the test split
         cfg.val_dataloader = cfg.test_dataloader

@@ -1,5 +1,7 @@
 """The demo's stages: the data, the cached teacher and pretraining
 stages, and a student's stage."""
+import functools
+import hashlib
 import json
 import os
 import os.path as osp
@@ -11,7 +13,8 @@ from mmengine.config import Config
 
 from mmkd.testing.shapes import make_shapes_dataset
 
-from .stage_run import StageResult, run_stage, setting_line
+from .stage_run import (StageResult, run_stage, scaled_schedule,
+                        setting_line)
 from .tasks import (CONFIGS, POOL_SEED, TASKS, Budget, Task, scenes_dir,
                     stage_iters)
 
@@ -67,17 +70,48 @@ SELECTION_KEYS = ('lr_grid', 'distill_lr_scales', 'weight_grid',
                   'paper_loss_weights')
 
 
+def checkpoint_digests(cfg: Config, *paths: Optional[str]
+                       ) -> Dict[str, str]:
+    """The SHA-256 of each checkpoint a stage starts from: every ``.pth``
+    file the config names (a pretrained backbone) and ``paths`` (a
+    teacher), by path. A stage whose inputs were trained again has other
+    digests, so it trains again too."""
+    found = []
+
+    def walk(value) -> None:
+        if isinstance(value, dict):
+            for item in value.values():
+                walk(item)
+        elif isinstance(value, (list, tuple)):
+            for item in value:
+                walk(item)
+        elif isinstance(value, str) and value.endswith('.pth'):
+            found.append(value)
+
+    walk(cfg.to_dict())
+    digests = {}
+    for path in found + [p for p in paths if p is not None]:
+        if osp.isfile(path):
+            with open(path, 'rb') as f:
+                digests[path] = hashlib.sha256(f.read()).hexdigest()
+    return digests
+
+
 def cached_stage(task: Task, role: str, config: str, iters: int,
                  work_dir: str, data_root: str, split: str,
                  train: Optional[Callable[..., StageResult]] = None,
-                 seed: int = 0, metric: Optional[str] = None
+                 seed: int = 0, metric: Optional[str] = None,
+                 inputs: Optional[dict] = None,
+                 name: Optional[Callable[[StageResult], str]] = None
                  ) -> Tuple[StageResult, str]:
     """Train ``config`` with ``seed`` in ``work_dir`` with ``train``
     (default :func:`run_stage`; the same arguments), or reuse the run there
-    when it was trained from the same config, iterations, seed and
-    generated data (its ``stage.json``): an interrupted command resumes
-    where it stopped. ``metric`` names what ``train`` scores (default:
-    the task's metric).
+    when it was trained from the same config, iterations, seed, generated
+    data and ``inputs`` (what else ``train`` is given; its ``stage.json``):
+    an interrupted command resumes where it stopped. ``metric`` names what
+    ``train`` scores (default: the task's metric); ``name`` gives the
+    stage's name in its console line from its result (default: the task,
+    the role and a seed other than 0).
 
     Returns:
         tuple: The result and its console line.
@@ -91,21 +125,28 @@ def cached_stage(task: Task, role: str, config: str, iters: int,
     stamp = dict(config=cfg.pretty_text, iters=iters, data=data)
     if seed:  # the stamps of seed 0 (teachers, pretraining) stay as they were
         stamp['seed'] = seed
+    if inputs is not None:
+        # a JSON round trip: what is compared later is what was written
+        stamp['inputs'] = json.loads(json.dumps(inputs))
     stamp_file = osp.join(work_dir, 'stage.json')
-    line = f'{task.name} {role}' + (f' (seed {seed})' if seed else '') + (
-        f': {split} {metric or task.metric}')
+
+    def line(result: StageResult, how: str) -> str:
+        stage = name(result) if name else (
+            f'{task.name} {role}' + (f' (seed {seed})' if seed else ''))
+        return (f'{stage}: {split} {metric or task.metric} '
+                f'{result.metric:.2f} ({how})')
+
     if osp.exists(stamp_file):
         with open(stamp_file) as f:
             cached = json.load(f)
         result = StageResult(**cached['result'])
         if cached['stamp'] == stamp and osp.exists(result.checkpoint):
-            return result, (f'{line} {result.metric:.2f} '
-                            '(trained earlier, reused)')
+            return result, line(result, 'trained earlier, reused')
     result = (train or run_stage)(task, role, config, iters, seed,
                                   work_dir, split=split)
     with open(stamp_file, 'w') as f:
         json.dump(dict(stamp=stamp, result=asdict(result)), f)
-    return result, f'{line} {result.metric:.2f} ({result.seconds:.0f}s)'
+    return result, line(result, f'{result.seconds:.0f}s')
 
 
 def train_teacher(task: Task, budget: Budget, work: str, data_root: str
@@ -149,17 +190,30 @@ def train_student(task: Task, role: str, config: str, iters: int,
                   teacher_checkpoint: Optional[str] = None,
                   overrides: Optional[dict] = None,
                   lr: Optional[float] = None,
-                  candidate: Optional[int] = None
+                  candidate: Optional[int] = None,
+                  schedule_from: Optional[str] = None
                   ) -> Tuple[StageResult, str]:
-    """:func:`run_stage` for a student or distilled student, with its
-    console line (the setting too for a grid candidate)."""
-    result = run_stage(task, role, config, iters, seed, work_dir,
-                       teacher_checkpoint=teacher_checkpoint, split=split,
-                       overrides=overrides, lr=lr, candidate=candidate)
-    setting = '' if candidate is None else f' {setting_line(result)}'
-    return result, (f'{task.name} {role}{setting} (seed {seed}): {split} '
-                    f'{task.metric} {result.metric:.2f} '
-                    f'({result.seconds:.0f}s)')
+    """:func:`run_stage` for a student or distilled student (the same
+    arguments), with its console line (the setting too for a grid
+    candidate); reused from ``work_dir`` when it was trained with the same
+    arguments from the same checkpoints (:func:`cached_stage`,
+    :func:`checkpoint_digests`)."""
+    data_root = os.environ[task.data_env]  # the job's environment
+    cfg = Config.fromfile(osp.join(CONFIGS, config))
+    inputs = dict(split=split, overrides=overrides, lr=lr,
+                  schedule=None if schedule_from is None else
+                  scaled_schedule(schedule_from, iters),
+                  checkpoints=checkpoint_digests(cfg, teacher_checkpoint))
+    train = functools.partial(run_stage, teacher_checkpoint=teacher_checkpoint,
+                              overrides=overrides, lr=lr, candidate=candidate,
+                              schedule_from=schedule_from)
+
+    def name(result: StageResult) -> str:
+        setting = '' if candidate is None else f' {setting_line(result)}'
+        return f'{task.name} {role}{setting} (seed {seed})'
+
+    return cached_stage(task, role, config, iters, work_dir, data_root, split,
+                        train=train, seed=seed, inputs=inputs, name=name)
 
 
 def teacher_dir(work: str, task: Task) -> str:

@@ -1,0 +1,130 @@
+"""A student's stage is reused from its work dir only when it would train
+the same way from the same checkpoints; a distilled student trains with its
+baseline's learning-rate schedule."""
+import json
+import os.path as osp
+import sys
+
+import pytest
+
+from mmkd.testing import REPO_ROOT as REPO
+
+sys.path.insert(0, osp.join(REPO, 'projects', 'shapes_demo'))
+from shapes_demo import stages  # noqa: E402
+from shapes_demo.stage_run import StageResult, scaled_schedule  # noqa: E402
+from shapes_demo.study import STUDY_TASKS  # noqa: E402
+from shapes_demo.tasks import TASKS  # noqa: E402
+
+STUDY_DET_STUDENT = 'study/det/faster_rcnn_r18_fpn_shapes_student.py'
+
+
+def test_scaled_schedule_hand_computed():
+    """The study's detection student: a fixed 240-iteration warm-up and the
+    lr × 0.1 step at three quarters, at its own 3600 iterations, at 2400
+    and at a quick 12 (the warm-up then lasts at most a tenth: 1)."""
+    warm, step = scaled_schedule(STUDY_DET_STUDENT, 3600)
+    assert (warm['type'], warm['end']) == ('LinearLR', 240)
+    assert (step['end'], step['milestones']) == (3600, [2700])
+    warm, step = scaled_schedule(STUDY_DET_STUDENT, 2400)
+    assert (warm['end'], step['end'], step['milestones']) == (240, 2400,
+                                                              [1800])
+    warm, step = scaled_schedule(STUDY_DET_STUDENT, 12)
+    assert (warm['end'], step['end'], step['milestones']) == (1, 12, [9])
+    # what the distilled variant's own schedule would be: the default run's
+    # 40-iteration warm-up, not its baseline's 240
+    warm, _ = scaled_schedule('study/det/fgfi_imitation_shapes.py', 3600)
+    assert warm['end'] == 40
+
+
+@pytest.mark.parametrize('tasks', [TASKS, STUDY_TASKS],
+                         ids=['default', 'study'])
+def test_distilled_students_take_the_baselines_schedule(tmp_path, tasks):
+    from shapes_demo.plans import report_jobs, selection_jobs
+    from shapes_demo.tasks import BUDGETS
+    for plan in (report_jobs, selection_jobs):
+        for task in tasks:
+            jobs, _ = plan(task, BUDGETS['quick'], [0], str(tmp_path),
+                           str(tmp_path / 'data'))
+            students = [j for j in jobs if j.fn is stages.train_student]
+            roles = {j.kwargs['role'] for j in students}
+            assert roles == {'student'} | set(task.variants)
+            for job in students:
+                expected = (None if job.kwargs['role'] == 'student'
+                            else task.student)
+                assert job.kwargs.get('schedule_from') == expected
+
+
+@pytest.fixture
+def student_stage(tmp_path, monkeypatch):
+    """train_student of the default segmentation student with a fake
+    run_stage that counts its calls and writes a checkpoint, the generated
+    data's record, a pretrained backbone and a teacher checkpoint."""
+    task = TASKS[0]
+    data_root = tmp_path / 'data' / 'seg'
+    data_root.mkdir(parents=True)
+    (tmp_path / 'data' / 'generated.json').write_text(json.dumps(
+        dict(train=4, val=2, test=2)))
+    monkeypatch.setenv(task.data_env, str(data_root))
+    backbone = tmp_path / 'pretrain.pth'
+    backbone.write_bytes(b'backbone')
+    monkeypatch.setenv(task.pretrained_env, str(backbone))
+    teacher = tmp_path / 'teacher.pth'
+    teacher.write_bytes(b'teacher')
+    calls = []
+
+    def fake_run_stage(task, role, config, iters, seed, work_dir, **kwargs):
+        calls.append(kwargs)
+        checkpoint = osp.join(work_dir, f'iter_{iters}.pth')
+        with open(checkpoint, 'wb') as f:
+            f.write(b'student')
+        return StageResult(task.name, role, seed, 50.0 + len(calls),
+                           kwargs['split'], [50.0], dict(lr=0.1), 3.0,
+                           work_dir, checkpoint, None, kwargs['candidate'])
+
+    monkeypatch.setattr(stages, 'run_stage', fake_run_stage)
+    work_dir = tmp_path / 'stage'
+    work_dir.mkdir()
+
+    def train(**changes):
+        kwargs = dict(task=task, role='skd_pixel',
+                      config='seg/skd_pixel_shapes.py', iters=12, seed=1000,
+                      work_dir=str(work_dir), split='val',
+                      teacher_checkpoint=str(teacher), lr=0.1,
+                      schedule_from=task.student)
+        kwargs.update(changes)
+        return stages.train_student(**kwargs)
+
+    return train, calls, backbone, teacher
+
+
+def test_student_stage_reused_only_when_nothing_changed(student_stage):
+    train, calls, backbone, teacher = student_stage
+    result, line = train()
+    assert len(calls) == 1 and line.endswith('val mIoU 51.00 (3s)')
+    assert calls[0]['schedule_from'] == 'seg/pspnet_r18_shapes_student.py'
+    assert calls[0]['teacher_checkpoint'] == str(teacher)
+    result, line = train()
+    assert len(calls) == 1 and result.metric == 51.0
+    assert line == ('seg skd_pixel (seed 1000): val mIoU 51.00 '
+                    '(trained earlier, reused)')
+    teacher.write_bytes(b'teacher trained again')
+    assert train()[0].metric == 52.0 and len(calls) == 2
+    backbone.write_bytes(b'backbone trained again')
+    assert train()[0].metric == 53.0 and len(calls) == 3
+    for change in (dict(lr=0.05), dict(iters=24), dict(seed=1001),
+                   dict(overrides={'model.distill_losses.pixel.loss_weight':
+                                   1.0}),
+                   dict(schedule_from=None), dict(split='test')):
+        count = len(calls)
+        train(**change)
+        assert len(calls) == count + 1, change
+    count = len(calls)
+    train(split='test')  # the last one, reused
+    assert len(calls) == count
+
+
+def test_student_stage_line_names_a_candidates_setting(student_stage):
+    train, calls, _, _ = student_stage
+    _, line = train(candidate=2)
+    assert line.startswith('seg skd_pixel lr 0.1 (seed 1000): val mIoU')
+    assert calls[0]['candidate'] == 2
