@@ -1,9 +1,10 @@
 """Where FGFI's imitation signal goes in the demo's detection student: the
 measurements behind projects/shapes_demo/docs/detection_setting.md.
 
-    python projects/shapes_demo/diagnose_fgfi.py
+    python projects/shapes_demo/diagnose_fgfi.py [--study]
         [--work-dir work_dirs/shapes_demo] [--variant imitation]
         [--every 20] [--seed 1000] [--train-scenes 200] [--skip-teacher]
+        [--quick]
 
 1. **The teacher on its training scenes against val**: its bbox mAP on the
    first ``--train-scenes`` training scenes and on the val split (does it
@@ -24,9 +25,12 @@ measurements behind projects/shapes_demo/docs/detection_setting.md.
    cannot produce) and the share of adapted locations the ReLU zeroes.
 
 Needs a demo work dir with the trained detection teacher and pretraining
-stage (``run_demo.py --tasks det``). Writes
-``<work-dir>/diagnose_fgfi/<variant>.json`` (every measured iteration and
-level).
+stage (``run_demo.py --tasks det``), or with ``--study`` the study's
+(``preconditions.py --tasks det``: its teacher at its own schedule; the
+variant then trains for the study student's schedule with its learning-rate
+schedule). ``--quick``: the quick budget's models and iterations (a smoke
+test). Writes ``<work-dir>/diagnose_fgfi/<variant>.json`` (every measured
+iteration and level).
 """
 import argparse
 import contextlib
@@ -38,7 +42,8 @@ from typing import Dict, List
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from shapes_demo.tasks import CONFIGS, TASKS, config_iters  # noqa: E402
+from shapes_demo.study import add_study_arguments, regime  # noqa: E402
+from shapes_demo.tasks import CONFIGS, TASKS  # noqa: E402
 
 #: The regions whose coverage is measured, as ImitationRegion names them.
 REGIONS = dict(I='imitation', G='gt', F='full')
@@ -46,7 +51,9 @@ REGIONS = dict(I='imitation', G='gt', F='full')
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--work-dir', default='work_dirs/shapes_demo')
+    add_study_arguments(parser)
+    parser.add_argument('--quick', action='store_true',
+                        help='the quick budget (a smoke test)')
     task = next(t for t in TASKS if t.name == 'det')
     parser.add_argument('--variant', default='imitation',
                         choices=sorted(task.variants),
@@ -89,14 +96,14 @@ def _train_subset(data_root: str, scenes: int) -> str:
     return name
 
 
-def teacher_map(work: str, checkpoint: str, ann_file: str,
+def teacher_map(task, work: str, checkpoint: str, ann_file: str,
                 img_dir: str) -> float:
-    """The teacher's bbox mAP (percent) on the scenes of ``ann_file``."""
+    """The teacher's bbox mAP (percent) on the scenes of ``ann_file``
+    (``task``: the default run's or the study's detection task)."""
     from mmengine.config import Config
     from mmengine.runner import Runner
 
     from shapes_demo.stage_run import close_logger
-    task = next(t for t in TASKS if t.name == 'det')
     data_root = os.environ[task.data_env]
     cfg = Config.fromfile(osp.join(CONFIGS, task.teacher))
     cfg.test_dataloader.dataset.ann_file = ann_file
@@ -266,24 +273,18 @@ def main() -> None:
 
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
     from shapes_demo.stage_run import run_stage
-    task = next(t for t in TASKS if t.name == 'det')
-    work = osp.abspath(args.work_dir)
-    teacher_ckpt = osp.join(work, 'det_teacher', 'teacher.pth')
-    if not osp.exists(teacher_ckpt):
-        sys.exit(f'{teacher_ckpt} not found: run run_demo.py --tasks det '
-                 f'--work-dir {work} first')
-    data_root = osp.join(work, 'data', 'det')
-    os.environ[task.data_env] = data_root
-    os.environ[task.teacher_env] = teacher_ckpt
-    if task.pretrain is not None:
-        os.environ[task.pretrained_env] = osp.join(
-            work, 'det_pretrain', f'iter_{config_iters(task.pretrain)}.pth')
+    from shapes_demo.trained_models import trained_models
+    _, budget, work = regime(args)
+    models = trained_models(work, 'det', args.study, budget)
+    models.apply()
+    task, data_root, teacher_ckpt = (models.task, models.data_root,
+                                     models.teacher)
     out = osp.join(work, 'diagnose_fgfi')
     os.makedirs(out, exist_ok=True)
     if not args.skip_teacher:
         subset = _train_subset(data_root, args.train_scenes)
-        train = teacher_map(work, teacher_ckpt, subset, 'train/')
-        val = teacher_map(work, teacher_ckpt, 'val.json', 'val/')
+        train = teacher_map(task, work, teacher_ckpt, subset, 'train/')
+        val = teacher_map(task, work, teacher_ckpt, 'val.json', 'val/')
         print(f'teacher bbox mAP: first {args.train_scenes} training scenes '
               f'{train:.2f}, val {val:.2f}\n', flush=True)
     if args.skip_training:
@@ -299,11 +300,11 @@ def main() -> None:
     rows = HOOKS.get('DemoProbeHook').rows
     rows.clear()
     result = run_stage(
-        task, args.variant, config, config_iters(config), args.seed,
+        task, args.variant, config, models.iters, args.seed,
         osp.join(out, f'{args.variant}_run'),
         teacher_checkpoint=teacher_ckpt, split='val',
         overrides={'custom_hooks': list(cfg.get('custom_hooks') or []) +
-                   [hook]})
+                   [hook]}, schedule_from=task.student)
     with open(osp.join(out, f'{args.variant}.json'), 'w') as f:
         json.dump(dict(variant=args.variant, seed=args.seed,
                        val_metric=result.metric, rows=rows), f)

@@ -48,16 +48,19 @@ def main() -> None:
 
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
     from shapes_demo.node_graph import NodeGraphStats
-    from shapes_demo.trained_models import load_model, report_runs, seg_runner
+    from shapes_demo.tasks import BUDGETS
+    from shapes_demo.trained_models import (load_model, report_runs,
+                                            seg_runner, trained_models)
     task = next(t for t in TASKS if t.name == 'seg')
     work = osp.abspath(args.work_dir)
+    trained = trained_models(work, 'seg', False, BUDGETS['default'])
     pair_cfg = Config.fromfile(osp.join(CONFIGS, task.variants['pair']))
     loss = pair_cfg.model.distill_losses.pair
     taps = (pair_cfg.model.student_taps[loss.student],
             pair_cfg.model.teacher_taps[loss.teacher])
-    runner = seg_runner(work, 'diagnose_pair_wise')
-    models = {'teacher': (load_model(runner, task.teacher, osp.join(
-        work, 'seg_teacher', 'teacher.pth')), taps[1])}
+    runner = seg_runner(trained, 'diagnose_pair_wise')
+    models = {'teacher': (load_model(runner, task.teacher, trained.teacher),
+                          taps[1])}
     for run in report_runs(work, 'seg', args.roles):
         config = (task.student if run['role'] == 'student' else
                   task.variants[run['role']])

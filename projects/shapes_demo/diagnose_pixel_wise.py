@@ -2,9 +2,9 @@
 trained segmentation student of the demo: the measurement behind
 projects/shapes_demo/docs/segmentation_setting.md, (c).
 
-    python projects/shapes_demo/diagnose_pixel_wise.py
+    python projects/shapes_demo/diagnose_pixel_wise.py [--study]
         [--work-dir work_dirs/shapes_demo] [--student CHECKPOINT]
-        [--batches 6]
+        [--batches 6] [--quick]
 
 For training batches, through the probe of ``mmkd.DistillDiagnosticsHook``
 (``StepCapture`` catches a step of the pixel-wise variant's distiller, with
@@ -26,7 +26,10 @@ and learning rate, selection seed 1000, scored on val) with the oracle in
 place of the teacher: if perfect targets at the logits' resolution cost the
 student, no teacher can make the term help at that resolution. Needs a demo
 work dir with the trained teacher, the pretraining stage and a report run
-(``run_demo.py``), or ``--student``.
+(``run_demo.py``), or ``--student``; with ``--study``, the study's teacher
+and baseline student (seed 1000) at their own schedules
+(``preconditions.py --tasks seg``). ``--quick``: the quick budget's models
+(a smoke test).
 """
 import argparse
 import os
@@ -35,15 +38,18 @@ import sys
 
 sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 
-from shapes_demo.tasks import TASKS, config_iters  # noqa: E402
+from shapes_demo.study import add_study_arguments, regime  # noqa: E402
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--work-dir', default='work_dirs/shapes_demo')
+    add_study_arguments(parser)
     parser.add_argument('--student', default=None,
                         help='a trained student checkpoint (default: the '
-                        "report's baseline student of the lowest seed)")
+                        "report's baseline student of the lowest seed; "
+                        "with --study the preconditions' of seed 1000)")
+    parser.add_argument('--quick', action='store_true',
+                        help='the quick budget (a smoke test)')
     parser.add_argument('--batches', type=int, default=6)
     parser.add_argument('--train-oracle', action='store_true',
                         help='also train the pixel-wise variant against the '
@@ -65,7 +71,7 @@ def _fractions(logits, samples):
                                   classes).permute(0, 3, 1, 2).float(), cell)
 
 
-def train_oracle(task, work: str) -> float:
+def train_oracle(task, work: str, iters: int) -> float:
     """Train the pixel-wise variant with the label oracle as its teacher
     (selection seed, val split); its val metric."""
     from mmkd.models.distillers.single_teacher_distiller import \
@@ -85,10 +91,11 @@ def train_oracle(task, work: str) -> float:
     SingleTeacherDistiller.compute_loss = oracle_loss
     try:
         result = run_stage(
-            task, 'pixel', task.variants['pixel'],
-            config_iters(task.variants['pixel']), SELECTION_SEED_BASE,
+            task, 'pixel', task.variants['pixel'], iters,
+            SELECTION_SEED_BASE,
             osp.join(work, 'diagnose_pixel_wise', 'oracle_run'),
-            teacher_checkpoint=os.environ[task.teacher_env], split='val')
+            teacher_checkpoint=os.environ[task.teacher_env], split='val',
+            schedule_from=task.student)
     finally:
         SingleTeacherDistiller.compute_loss = original
     return result.metric
@@ -101,8 +108,11 @@ def pixel_distiller(runner, task, student_ckpt: str, teacher_ckpt: str):
     from mmengine.config import Config
     from mmengine.runner import load_checkpoint
 
+    from mmkd.utils.model_loading import load_model_config
     from shapes_demo.tasks import CONFIGS
     cfg = Config.fromfile(osp.join(CONFIGS, task.variants['pixel'])).model
+    # the study's variants name their student's config file
+    cfg.student = load_model_config(cfg.student, 'model.student')
     cfg.student.backbone.init_cfg = None
     cfg.teacher_checkpoint = teacher_ckpt
     cfg.distill_losses.pixel.loss_weight = 1.0
@@ -118,13 +128,15 @@ def main() -> None:
 
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
     from mmkd.engine.diagnostics import StepCapture, gradients, task_loss
-    from shapes_demo.trained_models import report_runs, seg_runner
-    task = next(t for t in TASKS if t.name == 'seg')
-    work = osp.abspath(args.work_dir)
-    student_ckpt = args.student or report_runs(
-        work, 'seg', ['student'])[0]['checkpoint']
-    teacher_ckpt = osp.join(work, 'seg_teacher', 'teacher.pth')
-    runner = seg_runner(work, 'diagnose_pixel_wise')
+    from shapes_demo.trained_models import (report_runs, seg_runner,
+                                            trained_models)
+    _, budget, work = regime(args)
+    models = trained_models(work, 'seg', args.study, budget)
+    task, teacher_ckpt = models.task, models.teacher
+    student_ckpt = args.student or (
+        models.baseline_student() if args.study else
+        report_runs(work, 'seg', ['student'])[0]['checkpoint'])
+    runner = seg_runner(models, 'diagnose_pixel_wise')
     cfg = runner.cfg
     distiller = pixel_distiller(runner, task, student_ckpt, teacher_ckpt)
     pixel = distiller.distill_losses['pixel']
@@ -187,11 +199,9 @@ def main() -> None:
               f"{mean['teacher_share']:.2f} | {mean['cell_cos_teacher']:.2f}"
               f" | {mean['cell_cos_oracle']:.2f} |")
     if args.train_oracle:
-        os.environ[task.teacher_env] = teacher_ckpt
-        os.environ[task.pretrained_env] = osp.join(
-            work, 'seg_pretrain', f'iter_{config_iters(task.pretrain)}.pth')
+        models.apply()
         print(f'\npixel-wise variant trained against the oracle: val '
-              f'{task.metric} {train_oracle(task, work):.2f}')
+              f'{task.metric} {train_oracle(task, work, models.iters):.2f}')
 
 
 def _gradient_stats(grads, mask) -> dict:

@@ -186,7 +186,8 @@ def test_quick_selection_then_report_with_seed_base(tmp_path):
 
     # the pixel-wise gradient diagnostic runs on the report's baseline
     proc = subprocess.run(
-        [sys.executable, DIAGNOSE, '--work-dir', str(work), '--batches', '2'],
+        [sys.executable, DIAGNOSE, '--work-dir', str(work), '--batches', '2',
+         '--quick'],
         cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     table = [line.split('|')[1:-1] for line in proc.stdout.splitlines()

@@ -221,3 +221,49 @@ def test_the_study_shows_no_pretraining_stage(tmp_path, mode):
         assert pretraining == {f'{task.name}_pretrain',
                                f'{task.name}_teacher_pretrain'}
         assert f'{task.name}_teacher' in shown
+
+
+def test_trained_models_of_the_study_and_of_the_default_run(tmp_path):
+    """The diagnostic scripts' models: the study's teacher and baseline
+    students are the preconditions' runs at their own schedules; the
+    default run's teacher is the report's; a missing one names the command
+    that trains it."""
+    from shapes_demo.tasks import BUDGETS
+    from shapes_demo.trained_models import trained_models
+    work = str(tmp_path)
+    quick = BUDGETS['quick']
+    with pytest.raises(SystemExit, match='run preconditions.py --tasks det '
+                       '--parts teachers .* --quick first'):
+        trained_models(work, 'det', True, quick)
+    teacher = tmp_path / 'preconditions' / 'det_teacher_24it' / 'teacher.pth'
+    teacher.parent.mkdir(parents=True)
+    teacher.write_bytes(b'')
+    models = trained_models(work, 'det', True, quick)
+    assert models.task is STUDY_TASKS[1] and models.iters == 12
+    assert models.teacher == str(teacher)
+    assert models.data_root == osp.join(
+        work, 'data_background_contrast0.25_size96x288', 'det')
+    assert models.env == {
+        'SHAPES_DET': models.data_root, 'SHAPES_DET_TEACHER': str(teacher),
+        'SHAPES_DET_CLASSIFIER': osp.join(work, 'det_pretrain',
+                                          'iter_12.pth'),
+        'SHAPES_DET_TEACHER_CLASSIFIER': osp.join(
+            work, 'det_teacher_pretrain', 'iter_12.pth')}
+    with pytest.raises(SystemExit, match='--parts students'):
+        models.baseline_student(1001)
+    student = (tmp_path / 'preconditions' / 'det_student_12it_seed1001' /
+               'iter_12.pth')
+    student.parent.mkdir()
+    student.write_bytes(b'')
+    assert models.baseline_student(1001) == str(student)
+
+    with pytest.raises(SystemExit, match='run run_demo.py --tasks seg '):
+        trained_models(work, 'seg', False, BUDGETS['default'])
+    teacher = tmp_path / 'seg_teacher' / 'teacher.pth'
+    teacher.parent.mkdir()
+    teacher.write_bytes(b'')
+    models = trained_models(work, 'seg', False, BUDGETS['default'])
+    assert models.teacher == str(teacher) and models.iters == 400
+    assert models.data_root == osp.join(work, 'data', 'seg')
+    assert models.env['SHAPES_SEG_PRETRAINED'] == osp.join(
+        work, 'seg_pretrain', 'iter_1500.pth')

@@ -19,6 +19,27 @@ def _dir(work: str, name: str) -> str:
     return osp.join(work, 'preconditions', name)
 
 
+def run_key(task: Task, role: str, iters: int, seed: int = 0) -> str:
+    """The key (and folder name) of a precondition run: the teacher's
+    ``<task>_teacher_<n>it``, a student's ``<task>_student_<n>it_seed<k>``.
+    """
+    if role == 'teacher':
+        return f'{task.name}_teacher_{iters}it'
+    return f'{task.name}_student_{iters}it_seed{seed}'
+
+
+def own_schedule_checkpoint(task: Task, budget: Budget, work: str,
+                            role: str, seed: int = 0) -> str:
+    """The checkpoint of the precondition run of the task's teacher
+    (``role='teacher'``) or baseline student (``'student'``, with
+    ``seed``) at its own schedule (:func:`teacher_jobs`,
+    :func:`student_jobs`)."""
+    config = task.teacher if role == 'teacher' else task.student
+    iters = stage_iters(budget, role, config)
+    name = 'teacher.pth' if role == 'teacher' else f'iter_{iters}.pth'
+    return osp.join(_dir(work, run_key(task, role, iters, seed)), name)
+
+
 def cached_run(task: Task, role: str, config: str, iters: int, seed: int,
                work_dir: str, data_root: str) -> Tuple[StageResult, str]:
     """One precondition run, scored on val, reused from ``work_dir`` when
@@ -47,7 +68,7 @@ def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str,
     # the longer runs last: the concentration needs only the first
     schedules = (own, int(own * TEACHER_LONGER)) if longer else (own, )
     for priority, iters in enumerate(schedules):
-        key = f'{task.name}_teacher_{iters}it'
+        key = run_key(task, 'teacher', iters)
         jobs.append(Job(key, cached_run, dict(
             task=task, role='teacher', config=task.teacher, iters=iters,
             seed=0, work_dir=_dir(work, key), data_root=data_root),
@@ -78,7 +99,7 @@ def student_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
     for priority, iters in enumerate(schedules):
         keys[iters] = []
         for seed in seeds:
-            key = f'{task.name}_student_{iters}it_seed{seed}'
+            key = run_key(task, 'student', iters, seed)
             jobs.append(Job(key, cached_run, dict(
                 task=task, role='student', config=task.student,
                 iters=iters, seed=seed, work_dir=_dir(work, key),
@@ -109,9 +130,7 @@ def concentration_rows(task: Task, work: str, data_root: str,
     from .concentration import least_squares_residual, region_shares
     from .tasks import CONFIGS
     os.environ[task.data_env] = data_root
-    own = stage_iters(budget, 'teacher', task.teacher)
-    teacher_ckpt = osp.join(_dir(work, f'{task.name}_teacher_{own}it'),
-                            'teacher.pth')
+    teacher_ckpt = own_schedule_checkpoint(task, budget, work, 'teacher')
     student_cfg, teacher_cfg = (Config.fromfile(osp.join(CONFIGS, c))
                                 for c in (task.student, task.teacher))
     for cfg in (student_cfg, teacher_cfg):  # the checkpoints hold them

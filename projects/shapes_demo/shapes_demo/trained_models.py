@@ -3,9 +3,84 @@ import json
 import os
 import os.path as osp
 import sys
-from typing import List, Sequence
+from dataclasses import dataclass
+from typing import Dict, List, Sequence
 
-from .tasks import CONFIGS, TASKS
+from .tasks import (BUDGETS, CONFIGS, TASKS, Budget, Task, scenes_dir,
+                    stage_iters)
+
+
+@dataclass
+class TrainedModels:
+    """Where a demo work dir keeps one task's trained models and data.
+
+    Args:
+        task: The task (the default run's or the study's).
+        work: The work dir.
+        data_root: The task's generated dataset root.
+        teacher: The trained teacher's checkpoint.
+        env: What the task's configs read (data root, teacher, pretrained
+            backbones); :meth:`apply` sets it.
+        budget: The budget they were trained with.
+    """
+    task: Task
+    work: str
+    data_root: str
+    teacher: str
+    env: Dict[str, str]
+    budget: Budget
+
+    @property
+    def iters(self) -> int:
+        """The students' schedule."""
+        return stage_iters(self.budget, 'student', self.task.student)
+
+    def apply(self) -> None:
+        """Set :attr:`env` in this process's environment."""
+        os.environ.update(self.env)
+
+    def baseline_student(self, seed: int = 1000) -> str:
+        """The study's baseline student of a selection ``seed`` at its own
+        schedule (the preconditions' run); exits naming the command to run
+        when it is missing."""
+        from .precondition_jobs import own_schedule_checkpoint
+        path = own_schedule_checkpoint(self.task, self.budget, self.work,
+                                       'student', seed)
+        if not osp.exists(path):
+            sys.exit(f'{path} not found: run preconditions.py --tasks '
+                     f'{self.task.name} --parts students --work-dir '
+                     f'{self.work} first')
+        return path
+
+
+def trained_models(work: str, task_name: str, study: bool,
+                   budget: Budget) -> TrainedModels:
+    """The trained models of ``task_name`` in ``work`` (trained with
+    ``budget``): the default run's teacher (``run_demo.py``), or with
+    ``study`` the preconditions' teacher at its own schedule
+    (``preconditions.py``). Exits naming the command to run when the
+    teacher is missing."""
+    from .plans import pretraining_jobs
+    from .precondition_jobs import own_schedule_checkpoint
+    from .stages import teacher_dir
+    from .study import STUDY_TASKS
+    task = next(t for t in (STUDY_TASKS if study else TASKS)
+                if t.name == task_name)
+    work = osp.abspath(work)
+    quick = budget is BUDGETS['quick']
+    if study:
+        teacher = own_schedule_checkpoint(task, budget, work, 'teacher')
+        command = f'preconditions.py --tasks {task_name} --parts teachers'
+    else:
+        teacher = osp.join(teacher_dir(work, task), 'teacher.pth')
+        command = f'run_demo.py --tasks {task_name}'
+    if not osp.exists(teacher):
+        sys.exit(f'{teacher} not found: run {command} --work-dir {work}'
+                 + (' --quick' if quick else '') + ' first')
+    data_root = osp.join(scenes_dir(work, task), task.name)
+    env = {task.data_env: data_root, task.teacher_env: teacher}
+    pretraining_jobs(task, budget, work, env)  # the backbones' checkpoints
+    return TrainedModels(task, work, data_root, teacher, env, budget)
 
 
 def report_runs(work: str, task: str, roles: Sequence[str]) -> List[dict]:
@@ -27,18 +102,18 @@ def report_runs(work: str, task: str, roles: Sequence[str]) -> List[dict]:
     return found
 
 
-def seg_runner(work: str, out_name: str):
-    """A runner of the seg student config whose datasets are the work
-    dir's generated splits, working in ``<work>/<out_name>``; the models
-    are built and loaded with :func:`load_model`."""
+def seg_runner(models: TrainedModels, out_name: str):
+    """A runner of the segmentation student config of ``models`` whose
+    datasets are their generated splits, working in
+    ``<work>/<out_name>``; the models are built and loaded with
+    :func:`load_model`."""
     from mmengine.config import Config
     from mmengine.runner import Runner
-    task = next(t for t in TASKS if t.name == 'seg')
-    os.environ[task.data_env] = osp.join(work, 'data', 'seg')
-    os.environ[task.pretrained_env] = 'unused.pth'  # weights loaded later
-    cfg = Config.fromfile(osp.join(CONFIGS, task.student))
+    models.apply()
+    os.environ[models.task.pretrained_env] = 'unused.pth'  # loaded later
+    cfg = Config.fromfile(osp.join(CONFIGS, models.task.student))
     cfg.model.backbone.init_cfg = None
-    cfg.work_dir = osp.join(work, out_name)
+    cfg.work_dir = osp.join(models.work, out_name)
     return Runner.from_cfg(cfg)
 
 
