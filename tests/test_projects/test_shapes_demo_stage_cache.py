@@ -2,6 +2,7 @@
 the same way from the same checkpoints; a distilled student trains with its
 baseline's learning-rate schedule."""
 import json
+import os
 import os.path as osp
 import sys
 
@@ -128,3 +129,59 @@ def test_student_stage_line_names_a_candidates_setting(student_stage):
     _, line = train(candidate=2)
     assert line.startswith('seg skd_pixel lr 0.1 (seed 1000): val mIoU')
     assert calls[0]['candidate'] == 2
+
+
+def test_report_scores_the_preconditions_teacher(tmp_path, monkeypatch):
+    """The study's report scores the teacher preconditions.py trained with
+    the same stamp on test instead of training it again; a run with
+    another stamp is not used."""
+    import torch
+    from mmengine.config import Config
+    from mmengine.registry import init_default_scope
+    from mmseg.registry import MODELS
+
+    from mmkd.testing import make_shapes_dataset
+    from shapes_demo.precondition_jobs import precondition_dir, run_key
+    from shapes_demo.tasks import BUDGETS, CONFIGS, scenes_dir, stage_iters
+    task, budget, work = STUDY_TASKS[0], BUDGETS['quick'], str(tmp_path)
+    data_root = make_shapes_dataset(scenes_dir(work, task), 4, 2, 4,
+                                    **task.scenes)['seg']
+    iters = stage_iters(budget, 'teacher', task.teacher)
+    source = precondition_dir(work, run_key(task, 'teacher', iters))
+    # the teacher preconditions.py "trained": built weights, saved as a
+    # checkpoint, under the stamp the report's teacher stage has
+    init_default_scope('mmseg')
+    cfg = Config.fromfile(osp.join(CONFIGS, task.teacher))
+    cfg.model.backbone.init_cfg = None
+    checkpoint = osp.join(source, f'iter_{iters}.pth')
+    os.makedirs(source)
+    torch.manual_seed(0)
+    torch.save(dict(state_dict=MODELS.build(cfg.model).state_dict()),
+               checkpoint)
+    stamp = stages.stage_stamp(task, task.teacher, iters, data_root)
+    with open(osp.join(source, 'stage.json'), 'w') as f:
+        json.dump(dict(stamp=stamp, result=dict(checkpoint=checkpoint)), f)
+
+    def no_training(*args, **kwargs):
+        raise AssertionError('the teacher trained again')
+
+    monkeypatch.setattr(stages, 'run_stage', no_training)
+    result, line = stages.train_teacher(task, budget, work, data_root)
+    assert line.startswith("seg teacher (preconditions.py's, scored): test "
+                           'mIoU')
+    assert result.split == 'test' and len(result.parts) == 4
+    assert set(result.classes) == {'background', 'disc', 'square',
+                                   'triangle', 'ring'}
+    teacher = osp.join(stages.teacher_dir(work, task), 'teacher.pth')
+    with open(teacher, 'rb') as a, open(checkpoint, 'rb') as b:
+        assert a.read() == b.read()
+    _, line = stages.train_teacher(task, budget, work, data_root)
+    assert line.endswith('(trained earlier, reused)')
+
+    # a preconditions run of another schedule is not this teacher
+    stamp['iters'] = iters * 2
+    with open(osp.join(source, 'stage.json'), 'w') as f:
+        json.dump(dict(stamp=stamp, result=dict(checkpoint=checkpoint)), f)
+    os.remove(osp.join(stages.teacher_dir(work, task), 'stage.json'))
+    with pytest.raises(AssertionError, match='trained again'):
+        stages.train_teacher(task, budget, work, data_root)

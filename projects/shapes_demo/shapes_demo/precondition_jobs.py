@@ -15,7 +15,8 @@ TEACHER_LONGER = 2.0
 STUDENT_LONGER = 1.5
 
 
-def _dir(work: str, name: str) -> str:
+def precondition_dir(work: str, name: str) -> str:
+    """Where the precondition run ``name`` (:func:`run_key`) trains."""
     return osp.join(work, 'preconditions', name)
 
 
@@ -37,7 +38,8 @@ def own_schedule_checkpoint(task: Task, budget: Budget, work: str,
     config = task.teacher if role == 'teacher' else task.student
     iters = stage_iters(budget, role, config)
     name = 'teacher.pth' if role == 'teacher' else f'iter_{iters}.pth'
-    return osp.join(_dir(work, run_key(task, role, iters, seed)), name)
+    return osp.join(
+        precondition_dir(work, run_key(task, role, iters, seed)), name)
 
 
 def cached_run(task: Task, role: str, config: str, iters: int, seed: int,
@@ -71,7 +73,8 @@ def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str,
         key = run_key(task, 'teacher', iters)
         jobs.append(Job(key, cached_run, dict(
             task=task, role='teacher', config=task.teacher, iters=iters,
-            seed=0, work_dir=_dir(work, key), data_root=data_root),
+            seed=0, work_dir=precondition_dir(work, key),
+            data_root=data_root),
             env, after=(pretrain, ) if pretrain else (),
             priority=2 * priority))
         keys[iters] = [key]
@@ -102,7 +105,8 @@ def student_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
             key = run_key(task, 'student', iters, seed)
             jobs.append(Job(key, cached_run, dict(
                 task=task, role='student', config=task.student,
-                iters=iters, seed=seed, work_dir=_dir(work, key),
+                iters=iters, seed=seed,
+                work_dir=precondition_dir(work, key),
                 data_root=data_root), env,
                 after=(pretrain, ) if pretrain else (),
                 priority=1 + priority))

@@ -8,7 +8,7 @@ import os.path as osp
 import shutil
 import time
 from dataclasses import asdict, dataclass
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 from mmengine.config import Config
@@ -262,20 +262,11 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
             runner.logger.info(f'{config}: {iters} iterations, not the '
                                f"config's {own_iters} (the demo's budget)")
         runner.train()
-        metric_obj, results = captured[-1]
-        parts = _part_metrics(task, metric_obj, results, compute,
-                              EVAL_PARTS)
         hub = runner.message_hub
-        if f'val/{task.metric}' in hub.log_scalars:
-            metric = float(hub.get_scalar(f'val/{task.metric}').current())
-            if task.metric == 'coco/bbox_mAP':
-                metric *= 100  # mmdet reports mAP in [0, 1]
-        else:
-            # mmdet's CocoMetric logs nothing when the model detected
-            # nothing (e.g. a diverged candidate): score it as COCO would
-            metric = _part_metrics(task, metric_obj, results, compute, 1)[0]
-        classes = (_class_ious(metric_obj, results) if task.name == 'seg'
-                   else None)
+        metric, parts, classes = _scores(
+            task, float(hub.get_scalar(f'val/{task.metric}').current())
+            if f'val/{task.metric}' in hub.log_scalars else None,
+            captured, compute)
     checkpoint = osp.join(work_dir, f'iter_{iters}.pth')
     student = osp.join(work_dir, f'iter_{iters}_student.pth')
     result = StageResult(task.name, role, seed, metric, split, parts,
@@ -287,6 +278,76 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
         shutil.copyfile(checkpoint, osp.join(work_dir, 'teacher.pth'))
     # the stage's logger is done: its log file is complete and its console
     # handler writes to console.log, closed above
+    close_logger(runner)
+    with open(osp.join(work_dir, 'result.json'), 'w') as f:
+        json.dump(asdict(result), f)
+    return result
+
+
+def _scores(task: Task, metric: Optional[float], captured: list, compute
+            ) -> Tuple[float, List[float], Optional[Dict[str, float]]]:
+    """The task's metric (percent; the evaluator's ``metric``, or scored
+    from the results as COCO would when mmdet's CocoMetric logged nothing
+    because nothing was detected), the metric on :data:`EVAL_PARTS` parts
+    of the split and, for segmentation, each class's IoU, from the last
+    evaluation ``captured`` (:func:`_captured_results`)."""
+    metric_obj, results = captured[-1]
+    parts = _part_metrics(task, metric_obj, results, compute, EVAL_PARTS)
+    if metric is None:
+        metric = _part_metrics(task, metric_obj, results, compute, 1)[0]
+    elif task.metric == 'coco/bbox_mAP':
+        metric = 100 * float(metric)  # mmdet reports mAP in [0, 1]
+    metric = float(metric)  # the test loop's are numpy scalars
+    classes = (_class_ious(metric_obj, results) if task.name == 'seg'
+               else None)
+    return metric, parts, classes
+
+
+def evaluate_checkpoint(task: Task, role: str, config: str,
+                        checkpoint: str, work_dir: str,
+                        split: str = 'test') -> StageResult:
+    """Score a trained stage's ``checkpoint`` of ``config`` on ``split``
+    without training (mmengine's test loop), as :func:`run_stage` scores a
+    stage it trained; ``iter_<n>.pth`` and, for a teacher, ``teacher.pth``
+    are copied into ``work_dir``.
+
+    Args:
+        task: The task.
+        role: ``'teacher'``, ``'student'`` or a variant name.
+        config: The config the checkpoint was trained with.
+        checkpoint: The trained checkpoint (``iter_<n>.pth``).
+        work_dir: The stage's work directory.
+        split: ``'val'`` or ``'test'``.
+    """
+    from mmkd.engine.runner_config import prepare_config
+    if split not in ('val', 'test'):
+        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    cfg = Config.fromfile(osp.join(CONFIGS, config))
+    if split == 'val':
+        cfg.test_dataloader = cfg.val_dataloader
+        cfg.test_evaluator = cfg.val_evaluator
+    os.makedirs(work_dir, exist_ok=True)
+    copy = osp.join(work_dir, osp.basename(checkpoint))
+    shutil.copyfile(checkpoint, copy)
+    cfg.load_from = copy
+    cfg.work_dir = work_dir
+    cfg.experiment_name = f'{task.name}_{role}_eval_{time.time_ns()}'
+    cfg.visualizer.name = cfg.experiment_name
+    prepare_config(cfg)
+    start = time.time()
+    with open(osp.join(work_dir, 'console.log'), 'w') as console, \
+            contextlib.redirect_stdout(console), \
+            contextlib.redirect_stderr(console), \
+            _captured_results(task) as (captured, compute):
+        runner = QuietRunner.from_cfg(cfg)
+        metrics = runner.test()
+        metric, parts, classes = _scores(task, metrics.get(task.metric),
+                                         captured, compute)
+    result = StageResult(task.name, role, 0, metric, split, parts,
+                         stage_setting(cfg), time.time() - start, work_dir,
+                         copy, None, None, classes)
+    if role == 'teacher':
+        shutil.copyfile(copy, osp.join(work_dir, 'teacher.pth'))
     close_logger(runner)
     with open(osp.join(work_dir, 'result.json'), 'w') as f:
         json.dump(asdict(result), f)

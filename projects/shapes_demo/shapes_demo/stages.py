@@ -13,8 +13,8 @@ from mmengine.config import Config
 
 from mmkd.testing.shapes import make_shapes_dataset
 
-from .stage_run import (StageResult, run_stage, scaled_schedule,
-                        setting_line)
+from .stage_run import (StageResult, evaluate_checkpoint, run_stage,
+                        scaled_schedule, setting_line)
 from .tasks import (CONFIGS, POOL_SEED, TASKS, Budget, Task, scenes_dir,
                     stage_iters)
 
@@ -97,6 +97,26 @@ def checkpoint_digests(cfg: Config, *paths: Optional[str]
     return digests
 
 
+def stage_stamp(task: Task, config: str, iters: int, data_root: str,
+                seed: int = 0, inputs: Optional[dict] = None) -> dict:
+    """What a cached stage was trained from (:func:`cached_stage`): the
+    config's text (less :data:`SELECTION_KEYS`), the iterations, the
+    generated data's record, the seed and ``inputs``."""
+    os.environ[task.data_env] = data_root  # the config reads it
+    with open(osp.join(osp.dirname(data_root), 'generated.json')) as f:
+        data = json.load(f)
+    cfg = Config.fromfile(osp.join(CONFIGS, config))
+    for key in SELECTION_KEYS:  # what the selection reads, not training
+        cfg.pop(key, None)
+    stamp = dict(config=cfg.pretty_text, iters=iters, data=data)
+    if seed:  # the stamps of seed 0 (teachers, pretraining) stay as they were
+        stamp['seed'] = seed
+    if inputs is not None:
+        # a JSON round trip: what is compared later is what was written
+        stamp['inputs'] = json.loads(json.dumps(inputs))
+    return stamp
+
+
 def cached_stage(task: Task, role: str, config: str, iters: int,
                  work_dir: str, data_root: str, split: str,
                  train: Optional[Callable[..., StageResult]] = None,
@@ -116,18 +136,7 @@ def cached_stage(task: Task, role: str, config: str, iters: int,
     Returns:
         tuple: The result and its console line.
     """
-    os.environ[task.data_env] = data_root  # the config reads it
-    with open(osp.join(osp.dirname(data_root), 'generated.json')) as f:
-        data = json.load(f)
-    cfg = Config.fromfile(osp.join(CONFIGS, config))
-    for key in SELECTION_KEYS:  # what the selection reads, not training
-        cfg.pop(key, None)
-    stamp = dict(config=cfg.pretty_text, iters=iters, data=data)
-    if seed:  # the stamps of seed 0 (teachers, pretraining) stay as they were
-        stamp['seed'] = seed
-    if inputs is not None:
-        # a JSON round trip: what is compared later is what was written
-        stamp['inputs'] = json.loads(json.dumps(inputs))
+    stamp = stage_stamp(task, config, iters, data_root, seed, inputs)
     stamp_file = osp.join(work_dir, 'stage.json')
 
     def line(result: StageResult, how: str) -> str:
@@ -153,10 +162,38 @@ def train_teacher(task: Task, budget: Budget, work: str, data_root: str
                   ) -> Tuple[StageResult, str]:
     """Train the task's teacher (seed 0, evaluated on the test split) in
     :func:`teacher_dir`, or reuse the one there (see :func:`cached_stage`).
-    """
-    return cached_stage(task, 'teacher', task.teacher,
-                         stage_iters(budget, 'teacher', task.teacher),
-                         teacher_dir(work, task), data_root, 'test')
+    With ``task.teacher_from_preconditions``, a teacher that
+    ``preconditions.py`` trained with the same stamp (its own schedule,
+    scored on val) is scored on test instead of trained again: the same
+    config, iterations, seed and data train the same weights."""
+    from .precondition_jobs import precondition_dir, run_key
+    iters = stage_iters(budget, 'teacher', task.teacher)
+    train = None
+    source = osp.join(precondition_dir(work, run_key(task, 'teacher', iters)),
+                      'stage.json')
+    if task.teacher_from_preconditions and osp.exists(source):
+        with open(source) as f:
+            trained = json.load(f)
+        if trained['stamp'] == stage_stamp(task, task.teacher, iters,
+                                           data_root):
+            train = functools.partial(
+                _score_trained, checkpoint=trained['result']['checkpoint'])
+
+    def scored_name(result: StageResult) -> str:
+        return f"{task.name} teacher (preconditions.py's, scored)"
+
+    return cached_stage(task, 'teacher', task.teacher, iters,
+                        teacher_dir(work, task), data_root, 'test',
+                        train=train, name=scored_name if train else None)
+
+
+def _score_trained(task: Task, role: str, config: str, iters: int,
+                   seed: int, work_dir: str, split: str,
+                   checkpoint: str) -> StageResult:
+    """A ``train`` of :func:`cached_stage` that scores ``checkpoint``, a
+    stage trained elsewhere with the same stamp, on ``split``."""
+    return evaluate_checkpoint(task, role, config, checkpoint, work_dir,
+                               split)
 
 
 def pretrain_backbone(task: Task, budget: Budget, work: str,

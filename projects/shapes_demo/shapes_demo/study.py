@@ -44,7 +44,8 @@ STUDY_TASKS = [
          pretrained_env='SHAPES_SEG_CLASSIFIER', pretrain_kind='classify',
          teacher_pretrain='study/seg/resnetv1c50_shapes_objects.py',
          teacher_pretrained_env='SHAPES_SEG_TEACHER_CLASSIFIER',
-         default_variants=('pixel', 'pair', 'holistic')),
+         default_variants=('pixel', 'pair', 'holistic'),
+         teacher_from_preconditions=True),
     Task('det', 'coco/bbox_mAP',
          'study/det/faster_rcnn_r50_fpn_shapes_teacher.py',
          'study/det/faster_rcnn_r18_fpn_shapes_student.py',
@@ -63,7 +64,8 @@ STUDY_TASKS = [
          default_variants=('imitation', 'full', 'gt'),
          scenes=dict(background_contrast=DET_BACKGROUND_CONTRAST,
                      size=DET_SCENE_SIZE),
-         pool_scenes=dict(background_contrast=DET_BACKGROUND_CONTRAST)),
+         pool_scenes=dict(background_contrast=DET_BACKGROUND_CONTRAST),
+         teacher_from_preconditions=True),
 ]
 
 STUDY_BUDGET = Budget(num_train=3000, num_val=200, num_test=1000,

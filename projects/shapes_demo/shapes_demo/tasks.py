@@ -51,6 +51,10 @@ class Task:
             from scratch).
         teacher_pretrained_env: Environment variable the teacher config
             reads that classifier's checkpoint from.
+        teacher_from_preconditions: Whether the report scores the teacher
+            that ``preconditions.py`` trained for its own schedule (on
+            test) when that run was trained exactly as the report's teacher
+            would be, instead of training it again.
     """
     name: str
     metric: str
@@ -67,6 +71,7 @@ class Task:
     teacher_pretrain: Optional[str] = None
     teacher_pretrained_env: Optional[str] = None
     pool_scenes: Optional[Dict[str, Any]] = None
+    teacher_from_preconditions: bool = False
 
     def scene_args(self, kind: str = 'data') -> Dict[str, Any]:
         """The generator's arguments of the task's scenes (``kind``
