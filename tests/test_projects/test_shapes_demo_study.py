@@ -229,13 +229,16 @@ def test_trained_models_of_the_study_and_of_the_default_run(tmp_path):
     default run's teacher is the report's; a missing one names the command
     that trains it."""
     from shapes_demo.tasks import BUDGETS
-    from shapes_demo.trained_models import trained_models
+    from shapes_demo.trained_models import MissingRun, trained_models
     work = str(tmp_path)
     quick = BUDGETS['quick']
-    with pytest.raises(SystemExit, match='run preconditions.py --tasks det '
-                       '--parts teachers .* --quick first'):
+    with pytest.raises(MissingRun) as missing:
         trained_models(work, 'det', True, quick)
     teacher = tmp_path / 'preconditions' / 'det_teacher_24it' / 'teacher.pth'
+    assert missing.value.path == str(teacher)
+    assert missing.value.command == (
+        f'preconditions.py --tasks det --parts teachers --work-dir {work} '
+        '--quick')
     teacher.parent.mkdir(parents=True)
     teacher.write_bytes(b'')
     models = trained_models(work, 'det', True, quick)
@@ -249,17 +252,22 @@ def test_trained_models_of_the_study_and_of_the_default_run(tmp_path):
                                           'iter_12.pth'),
         'SHAPES_DET_TEACHER_CLASSIFIER': osp.join(
             work, 'det_teacher_pretrain', 'iter_12.pth')}
-    with pytest.raises(SystemExit, match='--parts students'):
-        models.baseline_student(1001)
     student = (tmp_path / 'preconditions' / 'det_student_12it_seed1001' /
                'iter_12.pth')
+    with pytest.raises(MissingRun) as missing:
+        models.baseline_student(1001)
+    assert (missing.value.path, missing.value.command) == (
+        str(student),
+        f'preconditions.py --tasks det --parts students --work-dir {work}')
     student.parent.mkdir()
     student.write_bytes(b'')
     assert models.baseline_student(1001) == str(student)
 
-    with pytest.raises(SystemExit, match='run run_demo.py --tasks seg '):
-        trained_models(work, 'seg', False, BUDGETS['default'])
     teacher = tmp_path / 'seg_teacher' / 'teacher.pth'
+    with pytest.raises(MissingRun) as missing:
+        trained_models(work, 'seg', False, BUDGETS['default'])
+    assert missing.value.command == (
+        f'run_demo.py --tasks seg --work-dir {work}')
     teacher.parent.mkdir()
     teacher.write_bytes(b'')
     models = trained_models(work, 'seg', False, BUDGETS['default'])

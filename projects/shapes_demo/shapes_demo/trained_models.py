@@ -10,6 +10,21 @@ from .tasks import (BUDGETS, CONFIGS, TASKS, Budget, Task, scenes_dir,
                     stage_iters)
 
 
+class MissingRun(SystemExit):
+    """A trained model a diagnostic script needs is missing: the script
+    exits with a message naming the command that trains it.
+
+    Args:
+        path: The missing checkpoint.
+        command: What trains it (a demo command with its arguments).
+    """
+
+    def __init__(self, path: str, command: str) -> None:
+        super().__init__(f'{path} not found: run {command} first')
+        self.path = path
+        self.command = command
+
+
 @dataclass
 class TrainedModels:
     """Where a demo work dir keeps one task's trained models and data.
@@ -47,9 +62,9 @@ class TrainedModels:
         path = own_schedule_checkpoint(self.task, self.budget, self.work,
                                        'student', seed)
         if not osp.exists(path):
-            sys.exit(f'{path} not found: run preconditions.py --tasks '
-                     f'{self.task.name} --parts students --work-dir '
-                     f'{self.work} first')
+            raise MissingRun(path, f'preconditions.py --tasks '
+                             f'{self.task.name} --parts students '
+                             f'--work-dir {self.work}')
         return path
 
 
@@ -75,8 +90,8 @@ def trained_models(work: str, task_name: str, study: bool,
         teacher = osp.join(teacher_dir(work, task), 'teacher.pth')
         command = f'run_demo.py --tasks {task_name}'
     if not osp.exists(teacher):
-        sys.exit(f'{teacher} not found: run {command} --work-dir {work}'
-                 + (' --quick' if quick else '') + ' first')
+        raise MissingRun(teacher, f'{command} --work-dir {work}' +
+                         (' --quick' if quick else ''))
     data_root = osp.join(scenes_dir(work, task), task.name)
     env = {task.data_env: data_root, task.teacher_env: teacher}
     pretraining_jobs(task, budget, work, env)  # the backbones' checkpoints
