@@ -1,6 +1,7 @@
 """A student's stage is reused from its work dir only when it would train
 the same way from the same checkpoints; a distilled student trains with its
 baseline's learning-rate schedule."""
+import hashlib
 import json
 import os
 import os.path as osp
@@ -188,3 +189,24 @@ def test_report_scores_the_preconditions_teacher(tmp_path, monkeypatch):
     os.remove(osp.join(stages.teacher_dir(work, task), 'stage.json'))
     with pytest.raises(TrainedAgain):
         stages.train_teacher(task, budget, work, data_root)
+
+
+def test_checkpoint_digests_reach_a_students_config_file(tmp_path,
+                                                         monkeypatch):
+    """A study variant names its student's config file: the backbone
+    checkpoint that file reads counts too."""
+    from mmengine.config import Config
+
+    from shapes_demo.tasks import CONFIGS
+    task = STUDY_TASKS[1]
+    backbone, teacher = tmp_path / 'classifier.pth', tmp_path / 'teacher.pth'
+    backbone.write_bytes(b'classifier')
+    teacher.write_bytes(b'teacher')
+    monkeypatch.setenv(task.pretrained_env, str(backbone))
+    monkeypatch.setenv(task.teacher_env, str(teacher))
+    cfg = Config.fromfile(osp.join(CONFIGS, task.variants['imitation']))
+    assert isinstance(cfg.model.student, str)
+    digests = stages.checkpoint_digests(cfg, str(teacher), None)
+    assert digests == {
+        str(backbone): hashlib.sha256(b'classifier').hexdigest(),
+        str(teacher): hashlib.sha256(b'teacher').hexdigest()}

@@ -73,9 +73,11 @@ SELECTION_KEYS = ('lr_grid', 'distill_lr_scales', 'weight_grid',
 def checkpoint_digests(cfg: Config, *paths: Optional[str]
                        ) -> Dict[str, str]:
     """The SHA-256 of each checkpoint a stage starts from: every ``.pth``
-    file the config names (a pretrained backbone) and ``paths`` (a
-    teacher), by path. A stage whose inputs were trained again has other
-    digests, so it trains again too."""
+    file the config names (a pretrained backbone; also in the student's
+    config file when ``model.student`` names one, as the study's variants
+    do) and ``paths`` (a teacher), by path. A stage whose inputs were
+    trained again has other digests, so it trains again too."""
+    from mmkd.utils.model_loading import load_model_config
     found = []
 
     def walk(value) -> None:
@@ -89,6 +91,9 @@ def checkpoint_digests(cfg: Config, *paths: Optional[str]
             found.append(value)
 
     walk(cfg.to_dict())
+    student = cfg.model.get('student')
+    if isinstance(student, str):
+        walk(load_model_config(student, 'model.student').to_dict())
     digests = {}
     for path in found + [p for p in paths if p is not None]:
         if osp.isfile(path):
