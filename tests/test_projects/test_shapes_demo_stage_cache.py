@@ -210,3 +210,53 @@ def test_checkpoint_digests_reach_a_students_config_file(tmp_path,
     assert digests == {
         str(backbone): hashlib.sha256(b'classifier').hexdigest(),
         str(teacher): hashlib.sha256(b'teacher').hexdigest()}
+
+
+def test_an_interrupted_stage_resumes_from_its_newest_checkpoint(
+        tmp_path, monkeypatch):
+    """A stage stopped after 7 of 12 iterations (checkpoints every 4)
+    continues from iteration 4 when started again with the same stamp, and
+    starts afresh under another stamp."""
+    from mmengine.hooks import IterTimerHook
+
+    from mmkd.testing import make_shapes_dataset
+    from shapes_demo import stage_run
+    task = TASKS[0]
+    data_root = make_shapes_dataset(str(tmp_path / 'data'), 8, 4, 2)['seg']
+    monkeypatch.setattr(stage_run, 'RESUME_INTERVAL', 4)
+    work_dir = str(tmp_path / 'teacher')
+
+    class Interrupted(Exception):
+        pass
+
+    original = IterTimerHook.after_train_iter
+
+    def interrupt(self, runner, batch_idx, *args, **kwargs):
+        original(self, runner, batch_idx, *args, **kwargs)
+        if runner.iter + 1 == 7:
+            raise Interrupted
+
+    def teacher():
+        return stages.cached_stage(task, 'teacher', task.teacher, 12,
+                                   work_dir, data_root, 'val')
+
+    monkeypatch.setattr(IterTimerHook, 'after_train_iter', interrupt)
+    with pytest.raises(Interrupted):
+        teacher()
+    with open(osp.join(work_dir, 'last_checkpoint')) as f:
+        assert f.read().endswith('iter_4.pth')
+    monkeypatch.setattr(IterTimerHook, 'after_train_iter', original)
+    result, line = teacher()
+    assert line.endswith(', resumed)')
+    assert sorted(n for n in os.listdir(work_dir) if n.startswith('iter_')
+                  ) == ['iter_12.pth']  # the newest only
+    assert not osp.exists(osp.join(work_dir, 'stage.partial.json'))
+    logs = [osp.join(root, n) for root, _, names in os.walk(work_dir)
+            for n in names if n.endswith('.log') and n != 'console.log']
+    text = ''.join(open(p).read() for p in logs)
+    assert 'Advance dataloader 4 steps' in text  # mmengine's resume
+
+    # the same work dir under another stamp (more iterations) starts afresh
+    _, line = stages.cached_stage(task, 'teacher', task.teacher, 16,
+                                  work_dir, data_root, 'val')
+    assert not line.endswith(', resumed)')

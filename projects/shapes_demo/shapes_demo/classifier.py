@@ -140,7 +140,8 @@ def class_accuracy(model: ShapesObjectClassifier,
 
 
 def train_classifier(task, role: str, config: str, iters: int, seed: int,
-                     work_dir: str, split: str = 'val'):
+                     work_dir: str, split: str = 'val',
+                     resume: bool = False):
     """Train the object classifier of ``config`` in ``work_dir`` (the
     pool read from ``$SHAPES_POOL_DET``) and score it on the pool's
     ``split``: the :class:`StageResult` of a pretraining stage, its metric
@@ -156,6 +157,8 @@ def train_classifier(task, role: str, config: str, iters: int, seed: int,
         seed: Training seed.
         work_dir: The stage's work directory.
         split: The pool's split scored.
+        resume: Continue an interrupted run in ``work_dir``
+            (``stage_run.make_resumable``).
     """
     import contextlib
     import os
@@ -164,11 +167,12 @@ def train_classifier(task, role: str, config: str, iters: int, seed: int,
     from mmengine.config import Config
 
     from .stage_run import (QuietRunner, StageResult, close_logger,
-                            shorten_schedule)
+                            make_resumable, shorten_schedule)
     from .tasks import CONFIGS
     cfg = Config.fromfile(osp.join(CONFIGS, config))
     if iters != cfg.train_cfg.max_iters:
         shorten_schedule(cfg, iters)
+    make_resumable(cfg, iters, resume)
     cfg.work_dir = work_dir
     cfg.randomness = dict(seed=seed)
     cfg.experiment_name = f'{task.name}_{role}_seed{seed}_{time.time_ns()}'

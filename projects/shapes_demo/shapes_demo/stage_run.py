@@ -84,6 +84,26 @@ def shorten_schedule(cfg: Config, iters: int) -> None:
                                     for m in scheduler.milestones]
 
 
+#: Iterations between the checkpoints an interrupted stage resumes from
+#: (only the newest is kept; the last iteration's stays).
+RESUME_INTERVAL = 500
+
+
+def make_resumable(cfg: Config, iters: int, resume: bool) -> None:
+    """Save a checkpoint every :data:`RESUME_INTERVAL` iterations of an
+    ``iters``-iteration stage (keeping only the newest) and, with
+    ``resume``, continue from the newest one in the work dir (mmengine's
+    resume: weights, optimizer, schedulers; the data loader is advanced
+    past the batches already trained). What a stage computes is unchanged
+    by the checkpoints; a resumed stage draws other random numbers than an
+    uninterrupted one (e.g. the samplers of a detector's heads) from the
+    point it resumed."""
+    checkpoint = cfg.default_hooks.checkpoint
+    checkpoint.interval = min(iters, RESUME_INTERVAL)
+    checkpoint.max_keep_ckpts = 1
+    cfg.resume = resume
+
+
 def scaled_schedule(config: str, iters: int) -> List[dict]:
     """The learning-rate schedule (``param_scheduler``) of ``config``
     (relative to ``configs/``) scaled to ``iters`` iterations as
@@ -198,7 +218,8 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
               split: str = 'test', overrides: Optional[dict] = None,
               lr: Optional[float] = None,
               candidate: Optional[int] = None,
-              schedule_from: Optional[str] = None) -> StageResult:
+              schedule_from: Optional[str] = None,
+              resume: bool = False) -> StageResult:
     """Train one config in this process and evaluate it on ``split``.
 
     What the stage would print (warnings, pycocotools' tables) goes to
@@ -222,6 +243,8 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
             learning-rate schedule, scaled to ``iters``
             (:func:`scaled_schedule`), replaces this config's: a distilled
             student trains with its baseline's.
+        resume: Continue an interrupted run of the same stage in
+            ``work_dir`` (:func:`make_resumable`).
     """
     from mmkd.engine.runner_config import prepare_config
     if split not in ('val', 'test'):
@@ -236,6 +259,7 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
         shorten_schedule(cfg, iters)
     if schedule_from is not None:
         cfg.param_scheduler = scaled_schedule(schedule_from, iters)
+    make_resumable(cfg, iters, resume)
     if split == 'test':
         # the end-of-training evaluation runs on the test split
         cfg.val_dataloader = cfg.test_dataloader

@@ -133,10 +133,12 @@ def cached_stage(task: Task, role: str, config: str, iters: int,
     (default :func:`run_stage`; the same arguments), or reuse the run there
     when it was trained from the same config, iterations, seed, generated
     data and ``inputs`` (what else ``train`` is given; its ``stage.json``):
-    an interrupted command resumes where it stopped. ``metric`` names what
-    ``train`` scores (default: the task's metric); ``name`` gives the
-    stage's name in its console line from its result (default: the task,
-    the role and a seed other than 0).
+    an interrupted command resumes where it stopped, an interrupted stage
+    from its newest checkpoint when it was started with the same stamp
+    (``stage.partial.json``; ``train`` is given ``resume``). ``metric``
+    names what ``train`` scores (default: the task's metric); ``name``
+    gives the stage's name in its console line from its result (default:
+    the task, the role and a seed other than 0).
 
     Returns:
         tuple: The result and its console line.
@@ -156,11 +158,24 @@ def cached_stage(task: Task, role: str, config: str, iters: int,
         result = StageResult(**cached['result'])
         if cached['stamp'] == stamp and osp.exists(result.checkpoint):
             return result, line(result, 'trained earlier, reused')
+    partial = osp.join(work_dir, 'stage.partial.json')
+    resume = False
+    if osp.exists(partial):
+        with open(partial) as f:
+            resume = json.load(f) == stamp
+    if not resume and osp.exists(osp.join(work_dir, 'last_checkpoint')):
+        # another stage's checkpoints: never resumed from
+        os.remove(osp.join(work_dir, 'last_checkpoint'))
+    os.makedirs(work_dir, exist_ok=True)
+    with open(partial, 'w') as f:
+        json.dump(stamp, f)
     result = (train or run_stage)(task, role, config, iters, seed,
-                                  work_dir, split=split)
+                                  work_dir, split=split, resume=resume)
     with open(stamp_file, 'w') as f:
         json.dump(dict(stamp=stamp, result=asdict(result)), f)
-    return result, line(result, f'{result.seconds:.0f}s')
+    os.remove(partial)
+    how = f'{result.seconds:.0f}s' + (', resumed' if resume else '')
+    return result, line(result, how)
 
 
 def train_teacher(task: Task, budget: Budget, work: str, data_root: str
@@ -193,10 +208,11 @@ def train_teacher(task: Task, budget: Budget, work: str, data_root: str
 
 
 def _score_trained(task: Task, role: str, config: str, iters: int,
-                   seed: int, work_dir: str, split: str,
+                   seed: int, work_dir: str, split: str, resume: bool,
                    checkpoint: str) -> StageResult:
     """A ``train`` of :func:`cached_stage` that scores ``checkpoint``, a
-    stage trained elsewhere with the same stamp, on ``split``."""
+    stage trained elsewhere with the same stamp, on ``split`` (``resume``:
+    an interrupted scoring starts again)."""
     return evaluate_checkpoint(task, role, config, checkpoint, work_dir,
                                split)
 
