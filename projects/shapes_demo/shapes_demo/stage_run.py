@@ -297,13 +297,19 @@ def run_stage(task: Task, role: str, config: str, iters: int, seed: int,
                          setting, time.time() - start, work_dir, checkpoint,
                          student if osp.exists(student) else None,
                          candidate, classes)
-    if role == 'teacher':
-        # the path the distillation configs default to
-        shutil.copyfile(checkpoint, osp.join(work_dir, 'teacher.pth'))
-    # the stage's logger is done: its log file is complete and its console
-    # handler writes to console.log, closed above
+    return _finish(runner, result)
+
+
+def _finish(runner: Runner, result: StageResult) -> StageResult:
+    """End a stage: a teacher's checkpoint also as ``teacher.pth`` (the path
+    the distillation configs default to), the runner's logger closed (its
+    log file is complete; its console handler wrote to console.log, closed
+    by then), ``result.json`` written."""
+    if result.role == 'teacher':
+        shutil.copyfile(result.checkpoint,
+                        osp.join(result.work_dir, 'teacher.pth'))
     close_logger(runner)
-    with open(osp.join(work_dir, 'result.json'), 'w') as f:
+    with open(osp.join(result.work_dir, 'result.json'), 'w') as f:
         json.dump(asdict(result), f)
     return result
 
@@ -370,12 +376,7 @@ def evaluate_checkpoint(task: Task, role: str, config: str,
     result = StageResult(task.name, role, 0, metric, split, parts,
                          stage_setting(cfg), time.time() - start, work_dir,
                          copy, None, None, classes)
-    if role == 'teacher':
-        shutil.copyfile(copy, osp.join(work_dir, 'teacher.pth'))
-    close_logger(runner)
-    with open(osp.join(work_dir, 'result.json'), 'w') as f:
-        json.dump(asdict(result), f)
-    return result
+    return _finish(runner, result)
 
 
 def close_logger(runner: Runner) -> None:
