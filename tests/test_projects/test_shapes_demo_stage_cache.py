@@ -224,7 +224,7 @@ def test_an_interrupted_stage_resumes_from_its_newest_checkpoint(
     task = TASKS[0]
     data_root = make_shapes_dataset(str(tmp_path / 'data'), 8, 4, 2)['seg']
     monkeypatch.setattr(stage_run, 'RESUME_INTERVAL', 4)
-    work_dir = str(tmp_path / 'teacher')
+    work_dir = str(tmp_path / 'stage')
 
     class Interrupted(Exception):
         pass
@@ -236,17 +236,17 @@ def test_an_interrupted_stage_resumes_from_its_newest_checkpoint(
         if runner.iter + 1 == 7:
             raise Interrupted
 
-    def teacher():
-        return stages.cached_stage(task, 'teacher', task.teacher, 12,
-                                   work_dir, data_root, 'val')
+    def stage(iters=12):  # the student's pretraining: a small model
+        return stages.cached_stage(task, 'pretraining', task.pretrain,
+                                   iters, work_dir, data_root, 'val')
 
     monkeypatch.setattr(IterTimerHook, 'after_train_iter', interrupt)
     with pytest.raises(Interrupted):
-        teacher()
+        stage()
     with open(osp.join(work_dir, 'last_checkpoint')) as f:
         assert f.read().endswith('iter_4.pth')
     monkeypatch.setattr(IterTimerHook, 'after_train_iter', original)
-    result, line = teacher()
+    _, line = stage()
     assert line.endswith(', resumed)')
     assert sorted(n for n in os.listdir(work_dir) if n.startswith('iter_')
                   ) == ['iter_12.pth']  # the newest only
@@ -256,7 +256,10 @@ def test_an_interrupted_stage_resumes_from_its_newest_checkpoint(
     text = ''.join(open(p).read() for p in logs)
     assert 'Advance dataloader 4 steps' in text  # mmengine's resume
 
-    # the same work dir under another stamp (more iterations) starts afresh
-    _, line = stages.cached_stage(task, 'teacher', task.teacher, 16,
-                                  work_dir, data_root, 'val')
+    # the same work dir under another stamp (other iterations) starts
+    # afresh
+    os.remove(osp.join(work_dir, 'stage.json'))
+    with open(osp.join(work_dir, 'stage.partial.json'), 'w') as f:
+        f.write('{}')  # a stage interrupted under another stamp
+    _, line = stage(8)
     assert not line.endswith(', resumed)')
