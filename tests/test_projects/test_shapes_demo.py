@@ -126,8 +126,9 @@ def test_quick_selection_then_report_with_seed_base(tmp_path):
     """``select_settings.py`` trains the baseline's lr grid and a variant's
     weight grid with the selection seeds on val and writes the selection;
     ``run_demo.py --jobs 1 --seeds 2 --seed-base 7`` in the same work dir
-    reuses the teacher, repeats the students with seeds 7 and 8 on test
-    and puts the selection in its report."""
+    (the baseline and two variants: every variant's report is the quick
+    demo's test) reuses the teacher, repeats the students with seeds 7 and
+    8 on test and puts the selection in its report."""
     work = tmp_path / 'demo'
     proc = subprocess.run(
         [sys.executable, SELECT, '--quick', '--tasks', 'seg', '--jobs', '1',
@@ -162,21 +163,22 @@ def test_quick_selection_then_report_with_seed_base(tmp_path):
 
     proc = subprocess.run(
         [sys.executable, DEMO, '--quick', '--tasks', 'seg', '--jobs', '1',
-         '--seeds', '2', '--seed-base', '7', '--work-dir', str(work)],
+         '--seeds', '2', '--seed-base', '7', '--variants', 'pixel', 'pair',
+         '--work-dir', str(work)],
         cwd=REPO, capture_output=True, text=True, timeout=900)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    assert proc.stdout.count('[shapes demo') == 1 + 2 + 6 * 2
+    assert proc.stdout.count('[shapes demo') == 1 + 2 + 3 * 2
     # the pretraining stage and the teacher are reused
     assert proc.stdout.count('(trained earlier, reused)') == 2
     results = json.loads((work / 'report' / 'results.json').read_text())
     runs = {(r['role'], r['seed']) for r in results['runs']}
     assert runs == {('teacher', 0)} | {
         (role, seed) for seed in (7, 8)
-        for role in ('student', 'pixel', 'pair', 'holistic', 'all', 'cwd')}
+        for role in ('student', 'pixel', 'pair')}
     rows = results['rows']
     assert [(r['model'], r['seeds']) for r in rows] == [
-        ('teacher', [0])] + [(m, [7, 8]) for m in (
-            'student', 'pixel', 'pair', 'holistic', 'all', 'cwd')]
+        ('teacher', [0])] + [(m, [7, 8]) for m in ('student', 'pixel',
+                                                  'pair')]
     for row in rows[2:]:
         assert row['diff_seeds'] == [7, 8] and len(row['diffs']) == 2
     assert (work / 'seg_pixel_seed8' / 'iter_12_student.pth').is_file()
