@@ -55,15 +55,17 @@ step() { STEP="$1"; echo "[gpu wheels] $1"; }
 die() { echo "[gpu wheels] $*" >&2; fail; exit 1; }
 
 step "find Python 3.12"
+is312() { "$1" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null; }
 PY312=${PYTHON312:-}
 if [ -z "$PY312" ]; then
-  if command -v python3.12 >/dev/null; then
-    PY312=$(command -v python3.12)
-  else
-    PY312=$(ls -d "$HOME"/.pyenv/versions/3.12.*/bin/python 2>/dev/null | sort -V | tail -1)
-  fi
+  # a pyenv shim on PATH runs only where pyenv selects 3.12: try it, then
+  # pyenv's own 3.12 interpreters
+  for candidate in $(command -v python3.12) \
+      $(ls -d "$HOME"/.pyenv/versions/3.12.*/bin/python 2>/dev/null | sort -Vr); do
+    if is312 "$candidate"; then PY312=$candidate; break; fi
+  done
 fi
-[ -n "$PY312" ] && "$PY312" -c 'import sys; assert sys.version_info[:2] == (3, 12)' 2>/dev/null ||
+[ -n "$PY312" ] && is312 "$PY312" ||
   die "expected a CPython 3.12 (the GPU machine's Python; wheels are built for cp312), found: '${PY312:-none}'; set PYTHON312"
 
 step "find nvcc of CUDA $CUDA_VERSION"
