@@ -275,3 +275,32 @@ def test_trained_models_of_the_study_and_of_the_default_run(tmp_path):
     assert models.data_root == osp.join(work, 'data', 'seg')
     assert models.env['SHAPES_SEG_PRETRAINED'] == osp.join(
         work, 'seg_pretrain', 'iter_1500.pth')
+
+
+def test_pass_cost_is_the_median_after_warmup(monkeypatch):
+    """memory_format_costs.py's figure: the median CPU time of the passes
+    after the warm-up (a clock with known steps), each pass reaching the
+    parameters through its backward."""
+    import memory_format_costs
+
+    class Features(torch.nn.Module):
+
+        def __init__(self):
+            super().__init__()
+            self.conv = torch.nn.Conv2d(3, 2, 1)
+
+        def extract_feat(self, inputs):
+            out = self.conv(inputs)
+            return out, out[..., ::2, ::2]
+
+    # pass k takes k + 1 seconds: passes 1..5 after a warm-up of 2 take
+    # 3, 4, 5 seconds, median 4
+    ticks = iter([0, 1, 1, 3, 3, 6, 6, 10, 10, 15])
+    monkeypatch.setattr(memory_format_costs.time, 'process_time',
+                        lambda: next(ticks))
+    model = Features()
+    cost = memory_format_costs.pass_cost(model, torch.randn(2, 3, 4, 4),
+                                         iters=5, warmup=2)
+    assert cost == 4
+    assert model.conv.weight.grad is not None
+    assert model.conv.weight.grad.abs().sum() > 0
