@@ -11,7 +11,7 @@ _base_ = '../../det/faster_rcnn_r50_fpn_shapes_teacher.py'
 model = dict(backbone=dict(init_cfg=dict(
     _delete_=True, type='Pretrained', prefix='backbone.',
     checkpoint='{{$SHAPES_DET_TEACHER_CLASSIFIER:work_dirs/shapes_demo_study/det_teacher_pretrain/iter_2000.pth}}')))  # noqa
-max_iters = 4800
+max_iters = 9600
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [
     dict(type='LinearLR', start_factor=0.1, by_epoch=False, begin=0,
