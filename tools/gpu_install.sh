@@ -104,6 +104,15 @@ import mmcv, mmdet, mmengine, mmseg, torch
 from mmcv.ops import nms  # noqa: F401  (loads mmcv._ext)
 import mmkd  # noqa: F401
 from mmengine.config import Config
+try:  # every Runner logs its environment through it
+    from mmengine.utils.dl_utils import collect_env
+    collect_env()
+except ModuleNotFoundError as e:
+    sys.exit(f"[gpu install] mmengine's runner imports {e.name!r}, which this "
+             f'Python ({sys.version.split()[0]}) lacks: Python 3.12 has '
+             "distutils only through setuptools' shim. Expected setuptools "
+             'below 82 installed in this Python (torch 2.11.0 requires it); '
+             'install it or carry its wheel with the others.')
 target = os.path.realpath(sys.argv[1])
 for module in (mmcv, mmdet, mmengine, mmseg):
     # what was installed here is what is imported (not an image's copy)
