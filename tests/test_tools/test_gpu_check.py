@@ -108,21 +108,24 @@ def test_install_check_installs_the_wheels_and_writes_one_json_and_log(
 
 
 def test_install_check_stops_the_check_on_another_machine(tmp_path):
-    """Wheels prepared for another Python/torch/CUDA: the install check
-    names each difference, nothing is installed and no later check runs."""
+    """Wheels prepared for another Python/processor/torch/CUDA (none of
+    them this machine's, the lent GPU machine included, where this file
+    runs among the GPU check's CUDA tests): the install check names each
+    difference, nothing is installed and no later check runs."""
     wheels = _fake_wheels(tmp_path, dict(
-        PYTHON='3.12', ABI='cp312', MACHINE='x86_64', TORCH='2.11.0+cu130',
-        CUDA='13.0', ARCH='9.0'))
+        PYTHON='2.7', ABI='cp27', MACHINE='riscv64', TORCH='0.0.0+other',
+        CUDA='0.0', ARCH='9.0'))
     proc, record, log = _run_check(tmp_path, wheels, 'install,mmcv_ops')
     assert proc.returncode == 1
     assert [(c['name'], c['status']) for c in record['checks']] == [
         ('install', 'FAIL')]
     assert not record['passed']
-    if sys.version_info[:2] != (3, 12):
-        assert ('Python: prepared for 3.12, found %d.%d'
-                % sys.version_info[:2]) in log
-        assert 'Python ABI: prepared for cp312, found cp3' in log
-    assert 'torch: prepared for 2.11.0+cu130, found' in log
+    assert ('Python: prepared for 2.7, found %d.%d'
+            % sys.version_info[:2]) in log
+    assert 'Python ABI: prepared for cp27, found cp3' in log
+    assert 'processor: prepared for riscv64, found' in log
+    assert 'torch: prepared for 0.0.0+other, found' in log
+    assert "torch's CUDA: prepared for 0.0, found" in log
     assert 'stopped: install failed' in proc.stdout
     assert not (tmp_path / 'site').exists()
 
