@@ -17,6 +17,7 @@ crash (channels-last backward aborts the process in the det models with
 torch 2.13.0's CPU build) is reported as such and the others still run.
 """
 import argparse
+import importlib
 import os.path as osp
 import statistics
 import subprocess
@@ -60,7 +61,7 @@ def measure(index: int, channels_last: bool, args: argparse.Namespace
     task, _, config, (height, width) = MODELS[index]
     scope = 'mmseg' if task == 'seg' else 'mmdet'
     init_default_scope(scope)
-    registry = __import__(f'{scope}.registry', fromlist=['MODELS']).MODELS
+    registry = importlib.import_module(f'{scope}.registry').MODELS
     memory_format = (torch.channels_last if channels_last else
                      torch.contiguous_format)
     torch.manual_seed(0)
