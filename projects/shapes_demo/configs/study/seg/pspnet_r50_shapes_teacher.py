@@ -9,7 +9,7 @@ _base_ = '../../seg/pspnet_r50_shapes_teacher.py'
 model = dict(backbone=dict(init_cfg=dict(
     _delete_=True, type='Pretrained', prefix='backbone.',
     checkpoint='{{$SHAPES_SEG_TEACHER_CLASSIFIER:work_dirs/shapes_demo_study/seg_teacher_pretrain/iter_2000.pth}}')))  # noqa
-max_iters = 8000
+max_iters = 16000
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,
                         end=max_iters, by_epoch=False)]
