@@ -4,7 +4,7 @@ figures and what was decided from them).
 
     python projects/shapes_demo/preconditions.py
         [--parts geometry teachers students concentration] [--seeds 3]
-        [--own-schedules] [--jobs N] [--threads T]
+        [--own-schedules] [--pretrain-seed K] [--jobs N] [--threads T]
         [--work-dir work_dirs/shapes_demo_study] [--quick]
 
 - ``geometry``: on the detection scenes of the study, the share of each
@@ -25,7 +25,10 @@ figures and what was decided from them).
 
 ``--own-schedules`` trains every model for its own schedule only (not the
 longer runs that check the plateau): the concentration first, for a new
-kind of scene.
+kind of scene. ``--pretrain-seed`` trains the backbones' pretraining
+stages with another seed (default 0, the study's), in a work dir of its
+own: how much the baselines depend on the draw of their pretrained
+backbone, which the selection seeds share.
 
 Writes ``<work-dir>/report/preconditions.{md,json}``; every stage is cached
 in the work dir (an interrupted run resumes where it stopped).
@@ -58,6 +61,10 @@ def parse_args() -> argparse.Namespace:
                         choices=['seg', 'det'])
     parser.add_argument('--own-schedules', action='store_true',
                         help='no longer runs (the plateau checks)')
+    parser.add_argument('--pretrain-seed', type=int, default=0,
+                        help="the seed of the backbones' pretraining "
+                        "stages (default 0: the study's); another needs a "
+                        '--work-dir of its own')
     parser.add_argument('--jobs', type=int, default=None)
     parser.add_argument('--threads', type=int, default=None,
                         help='torch threads per job (default: the cores '
@@ -71,6 +78,13 @@ def parse_args() -> argparse.Namespace:
         parser.error(f'--seeds must be at least 1, got {args.seeds}')
     if args.threads is not None and args.threads < 1:
         parser.error(f'--threads must be at least 1, got {args.threads}')
+    if args.pretrain_seed and (osp.abspath(args.work_dir)
+                               == osp.abspath(STUDY_WORK_DIR)):
+        parser.error(
+            f'--pretrain-seed {args.pretrain_seed} trains other backbones '
+            f"than the study's in {STUDY_WORK_DIR}, whose later stages "
+            'start from its own: give it a --work-dir of its own, e.g. '
+            f'--work-dir {STUDY_WORK_DIR}_pretrain{args.pretrain_seed}')
     return args
 
 
@@ -132,11 +146,13 @@ def main() -> None:
     for task in tasks:
         if {'teachers', 'concentration'} & set(args.parts):
             task_jobs, keys[(task.name, 'teachers')] = teacher_jobs(
-                task, budget, work, data[task.name], longer)
+                task, budget, work, data[task.name], longer,
+                args.pretrain_seed)
             jobs += task_jobs
         if {'students', 'concentration'} & set(args.parts):
             task_jobs, keys[(task.name, 'students')] = student_jobs(
-                task, budget, seeds, work, data[task.name], longer)
+                task, budget, seeds, work, data[task.name], longer,
+                args.pretrain_seed)
             jobs += task_jobs
     progress.total += len(jobs)
     results = run_jobs(jobs, args.jobs or os.cpu_count() or 1, progress,

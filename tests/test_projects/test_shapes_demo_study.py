@@ -206,6 +206,53 @@ def test_precondition_jobs(tmp_path):
                                              'iter_12.pth')
 
 
+def test_pretrain_seed_reaches_the_pretraining_stages(tmp_path,
+                                                      monkeypatch):
+    """``pretrain_seed`` trains both backbones' pretraining stages with that
+    seed (their stamps hold it); the stages after them are unchanged."""
+    from shapes_demo import stages
+    from shapes_demo.precondition_jobs import student_jobs, teacher_jobs
+    from shapes_demo.tasks import BUDGETS
+    seg = STUDY_TASKS[0]
+    budget = BUDGETS['quick']
+    seen = []
+    monkeypatch.setenv('SHAPES_POOL_DET', 'unset')  # the stage sets it
+    monkeypatch.setattr(stages, 'make_shapes_dataset',
+                        lambda *a, **k: {'seg': '/pool/seg', 'det': 'p'})
+    monkeypatch.setattr(stages, 'cached_stage',
+                        lambda *a, **k: seen.append((a[1], k['seed'])))
+    for seed in (0, 7):
+        jobs = (teacher_jobs(seg, budget, str(tmp_path), '/data/seg',
+                             pretrain_seed=seed)[0]
+                + student_jobs(seg, budget, [1000], str(tmp_path),
+                               '/data/seg', pretrain_seed=seed)[0])
+        for job in jobs:
+            if job.fn is stages.pretrain_backbone:
+                job.fn(**job.kwargs)
+            else:
+                assert job.kwargs['seed'] in (0, 1000)
+    assert seen == [('teacher pretraining', 0), ('pretraining', 0),
+                    ('teacher pretraining', 7), ('pretraining', 7)]
+
+
+def test_pretrain_seed_needs_a_work_dir_of_its_own(monkeypatch, capsys):
+    """Another pretraining seed in the study's work dir would replace the
+    backbones its cached stages started from: refused, naming the option
+    to give."""
+    from mmkd.testing import load_tool_module
+    tool = load_tool_module('projects/shapes_demo/preconditions.py')
+    monkeypatch.setattr(sys, 'argv', ['preconditions.py',
+                                      '--pretrain-seed', '1'])
+    with pytest.raises(SystemExit):
+        tool.parse_args()
+    assert ('--work-dir work_dirs/shapes_demo_study_pretrain1'
+            in capsys.readouterr().err)
+    monkeypatch.setattr(sys, 'argv', [
+        'preconditions.py', '--pretrain-seed', '1', '--work-dir',
+        str(osp.join('work_dirs', 'shapes_demo_study_pretrain1'))])
+    assert tool.parse_args().pretrain_seed == 1
+
+
 @pytest.mark.parametrize('mode', ['report', 'select'])
 def test_the_study_shows_no_pretraining_stage(tmp_path, mode):
     """The report and the selection show the teacher and the students, not

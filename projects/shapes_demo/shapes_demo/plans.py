@@ -14,11 +14,12 @@ from .tasks import CONFIGS, Budget, Task, stage_iters
 
 
 def pretraining_jobs(task: Task, budget: Budget, work: str,
-                     env: Dict[str, str]
+                     env: Dict[str, str], seed: int = 0
                      ) -> Tuple[List[Job], Optional[str], Optional[str]]:
     """The jobs that pretrain the task's student's and teacher's backbones
-    (:func:`pretrain_backbone`; none where the task has no such stage).
-    ``env`` gains the variables their configs read the checkpoints from.
+    (:func:`pretrain_backbone`, with ``seed``; none where the task has no
+    such stage). ``env`` gains the variables their configs read the
+    checkpoints from.
 
     Returns:
         tuple: The jobs, and the keys of the student's and the teacher's
@@ -38,7 +39,7 @@ def pretraining_jobs(task: Task, budget: Budget, work: str,
         keys[whose] = osp.basename(pretrain_dir(work, task, whose))
         jobs.append(Job(keys[whose], pretrain_backbone,
                         dict(task=task, budget=budget, work=work,
-                             whose=whose), env,
+                             whose=whose, seed=seed), env,
                         priority=0 if whose == 'teacher' else 1))
     return jobs, keys['student'], keys['teacher']
 

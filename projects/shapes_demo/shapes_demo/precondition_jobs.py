@@ -52,19 +52,21 @@ def cached_run(task: Task, role: str, config: str, iters: int, seed: int,
 
 
 def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str,
-                 longer: bool = True
+                 longer: bool = True, pretrain_seed: int = 0
                  ) -> Tuple[List[Job], Dict[int, List[str]]]:
     """The pretraining of the teacher's backbone where the task has one
     (cached in the work dir, as the study's), then the teacher trained for
     its schedule and (``longer``) :data:`TEACHER_LONGER` times it (seed 0),
-    scored on val, in ``<work>/preconditions/<task>_teacher_<n>it``.
+    scored on val, in ``<work>/preconditions/<task>_teacher_<n>it``;
+    ``pretrain_seed`` is the pretraining stage's seed.
 
     Returns:
         tuple: The jobs, and iterations -> the keys of their runs.
     """
     env = {task.data_env: data_root}
     jobs, _, pretrain = pretraining_jobs(
-        dataclasses.replace(task, pretrain=None), budget, work, env)
+        dataclasses.replace(task, pretrain=None), budget, work, env,
+        pretrain_seed)
     own = stage_iters(budget, 'teacher', task.teacher)
     keys = {}
     # the longer runs last: the concentration needs only the first
@@ -82,12 +84,13 @@ def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str,
 
 
 def student_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
-                 data_root: str, longer: bool = True
+                 data_root: str, longer: bool = True, pretrain_seed: int = 0
                  ) -> Tuple[List[Job], Dict[int, List[str]]]:
     """The student's pretraining stage (cached in the work dir, as the
     study's), then the baseline student for its schedule and (``longer``)
     :data:`STUDENT_LONGER` times it with ``seeds``, scored on val, in
-    ``<work>/preconditions/<task>_student_<n>it_seed<k>``.
+    ``<work>/preconditions/<task>_student_<n>it_seed<k>``;
+    ``pretrain_seed`` is the pretraining stage's seed.
 
     Returns:
         tuple: The jobs, and iterations -> the keys of their runs in seed
@@ -95,7 +98,8 @@ def student_jobs(task: Task, budget: Budget, seeds: List[int], work: str,
     """
     env = {task.data_env: data_root}
     jobs, pretrain, _ = pretraining_jobs(
-        dataclasses.replace(task, teacher_pretrain=None), budget, work, env)
+        dataclasses.replace(task, teacher_pretrain=None), budget, work, env,
+        pretrain_seed)
     own = stage_iters(budget, 'student', task.student)
     keys = {}
     schedules = (own, int(own * STUDENT_LONGER)) if longer else (own, )

@@ -218,7 +218,8 @@ def _score_trained(task: Task, role: str, config: str, iters: int,
 
 
 def pretrain_backbone(task: Task, budget: Budget, work: str,
-                      whose: str = 'student') -> Tuple[StageResult, str]:
+                      whose: str = 'student',
+                      seed: int = 0) -> Tuple[StageResult, str]:
     """Pretrain the backbone of the student (``task.pretrain``, of kind
     ``task.pretrain_kind``) or of the teacher (``whose='teacher'``:
     ``task.teacher_pretrain``, an object classifier) on a separate
@@ -226,6 +227,8 @@ def pretrain_backbone(task: Task, budget: Budget, work: str,
     run in :func:`pretrain_dir` is reused while its config, iterations and
     pool are unchanged. The student's (teacher's) config reads the
     checkpoint from ``task.pretrained_env`` (``task.teacher_pretrained_env``).
+    ``seed`` is the training seed of the stage (its initialisation and the
+    order of its batches).
     """
     pools = make_shapes_dataset(scenes_dir(work, task, 'pool'),
                                 budget.num_pool, 50, 0, seed=POOL_SEED,
@@ -240,7 +243,7 @@ def pretrain_backbone(task: Task, budget: Budget, work: str,
     return cached_stage(task, role, config,
                         stage_iters(budget, 'pretraining', config),
                         pretrain_dir(work, task, whose), pools[task.name],
-                        'val', train, metric=metric)
+                        'val', train, seed=seed, metric=metric)
 
 
 def train_student(task: Task, role: str, config: str, iters: int,
