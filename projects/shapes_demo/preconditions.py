@@ -78,13 +78,6 @@ def parse_args() -> argparse.Namespace:
         parser.error(f'--seeds must be at least 1, got {args.seeds}')
     if args.threads is not None and args.threads < 1:
         parser.error(f'--threads must be at least 1, got {args.threads}')
-    if args.pretrain_seed and (osp.abspath(args.work_dir)
-                               == osp.abspath(STUDY_WORK_DIR)):
-        parser.error(
-            f'--pretrain-seed {args.pretrain_seed} trains other backbones '
-            f"than the study's in {STUDY_WORK_DIR}, whose later stages "
-            'start from its own: give it a --work-dir of its own, e.g. '
-            f'--work-dir {STUDY_WORK_DIR}_pretrain{args.pretrain_seed}')
     return args
 
 
@@ -132,13 +125,16 @@ def geometry(task: Task, data_root: str, scenes: int = 200) -> List[dict]:
 def main() -> None:
     args = parse_args()
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
-    from shapes_demo.precondition_jobs import (concentration_rows,
+    from shapes_demo.precondition_jobs import (check_pretrain_seed,
+                                               concentration_rows,
                                                student_jobs, teacher_jobs)
     from shapes_demo.scheduler import run_jobs
     from shapes_demo.stages import prepare_run
     budget: Budget = BUDGETS['quick'] if args.quick else STUDY_BUDGET
     work = osp.abspath(args.work_dir)
     tasks = [t for t in STUDY_TASKS if t.name in args.tasks]
+    for task in tasks:
+        check_pretrain_seed(task, work, args.pretrain_seed)
     seeds = selection_seeds(args.seeds)
     jobs, keys = [], {}
     progress, data = prepare_run(work, budget, 1, tasks)

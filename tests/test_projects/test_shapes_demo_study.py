@@ -235,22 +235,31 @@ def test_pretrain_seed_reaches_the_pretraining_stages(tmp_path,
                     ('teacher pretraining', 7), ('pretraining', 7)]
 
 
-def test_pretrain_seed_needs_a_work_dir_of_its_own(monkeypatch, capsys):
-    """Another pretraining seed in the study's work dir would replace the
-    backbones its cached stages started from: refused, naming the option
-    to give."""
-    from mmkd.testing import load_tool_module
-    tool = load_tool_module('projects/shapes_demo/preconditions.py')
-    monkeypatch.setattr(sys, 'argv', ['preconditions.py',
-                                      '--pretrain-seed', '1'])
+def test_pretrain_seed_needs_a_work_dir_of_its_own(tmp_path):
+    """Another pretraining seed in a work dir whose pretraining stage has
+    one would replace the backbone its cached runs started from: refused,
+    naming the stage and the option to give; the same seed, or no stage
+    yet, goes on."""
+    import json
+
+    from shapes_demo.precondition_jobs import check_pretrain_seed
+    seg = STUDY_TASKS[0]
+    work = str(tmp_path / 'study')
+    check_pretrain_seed(seg, work, 3)  # nothing there yet
+    stage = tmp_path / 'study' / 'seg_teacher_pretrain'
+    stage.mkdir(parents=True)
+    (stage / 'stage.json').write_text(json.dumps(dict(stamp=dict(iters=12))))
+    check_pretrain_seed(seg, work, 0)
+    with pytest.raises(SystemExit) as error:
+        check_pretrain_seed(seg, work, 1)
+    assert str(error.value).endswith(
+        f'--work-dir of its own, e.g. {work}_pretrain1')
+    assert str(stage / 'stage.json') in str(error.value)
+    (stage / 'stage.json').write_text(
+        json.dumps(dict(stamp=dict(iters=12, seed=1))))
+    check_pretrain_seed(seg, work, 1)
     with pytest.raises(SystemExit):
-        tool.parse_args()
-    assert ('--work-dir work_dirs/shapes_demo_study_pretrain1'
-            in capsys.readouterr().err)
-    monkeypatch.setattr(sys, 'argv', [
-        'preconditions.py', '--pretrain-seed', '1', '--work-dir',
-        str(osp.join('work_dirs', 'shapes_demo_study_pretrain1'))])
-    assert tool.parse_args().pretrain_seed == 1
+        check_pretrain_seed(seg, work, 0)
 
 
 @pytest.mark.parametrize('mode', ['report', 'select'])

@@ -1,12 +1,13 @@
 """The stages and measurements of ``preconditions.py``."""
 import dataclasses
+import json
 import os.path as osp
 from typing import Dict, List, Tuple
 
 from .scheduler import Job
 from .stage_run import StageResult
 from .plans import pretraining_jobs
-from .stages import cached_stage
+from .stages import cached_stage, pretrain_dir
 from .tasks import Budget, Task, stage_iters
 
 #: The teachers train for their schedule and this multiple of it.
@@ -40,6 +41,29 @@ def own_schedule_checkpoint(task: Task, budget: Budget, work: str,
     name = 'teacher.pth' if role == 'teacher' else f'iter_{iters}.pth'
     return osp.join(
         precondition_dir(work, run_key(task, role, iters, seed)), name)
+
+
+def check_pretrain_seed(task: Task, work: str, seed: int) -> None:
+    """Refuse to pretrain ``task``'s backbones with ``seed`` in ``work``
+    when a pretraining stage of another seed is there: the precondition
+    runs cached in ``work`` started from it, and their stamps do not hold
+    the backbone they started from.
+
+    Raises:
+        SystemExit: Naming the stage found and the option to give.
+    """
+    for whose in ('student', 'teacher'):
+        stamp_file = osp.join(pretrain_dir(work, task, whose), 'stage.json')
+        if not osp.exists(stamp_file):
+            continue
+        with open(stamp_file) as f:
+            found = json.load(f)['stamp'].get('seed', 0)
+        if found != seed:
+            raise SystemExit(
+                f'--pretrain-seed {seed}: {stamp_file} is the pretraining '
+                f'stage of seed {found}, which the runs cached in {work} '
+                'started from; give this seed a --work-dir of its own, e.g. '
+                f'{osp.normpath(work)}_pretrain{seed}')
 
 
 def cached_run(task: Task, role: str, config: str, iters: int, seed: int,
