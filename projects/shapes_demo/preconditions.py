@@ -11,7 +11,9 @@ figures and what was decided from them).
   FPN level's locations that FGFI's region I (ψ 0.5, the student's anchors)
   and the boxes (G) cover, from the generated boxes alone (no model).
 - ``teachers``: each teacher trained for its config's schedule and for
-  twice it (seed 0), scored on val: has it reached its plateau?
+  twice it (seed 0), scored on val: has it reached its plateau? And scored
+  on the training scenes (without augmentation): its train-against-val
+  gap.
 - ``students``: the object-classifier pretraining of each student's
   backbone, then the baseline student for its study config's schedule and
   for 1.5 times it, with the selection seeds, scored on val: has it
@@ -45,7 +47,8 @@ sys.path.insert(0, osp.dirname(osp.abspath(__file__)))
 from shapes_demo.protocol import selection_seeds  # noqa: E402
 from shapes_demo.study import STUDY_BUDGET, STUDY_TASKS, STUDY_WORK_DIR  # noqa
 from shapes_demo.tables import (convergence_rows,  # noqa: E402
-                                convergence_table)
+                                convergence_table, train_gap_rows,
+                                train_gap_table)
 from shapes_demo.tasks import BUDGETS, Budget, Task  # noqa: E402
 
 PARTS = ('geometry', 'teachers', 'students', 'concentration')
@@ -127,7 +130,8 @@ def main() -> None:
     import mmkd  # noqa: F401  (registries, safe checkpoint loading)
     from shapes_demo.precondition_jobs import (check_pretrain_seed,
                                                concentration_rows,
-                                               student_jobs, teacher_jobs)
+                                               student_jobs, teacher_jobs,
+                                               train_scenes_key)
     from shapes_demo.scheduler import run_jobs
     from shapes_demo.stages import prepare_run
     budget: Budget = BUDGETS['quick'] if args.quick else STUDY_BUDGET
@@ -166,6 +170,14 @@ def main() -> None:
             out[task.name][part] = rows
             text.append(f'{task.name} {part}: val {task.metric}\n\n' +
                         convergence_table(rows))
+            if part == 'teachers':
+                rows = train_gap_rows(
+                    {iters: run[0] for iters, run in runs.items()},
+                    {iters: results[train_scenes_key(k[0])]
+                     for iters, k in keys[(task.name, part)].items()})
+                out[task.name]['teachers_train_gap'] = rows
+                text.append(f'{task.name} teachers: training scenes against '
+                            f'val, {task.metric}\n\n' + train_gap_table(rows))
         if task.name == 'det' and 'geometry' in args.parts:
             rows = geometry(task, data[task.name])
             out[task.name]['geometry'] = rows

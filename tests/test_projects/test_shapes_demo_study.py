@@ -174,23 +174,29 @@ def test_object_crops_and_accuracy(tmp_path):
 
 def test_precondition_jobs(tmp_path):
     """The teachers after their backbone's pretraining, at their schedule
-    and twice it; the students after theirs, at their schedule and 1.5
-    times it, per seed."""
+    and twice it, each scored on the training scenes after it; the students
+    after theirs, at their schedule and 1.5 times it, per seed."""
     from shapes_demo.precondition_jobs import student_jobs, teacher_jobs
     from shapes_demo.tasks import BUDGETS
     seg = STUDY_TASKS[0]
     budget = BUDGETS['quick']
     jobs, keys = teacher_jobs(seg, budget, str(tmp_path), '/data/seg')
     assert keys == {24: ['seg_teacher_24it'], 48: ['seg_teacher_48it']}
-    assert [j.key for j in jobs] == ['seg_teacher_pretrain',
-                                     'seg_teacher_24it', 'seg_teacher_48it']
+    assert [j.key for j in jobs] == [
+        'seg_teacher_pretrain', 'seg_teacher_24it',
+        'seg_teacher_24it_train_scenes', 'seg_teacher_48it',
+        'seg_teacher_48it_train_scenes']
     assert jobs[0].kwargs['whose'] == 'teacher'
-    assert [j.kwargs['iters'] for j in jobs[1:]] == [24, 48]
+    assert [j.kwargs['iters'] for j in jobs[1:]] == [24, 24, 48, 48]
     for job in jobs[1:]:
         assert job.kwargs['data_root'] == '/data/seg'
-        assert job.after == ('seg_teacher_pretrain', )
         assert job.env['SHAPES_SEG_TEACHER_CLASSIFIER'] == osp.join(
             str(tmp_path), 'seg_teacher_pretrain', 'iter_12.pth')
+    for run, scoring in (jobs[1:3], jobs[3:5]):
+        assert run.after == ('seg_teacher_pretrain', )
+        assert scoring.after == (run.key, )
+        assert scoring.kwargs['run_dir'] == run.kwargs['work_dir']
+        assert scoring.kwargs['work_dir'] != run.kwargs['work_dir']
     jobs, keys = student_jobs(seg, budget, [1000, 1001], str(tmp_path),
                               '/data/seg')
     assert keys == {12: ['seg_student_12it_seed1000',
@@ -230,7 +236,7 @@ def test_pretrain_seed_reaches_the_pretraining_stages(tmp_path,
             if job.fn is stages.pretrain_backbone:
                 job.fn(**job.kwargs)
             else:
-                assert job.kwargs['seed'] in (0, 1000)
+                assert job.kwargs.get('seed', 0) in (0, 1000)
     assert seen == [('teacher pretraining', 0), ('pretraining', 0),
                     ('teacher pretraining', 7), ('pretraining', 7)]
 
@@ -360,3 +366,68 @@ def test_pass_cost_is_the_median_after_warmup(monkeypatch):
     assert cost == 4
     assert model.conv.weight.grad is not None
     assert model.conv.weight.grad.abs().sum() > 0
+
+
+@pytest.mark.parametrize('task', STUDY_TASKS, ids=lambda t: t.name)
+def test_training_scenes_read_with_the_val_pipeline(tmp_path, monkeypatch,
+                                                    task):
+    """What the train-against-val gap is scored on: every training scene
+    of the generated layout, through the val loader's pipeline (no
+    augmentation), with an evaluator of the training split."""
+    from mmengine.registry import DATASETS, init_default_scope
+
+    from shapes_demo.tasks import train_scenes_scoring
+    roots = make_shapes_dataset(str(tmp_path), 6, 2, 2, **task.scenes)
+    monkeypatch.setenv(task.data_env, roots[task.name])  # the config reads it
+    cfg = Config.fromfile(osp.join(CONFIGS, task.teacher))
+    loader, evaluator = train_scenes_scoring(cfg)
+    assert loader.dataset.pipeline == cfg.val_dataloader.dataset.pipeline
+    init_default_scope('mmdet' if task.name == 'det' else 'mmseg')
+    dataset = DATASETS.build(loader.dataset)
+    assert len(dataset) == 6
+    assert all(f'{osp.sep}train{osp.sep}' in dataset[i]['data_samples']
+               .img_path for i in range(6))
+    if task.name == 'det':
+        assert evaluator.ann_file == osp.join(roots['det'], 'train.json')
+    assert cfg.val_dataloader.dataset.data_prefix != loader.dataset.data_prefix
+
+
+def test_teacher_scored_on_training_scenes_once(tmp_path, monkeypatch):
+    """The teacher run's checkpoint (as its stage.json names it) is scored
+    on the 'train' split in a folder of its own, and the score is reused
+    while the checkpoint's bytes are the same."""
+    import json
+    import os
+
+    from shapes_demo import precondition_jobs
+    from shapes_demo.stage_run import StageResult
+    seg = STUDY_TASKS[0]
+    run_dir, work_dir = tmp_path / 'run', tmp_path / 'scored'
+    run_dir.mkdir()
+    checkpoint = run_dir / 'teacher.pth'
+    checkpoint.write_bytes(b'weights')
+    (run_dir / 'stage.json').write_text(
+        json.dumps(dict(result=dict(checkpoint=str(checkpoint)))))
+    calls = []
+
+    def evaluate(task, role, config, path, out, split):
+        calls.append((path, split))
+        copy = osp.join(out, 'teacher.pth')
+        os.makedirs(out, exist_ok=True)
+        open(copy, 'wb').close()
+        return StageResult('seg', role, 0, 80.0, split, [80.0] * 4, {},
+                           1.0, out, copy, None, None, None)
+
+    monkeypatch.setattr(precondition_jobs, 'evaluate_checkpoint', evaluate)
+    data_root = make_shapes_dataset(str(tmp_path / 'data'), 2, 2, 2,
+                                    **seg.scenes)['seg']
+    args = dict(task=seg, config=seg.teacher, iters=24, run_dir=str(run_dir),
+                work_dir=str(work_dir), data_root=data_root)
+    result, line = precondition_jobs.scored_on_train_scenes(**args)
+    assert calls == [(str(checkpoint), 'train')]
+    assert result.split == 'train' and line.startswith('seg teacher: train')
+    precondition_jobs.scored_on_train_scenes(**args)
+    assert len(calls) == 1  # reused
+    checkpoint.write_bytes(b'other weights')
+    precondition_jobs.scored_on_train_scenes(**args)
+    assert len(calls) == 2

@@ -1,11 +1,12 @@
 """The stages and measurements of ``preconditions.py``."""
 import dataclasses
+import hashlib
 import json
 import os.path as osp
 from typing import Dict, List, Tuple
 
 from .scheduler import Job
-from .stage_run import StageResult
+from .stage_run import StageResult, evaluate_checkpoint
 from .plans import pretraining_jobs
 from .stages import cached_stage, pretrain_dir
 from .tasks import Budget, Task, stage_iters
@@ -75,13 +76,39 @@ def cached_run(task: Task, role: str, config: str, iters: int, seed: int,
                         'val', seed=seed)
 
 
+def train_scenes_key(key: str) -> str:
+    """The key of the job scoring the run ``key`` on the training scenes."""
+    return f'{key}_train_scenes'
+
+
+def scored_on_train_scenes(task: Task, config: str, iters: int,
+                           run_dir: str, work_dir: str, data_root: str
+                           ) -> Tuple[StageResult, str]:
+    """The teacher trained in ``run_dir`` (the checkpoint its
+    ``stage.json`` names) scored on the training scenes without
+    augmentation (``evaluate_checkpoint``'s ``'train'`` split), in
+    ``work_dir``: reused while that checkpoint is the same."""
+    with open(osp.join(run_dir, 'stage.json')) as f:
+        checkpoint = json.load(f)['result']['checkpoint']
+    with open(checkpoint, 'rb') as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
+
+    def score(task, role, config, iters, seed, work_dir, split, resume):
+        return evaluate_checkpoint(task, role, config, checkpoint, work_dir,
+                                   split)
+    return cached_stage(task, 'teacher', config, iters, work_dir, data_root,
+                        'train', score, inputs=dict(checkpoint=digest))
+
+
 def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str,
                  longer: bool = True, pretrain_seed: int = 0
                  ) -> Tuple[List[Job], Dict[int, List[str]]]:
     """The pretraining of the teacher's backbone where the task has one
     (cached in the work dir, as the study's), then the teacher trained for
     its schedule and (``longer``) :data:`TEACHER_LONGER` times it (seed 0),
-    scored on val, in ``<work>/preconditions/<task>_teacher_<n>it``;
+    scored on val, in ``<work>/preconditions/<task>_teacher_<n>it``, and on
+    the training scenes after it (:func:`scored_on_train_scenes`, key
+    :func:`train_scenes_key`): its train-against-val gap;
     ``pretrain_seed`` is the pretraining stage's seed.
 
     Returns:
@@ -102,6 +129,12 @@ def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str,
             seed=0, work_dir=precondition_dir(work, key),
             data_root=data_root),
             env, after=(pretrain, ) if pretrain else (),
+            priority=2 * priority))
+        jobs.append(Job(train_scenes_key(key), scored_on_train_scenes, dict(
+            task=task, config=task.teacher, iters=iters,
+            run_dir=precondition_dir(work, key),
+            work_dir=precondition_dir(work, train_scenes_key(key)),
+            data_root=data_root), env, after=(key, ),
             priority=2 * priority))
         keys[iters] = [key]
     return jobs, keys

@@ -14,7 +14,7 @@ import numpy as np
 from mmengine.config import Config
 from mmengine.runner import Runner
 
-from .tasks import CONFIGS, Task
+from .tasks import CONFIGS, Task, train_scenes_scoring
 
 
 @dataclass
@@ -347,15 +347,19 @@ def evaluate_checkpoint(task: Task, role: str, config: str,
         config: The config the checkpoint was trained with.
         checkpoint: The trained checkpoint (``iter_<n>.pth``).
         work_dir: The stage's work directory.
-        split: ``'val'`` or ``'test'``.
+        split: ``'val'``, ``'test'`` or ``'train'`` (the training scenes
+            without augmentation, :func:`train_scenes_scoring`).
     """
     from mmkd.engine.runner_config import prepare_config
-    if split not in ('val', 'test'):
-        raise ValueError(f"split must be 'val' or 'test', got {split!r}")
+    if split not in ('train', 'val', 'test'):
+        raise ValueError(
+            f"split must be 'train', 'val' or 'test', got {split!r}")
     cfg = Config.fromfile(osp.join(CONFIGS, config))
     if split == 'val':
         cfg.test_dataloader = cfg.val_dataloader
         cfg.test_evaluator = cfg.val_evaluator
+    elif split == 'train':
+        cfg.test_dataloader, cfg.test_evaluator = train_scenes_scoring(cfg)
     os.makedirs(work_dir, exist_ok=True)
     copy = osp.join(work_dir, osp.basename(checkpoint))
     shutil.copyfile(checkpoint, copy)

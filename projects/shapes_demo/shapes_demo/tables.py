@@ -311,3 +311,40 @@ def convergence_table(rows: Sequence[dict]) -> str:
             f"{_pm(r.get('diff_mean'), r.get('diff_std'), sign=True)} | "
             f"{_noise(r)} | {r.get('verdict', '')} | {r['seconds']:.0f} |")
     return '\n'.join(lines)
+
+
+def train_gap_rows(val_runs: Dict[int, object], train_runs: Dict[int, object]
+                   ) -> List[dict]:
+    """A model's train-against-val gap per schedule.
+
+    Args:
+        val_runs: Schedule length -> its :class:`StageResult` on val.
+        train_runs: The same schedules' scores on the training scenes
+            (those that exist).
+
+    Returns:
+        list[dict]: Per schedule with both scores ``iters``, ``train``,
+        ``val``, ``gap`` (train minus val) and ``noise`` (the evaluation
+        noise of that difference of two independent splits, from each
+        split's parts).
+    """
+    rows = []
+    for iters, val in val_runs.items():
+        train = train_runs.get(iters)
+        if train is None:
+            continue
+        rows.append(dict(
+            iters=iters, train=train.metric, val=val.metric,
+            gap=train.metric - val.metric,
+            noise=float(np.hypot(part_noise(train.parts),
+                                 part_noise(val.parts)))))
+    return rows
+
+
+def train_gap_table(rows: Sequence[dict]) -> str:
+    """The markdown table of :func:`train_gap_rows`."""
+    lines = ['| iterations | training scenes | val | gap | eval noise |',
+             '|---|---|---|---|---|']
+    lines += [f"| {r['iters']} | {r['train']:.2f} | {r['val']:.2f} | "
+              f"{r['gap']:+.2f} | ± {r['noise']:.2f} |" for r in rows]
+    return '\n'.join(lines)

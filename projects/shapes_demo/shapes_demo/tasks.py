@@ -1,5 +1,6 @@
 """The demo's tasks (teacher, student, distilled variants, scenes) and
 budgets (data sizes, iterations)."""
+import copy
 import dataclasses
 import functools
 import os.path as osp
@@ -160,6 +161,25 @@ BUDGETS = {
 
 
 @functools.lru_cache(maxsize=None)
+def train_scenes_scoring(cfg: Config) -> Tuple[Any, Any]:
+    """``cfg``'s val loader and evaluator, reading the training scenes
+    instead (the layout :func:`mmkd.testing.make_shapes_dataset` writes:
+    seg ``img_dir/train`` and ``ann_dir/train``, det ``train/`` and
+    ``train.json``) with the val pipeline, so without augmentation: what a
+    model's train-against-val gap is measured on."""
+    loader = copy.deepcopy(cfg.val_dataloader)
+    evaluator = copy.deepcopy(cfg.val_evaluator)
+    dataset = loader.dataset
+    if 'ann_file' in dataset:  # COCO: one annotation file per split
+        dataset.ann_file = 'train.json'
+        dataset.data_prefix = dict(img='train/')
+        evaluator.ann_file = osp.join(dataset.data_root, 'train.json')
+    else:
+        dataset.data_prefix = dict(img_path='img_dir/train',
+                                   seg_map_path='ann_dir/train')
+    return loader, evaluator
+
+
 def config_iters(config: str) -> int:
     """The training iterations of a config (relative to ``configs/``)."""
     return Config.fromfile(osp.join(CONFIGS, config)).train_cfg.max_iters
