@@ -1,6 +1,5 @@
 """The stages and measurements of ``preconditions.py``."""
 import dataclasses
-import hashlib
 import json
 import os.path as osp
 from typing import Dict, List, Tuple
@@ -8,7 +7,7 @@ from typing import Dict, List, Tuple
 from .scheduler import Job
 from .stage_run import StageResult, evaluate_checkpoint
 from .plans import pretraining_jobs
-from .stages import cached_stage, pretrain_dir
+from .stages import cached_stage, file_digest, pretrain_dir
 from .tasks import Budget, Task, stage_iters
 
 #: The teachers train for their schedule and this multiple of it.
@@ -90,14 +89,13 @@ def scored_on_train_scenes(task: Task, config: str, iters: int,
     ``work_dir``: reused while that checkpoint is the same."""
     with open(osp.join(run_dir, 'stage.json')) as f:
         checkpoint = json.load(f)['result']['checkpoint']
-    with open(checkpoint, 'rb') as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
 
     def score(task, role, config, iters, seed, work_dir, split, resume):
         return evaluate_checkpoint(task, role, config, checkpoint, work_dir,
                                    split)
     return cached_stage(task, 'teacher', config, iters, work_dir, data_root,
-                        'train', score, inputs=dict(checkpoint=digest))
+                        'train', score,
+                        inputs=dict(checkpoint=file_digest(checkpoint)))
 
 
 def teacher_jobs(task: Task, budget: Budget, work: str, data_root: str,

@@ -70,6 +70,12 @@ SELECTION_KEYS = ('lr_grid', 'distill_lr_scales', 'weight_grid',
                   'paper_loss_weights')
 
 
+def file_digest(path: str) -> str:
+    """The SHA-256 of the file ``path`` (hex)."""
+    with open(path, 'rb') as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
 def checkpoint_digests(cfg: Config, *paths: Optional[str]
                        ) -> Dict[str, str]:
     """The SHA-256 of each checkpoint a stage starts from: every ``.pth``
@@ -97,8 +103,7 @@ def checkpoint_digests(cfg: Config, *paths: Optional[str]
     digests = {}
     for path in found + [p for p in paths if p is not None]:
         if osp.isfile(path):
-            with open(path, 'rb') as f:
-                digests[path] = hashlib.sha256(f.read()).hexdigest()
+            digests[path] = file_digest(path)
     return digests
 
 
