@@ -431,3 +431,20 @@ def test_teacher_scored_on_training_scenes_once(tmp_path, monkeypatch):
     checkpoint.write_bytes(b'other weights')
     precondition_jobs.scored_on_train_scenes(**args)
     assert len(calls) == 2
+
+
+def test_train_gap_hand_computed():
+    """Train minus val, and the noise of that difference of two independent
+    splits: the quadrature sum of each split's standard error from its
+    parts (train parts 79/81/79/81: 1/sqrt(3); val 70/70/72/68:
+    sqrt(2/3); together exactly 1)."""
+    from types import SimpleNamespace
+
+    from shapes_demo.tables import train_gap_rows, train_gap_table
+    val = SimpleNamespace(metric=70.0, parts=[70.0, 70.0, 72.0, 68.0])
+    train = SimpleNamespace(metric=80.0, parts=[79.0, 81.0, 79.0, 81.0])
+    rows = train_gap_rows({24: val}, {24: train})
+    assert rows == [dict(iters=24, train=80.0, val=70.0, gap=10.0,
+                         noise=pytest.approx(1.0))]
+    assert train_gap_table(rows).splitlines()[-1] == (
+        '| 24 | 80.00 | 70.00 | +10.00 | ± 1.00 |')

@@ -319,20 +319,16 @@ def train_gap_rows(val_runs: Dict[int, object], train_runs: Dict[int, object]
 
     Args:
         val_runs: Schedule length -> its :class:`StageResult` on val.
-        train_runs: The same schedules' scores on the training scenes
-            (those that exist).
+        train_runs: The same schedules' scores on the training scenes.
 
     Returns:
-        list[dict]: Per schedule with both scores ``iters``, ``train``,
-        ``val``, ``gap`` (train minus val) and ``noise`` (the evaluation
-        noise of that difference of two independent splits, from each
-        split's parts).
+        list[dict]: Per schedule ``iters``, ``train``, ``val``, ``gap``
+        (train minus val) and ``noise`` (the evaluation noise of that
+        difference of two independent splits, from each split's parts).
     """
     rows = []
     for iters, val in val_runs.items():
-        train = train_runs.get(iters)
-        if train is None:
-            continue
+        train = train_runs[iters]
         rows.append(dict(
             iters=iters, train=train.metric, val=val.metric,
             gap=train.metric - val.metric,
