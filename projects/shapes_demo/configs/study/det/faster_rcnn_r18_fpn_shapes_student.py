@@ -12,7 +12,7 @@ model = dict(
     backbone=dict(init_cfg=dict(
         _delete_=True, type='Pretrained', prefix='backbone.',
         checkpoint='{{$SHAPES_DET_CLASSIFIER:work_dirs/shapes_demo_study/det_pretrain/iter_2000.pth}}')))  # noqa
-max_iters = 5400
+max_iters = 8100
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 optim_wrapper = dict(optimizer=dict(lr=0.02))
 param_scheduler = [

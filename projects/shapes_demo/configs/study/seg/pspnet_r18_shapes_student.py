@@ -12,7 +12,7 @@ model = dict(
         checkpoint='{{$SHAPES_SEG_CLASSIFIER:work_dirs/shapes_demo_study/seg_pretrain/iter_2000.pth}}')),  # noqa
     decode_head=dict(init_cfg=dict(_delete_=True, type='Normal', std=0.01,
                                    override=dict(name='conv_seg'))))
-max_iters = 8100
+max_iters = 12150
 train_cfg = dict(max_iters=max_iters, val_interval=max_iters)
 param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,
                         end=max_iters, by_epoch=False)]
