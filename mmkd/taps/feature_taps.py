@@ -235,9 +235,7 @@ class FeatureTaps:
     def __getitem__(self, name: str) -> Any:
         """The recorded output of tap ``name`` (a tuple if the module ran
         several times)."""
-        if name not in self._records:
-            raise KeyError(f"{self.where}: no tap named '{name}'; taps: "
-                           f'{sorted(self.paths)}')
+        self._check_name(name)
         records = self._records[name]
         if not records:
             raise RuntimeError(
@@ -249,6 +247,43 @@ class FeatureTaps:
         self._check_gradient(name)
         values = [record.value for record in records]
         return values[0] if len(values) == 1 else tuple(values)
+
+    def _check_name(self, name: str) -> None:
+        if name not in self._records:
+            raise KeyError(f"{self.where}: no tap named '{name}'; taps: "
+                           f'{sorted(self.paths)}')
+
+    def outputs(self, name: str) -> List[Any]:
+        """What tap ``name`` recorded in this step, one output per call of
+        its module in call order (read as :meth:`__getitem__` reads it:
+        settled, checked for in-place changes)."""
+        self[name]
+        return [record.value for record in self._records[name]]
+
+    def replace(self, name: str, outputs: List[Any]) -> None:
+        """Hold ``outputs`` (one per call of the module, in call order) as
+        tap ``name``'s record of this step, in place of what its module
+        recorded: outputs the module gave for the same inputs in an earlier
+        step (:class:`~mmkd.models.distillers.teacher_output_cache.
+        CachedTeacherRun`). Recorded as copies, without gradient.
+
+        Raises:
+            RuntimeError: Outside :meth:`recording`, or for a model that
+                trains (kept outputs carry no gradient).
+        """
+        self._check_name(name)
+        if not self._recording:
+            raise RuntimeError(
+                f'{self.where}.{name}: outputs can only replace a record '
+                'while the taps record (inside FeatureTaps.recording()).')
+        if self.model.training and any(
+                p.requires_grad for p in self.model.parameters()):
+            raise RuntimeError(
+                f'{self.where}.{name}: only the taps of a frozen model (a '
+                "distiller's teacher) can hold kept outputs: they carry no "
+                'gradient, and this model trains.')
+        self._records[name] = [TapRecord(value, True, (), (), False)
+                               for value in outputs]
 
     def _settle(self, name: str) -> None:
         """Decide a probing tap's mode; raise if a referenced output was

@@ -360,3 +360,27 @@ def test_a_container_with_its_own_forward_is_tapped():
     with taps.recording():
         taps.model(torch.ones(1, 2, 2, 2))
         assert [t.shape for t in taps['ppm']] == [(1, 2, 2, 2)] * 2
+
+
+def test_outputs_per_call_and_their_replacement_inside_a_recording():
+    model = nn.Sequential(nn.Conv2d(3, 2, 1), nn.ReLU())
+    taps = FeatureTaps(model, dict(conv='0'), 'model.teacher_taps')
+    x = torch.randn(2, 3, 4, 4)
+    with taps.recording(), pytest.raises(RuntimeError,
+                                         match='this model trains'):
+        model(x)
+        taps.replace('conv', [x])
+    model.eval().requires_grad_(False)
+    with taps.recording():
+        model(x)
+        model(2 * x)
+        calls = taps.outputs('conv')
+        assert len(calls) == 2
+        assert torch.equal(calls[1], model[0](2 * x))
+        kept = [torch.ones(2, 2, 4, 4)]
+        taps.replace('conv', kept)
+        assert torch.equal(taps['conv'], kept[0])
+        with pytest.raises(KeyError, match="no tap named 'other'"):
+            taps.replace('other', kept)
+    with pytest.raises(RuntimeError, match='only replace a record while'):
+        taps.replace('conv', kept)

@@ -6,7 +6,6 @@ from typing import Any, Dict, List, Optional
 from mmengine.dist import get_world_size, is_main_process
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-from mmengine.model import is_model_wrapper
 
 from mmkd.engine.diagnostics import (DiagnosticsHistory, StepCapture,
                                      measure_step, preserved_state, scalars)
@@ -14,6 +13,8 @@ from mmkd.engine.diagnostics.verdict import percent
 from mmkd.registry import HOOKS
 from mmkd.utils.config_checks import (ConfigValueError, check_positive_int,
                                       describe)
+
+from .runner_distiller import runner_distiller
 
 OWNER = 'DistillDiagnosticsHook'
 #: The message-hub runtime-info key of the end-of-training summary.
@@ -97,17 +98,7 @@ class DistillDiagnosticsHook(Hook):
     def distiller_of(runner) -> Any:
         """The runner's model, unwrapped; an error if it is no mmkd
         distiller."""
-        from mmkd.models.distillers import SingleTeacherDistiller
-        model = runner.model.module if is_model_wrapper(
-            runner.model) else runner.model
-        if not isinstance(model, SingleTeacherDistiller):
-            raise ConfigValueError(
-                'custom_hooks', f'{OWNER} with a distillation model (an '
-                'mmkd.SingleTeacherDistiller or a subclass)',
-                f'model {type(model).__name__}',
-                f'Remove {OWNER} from custom_hooks, or train a distillation '
-                "config (model.type='mmkd.SingleTeacherDistiller', ...).")
-        return model
+        return runner_distiller(runner, OWNER)
 
     def before_train(self, runner) -> None:
         self.distiller_of(runner)
