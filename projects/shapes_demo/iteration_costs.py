@@ -4,7 +4,8 @@ report's students cost in all: the figures behind the study's time budget.
     python projects/shapes_demo/iteration_costs.py [--study]
         [--work-dir work_dirs/shapes_demo] [--tasks seg det]
         [--variants pixel imitation ...] [--iters 30] [--warmup 5]
-        [--seeds 3] [--jobs 2] [--teacher-precision bf16] [--quick]
+        [--seeds 3] [--jobs 2] [--teacher-precision bf16]
+        [--teacher-cache warm] [--quick]
 
 Each config (the baseline student, then each variant of ``--variants``,
 default: the run's default variants) trains for ``--iters`` iterations of
@@ -20,7 +21,13 @@ the students' schedule, on ``--jobs`` cores, at the CPU time per iteration
 (training only: each stage's evaluation and set-up come on top).
 ``--teacher-precision`` sets the distillers' ``model.teacher_precision``
 (``bf16``: the teacher's forward under bf16 autocast; a lever for the
-time, which changes what the students are taught).
+time, which changes what the students are taught). ``--teacher-cache``:
+``off`` (default) runs the teacher in every step (a config's
+``TeacherOutputCacheHook`` is left out); ``warm`` keeps the hook and trains
+on the first :data:`WARM_SCENES` training scenes only, so that after the
+warm-up every step is served from the kept outputs: what a step costs once
+its views have been seen (a whole run adds one teacher forward per view of
+the training scenes).
 """
 import argparse
 import os.path as osp
@@ -50,6 +57,10 @@ def parse_args() -> argparse.Namespace:
                         choices=['auto', 'fp32', 'bf16', 'fp16'],
                         help="the distillers' model.teacher_precision "
                         "(default: the configs')")
+    parser.add_argument('--teacher-cache', default='off',
+                        choices=['off', 'warm'],
+                        help='off: the teacher runs in every step; warm: '
+                        'every timed step is served from the kept outputs')
     parser.add_argument('--quick', action='store_true',
                         help='the quick budget (a smoke test)')
     args = parser.parse_args()
@@ -63,13 +74,20 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
+#: The training scenes of a ``--teacher-cache warm`` measurement: their 16
+#: views are all seen within the first warm-up iterations.
+WARM_SCENES = 8
+
+
 def iteration_times(models, role: str, config: str, iters: int,
-                    work_dir: str, teacher_precision: Optional[str] = None
-                    ) -> Dict[str, List[float]]:
+                    work_dir: str, teacher_precision: Optional[str] = None,
+                    teacher_cache: str = 'off') -> Dict[str, List[float]]:
     """Train ``config`` of ``models.task`` for ``iters`` iterations without
-    evaluating (a distiller with ``teacher_precision`` when given); the
-    wall and CPU seconds between the starts of consecutive iterations
-    (``iters - 1`` of each)."""
+    evaluating (a distiller with ``teacher_precision`` when given; its
+    ``TeacherOutputCacheHook`` left out with ``teacher_cache='off'``, kept
+    and fed :data:`WARM_SCENES` scenes with ``'warm'``); the wall and CPU
+    seconds between the starts of consecutive iterations (``iters - 1`` of
+    each)."""
     from mmengine.config import Config
     from mmengine.hooks import Hook
 
@@ -88,6 +106,13 @@ def iteration_times(models, role: str, config: str, iters: int,
         cfg.model.teacher_checkpoint = models.teacher
         if teacher_precision is not None:
             cfg.model.teacher_precision = teacher_precision
+    if teacher_cache == 'off':
+        cfg.custom_hooks = [
+            h for h in cfg.get('custom_hooks', [])
+            if h['type'] not in ('mmkd.TeacherOutputCacheHook',
+                                 'TeacherOutputCacheHook')]
+    else:
+        cfg.train_dataloader.dataset.indices = WARM_SCENES
     cfg.work_dir = work_dir
     cfg.experiment_name = f'{task.name}_{role}_cost_{time.time_ns()}'
     cfg.visualizer.name = cfg.experiment_name
@@ -131,7 +156,8 @@ def main() -> None:
                 task.variants.items()):
             with tempfile.TemporaryDirectory() as tmp:
                 times = iteration_times(models, role, config, args.iters,
-                                        tmp, args.teacher_precision)
+                                        tmp, args.teacher_precision,
+                                        args.teacher_cache)
             wall, cpu = (statistics.median(times[k][args.warmup:])
                          for k in ('wall', 'cpu'))
             base = base or cpu

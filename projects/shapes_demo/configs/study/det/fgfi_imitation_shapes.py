@@ -4,7 +4,7 @@
 # another task) on the study's scenes. It trains for the study student's
 # schedule, as every distilled student trains for its baseline's (run_demo.py
 # --study).
-_base_ = '../../det/fgfi_imitation_shapes.py'
+_base_ = ['../../det/fgfi_imitation_shapes.py', '../teacher_output_cache.py']
 
 model = dict(
     student='{{fileDirname}}/faster_rcnn_r18_fpn_shapes_student.py')
