@@ -98,11 +98,17 @@ def test_other_content_or_meta_information_is_another_view():
                                                        meta[0])
 
 
-def test_no_view_is_kept_beyond_max_bytes(monkeypatch):
+def captured_log(monkeypatch, module):
+    """The messages ``module`` logs through ``print_log``, kept."""
     logged = []
-    monkeypatch.setattr(
-        'mmkd.models.distillers.teacher_output_cache.print_log',
-        lambda msg, **kwargs: logged.append(msg))
+    monkeypatch.setattr(f'{module}.print_log',
+                        lambda msg, **kwargs: logged.append(msg))
+    return logged
+
+
+def test_no_view_is_kept_beyond_max_bytes(monkeypatch):
+    logged = captured_log(monkeypatch,
+                          'mmkd.models.distillers.teacher_output_cache')
     model, ran = distiller_with_counter()
     one_view = (2 * 16 + 2 * 4) * 4
     cached = CachedTeacherRun(model.teacher_run, model.teacher_taps,
@@ -165,10 +171,8 @@ def test_an_output_without_batch_dimension_is_refused():
 
 
 def test_hook_wraps_for_training_and_gives_the_live_run_back(monkeypatch):
-    logged = []
-    monkeypatch.setattr(
-        'mmkd.engine.hooks.teacher_output_cache_hook.print_log',
-        lambda msg, **kwargs: logged.append(msg))
+    logged = captured_log(monkeypatch,
+                          'mmkd.engine.hooks.teacher_output_cache_hook')
     model, ran = distiller_with_counter()
     live_run = model.teacher_run
     hook = TeacherOutputCacheHook(max_gb=1, interval=2)
