@@ -3,6 +3,7 @@ the same view comes back."""
 import hashlib
 from typing import Any, Dict, List, Optional
 
+import numpy as np
 import torch
 import torch.nn as nn
 from mmengine.logging import print_log
@@ -25,13 +26,46 @@ def view_key(image: Tensor, data_sample: Any) -> bytes:
         data_sample (Any): Its data sample (``metainfo`` is read), or None.
     """
     digest = hashlib.blake2b(digest_size=16)
-    flat = image.detach().contiguous().cpu()
-    digest.update(repr((tuple(flat.shape), str(flat.dtype))).encode())
-    digest.update(flat.view(-1).view(torch.uint8).numpy().tobytes())
+    add_value(digest, image)
     meta = getattr(data_sample, 'metainfo', None)
-    if meta is not None:
-        digest.update(repr(sorted(meta.items())).encode())
+    for name in sorted(meta or {}):
+        digest.update(repr(name).encode())
+        add_value(digest, meta[name])
     return digest.digest()
+
+
+def add_value(digest: Any, value: Any) -> None:
+    """Feed ``value`` (an image, or a meta information value) to ``digest``
+    whole: tensors and arrays by their dtype, shape and bytes (their
+    ``repr`` elides the middle of a large one), sequences and dicts item by
+    item, anything else by its ``repr``.
+
+    Args:
+        digest: A ``hashlib`` hash object.
+        value (Any): What to feed it.
+    """
+    if isinstance(value, Tensor):
+        flat = value.detach().contiguous().cpu().view(-1)
+        digest.update(repr(('tensor', str(value.dtype),
+                            tuple(value.shape))).encode())
+        digest.update(flat.view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, np.ndarray) and value.dtype != object:
+        digest.update(repr(('ndarray', str(value.dtype),
+                            value.shape)).encode())
+        digest.update(np.ascontiguousarray(value).view(np.uint8).tobytes())
+    elif isinstance(value, np.ndarray):  # of Python objects
+        add_value(digest, value.tolist())
+    elif isinstance(value, (list, tuple)):
+        digest.update(f'{type(value).__name__}[{len(value)}]'.encode())
+        for item in value:
+            add_value(digest, item)
+    elif isinstance(value, dict):
+        digest.update(f'dict[{len(value)}]'.encode())
+        for key in sorted(value, key=repr):
+            digest.update(repr(key).encode())
+            add_value(digest, value[key])
+    else:
+        digest.update(repr(value).encode())
 
 
 def output_bytes(outputs: Dict[str, List[Any]]) -> int:

@@ -5,6 +5,7 @@ served kept outputs; memory is bounded; the step's losses are those of the
 live teacher."""
 from types import SimpleNamespace
 
+import numpy as np
 import pytest
 import torch
 import torch.nn as nn
@@ -96,6 +97,23 @@ def test_other_content_or_meta_information_is_another_view():
     assert cached.counts['hits'] == 0
     assert view_key(images(0)[0], meta[0]) == view_key(images(0)[0],
                                                        meta[0])
+
+
+def test_view_keys_read_every_byte_of_images_and_meta_information():
+    big = np.zeros((40, 40))
+    changed = big.copy()
+    changed[20, 20] = 1  # in the middle numpy's repr elides
+    assert repr(big) == repr(changed)
+    keys = {view_key(images(0)[0], SimpleNamespace(metainfo=meta))
+            for meta in (dict(m=big), dict(m=changed), dict(m=[big]),
+                         dict(m=torch.from_numpy(big)),
+                         dict(m=np.array([big, 'x'], dtype=object)),
+                         dict(m=np.array([changed, 'x'], dtype=object)))}
+    assert len(keys) == 6
+    image = images(0)[0]
+    assert view_key(image, None) != view_key(image.to(torch.bfloat16), None)
+    assert view_key(image, None) == view_key(image.clone(), None)
+    assert view_key(image, None) != view_key(image.reshape(4, 4, 2), None)
 
 
 def captured_log(monkeypatch, module):
