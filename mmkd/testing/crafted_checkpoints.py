@@ -69,3 +69,21 @@ def write_zip_bomb(path: str, inflated: int) -> None:
                                     0, offset) + raw)
         out.write(_EOCD.pack(b'PK\x05\x06', 0, 0, len(entries), len(entries),
                              out.tell() - directory, directory, 0))
+
+
+#: Seconds the loader's server may take to start (it imports torch) on top
+#: of a load's own wall-clock limit.
+LOADER_START_SECONDS = 30.0
+
+
+def refusal_deadline(path: str) -> float:
+    """The seconds within which a load of ``path`` must end, as the loader
+    promises it: the wall-clock limit of a file of its size
+    (:func:`mmkd.checkpoint.limits.budget`, read now, so with the limits a
+    test set) plus :data:`LOADER_START_SECONDS`. A bound that holds on a
+    busy machine too: the loader's CPU-time limit counts CPU seconds, and a
+    CPU-bound attack may take several times as long on the wall clock."""
+    import os
+
+    from mmkd.checkpoint import limits
+    return limits.budget(os.path.getsize(path))['wall'] + LOADER_START_SECONDS

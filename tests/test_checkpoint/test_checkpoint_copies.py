@@ -16,6 +16,7 @@ import torch
 from mmengine.logging import HistoryBuffer, MessageHub
 
 from mmkd.checkpoint import UnsafeCheckpointError, limits, safe_torch_load
+from mmkd.testing.crafted_checkpoints import refusal_deadline
 
 
 class Calls:
@@ -49,11 +50,12 @@ BOUNDED = 'memory than the limit|CPU-time limit|a deep copy of it would visit'
 
 
 def refused_by_the_scan(path, match=BOUNDED):
-    """``path`` is refused within the bounds, in less than 10 s."""
+    """``path`` is refused within the bounds, and within the loader's
+    wall-clock limit."""
     start = time.perf_counter()
     with pytest.raises(UnsafeCheckpointError, match=match):
         safe_torch_load(path)
-    assert time.perf_counter() - start < 10
+    assert time.perf_counter() - start < refusal_deadline(path)
 
 
 def test_a_copying_call_repeated_on_one_shared_value_is_refused(tmp_path):
