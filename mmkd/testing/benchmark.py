@@ -173,6 +173,9 @@ def build_distiller(config: str, device: Any = 'cpu',
     cfg = Config.fromfile(config)
     model_cfg = copy.deepcopy(cfg.model)
     model_cfg.teacher = load_model_config(model_cfg.teacher, 'model.teacher')
+    # a student given as a config file too, so that its pretrained weights
+    # are dropped as well
+    model_cfg.student = load_model_config(model_cfg.student, 'model.student')
     model_cfg.teacher_checkpoint = None
     model_cfg = offline_model_config(model_cfg)
     if edit is not None:
