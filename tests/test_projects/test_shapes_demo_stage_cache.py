@@ -84,6 +84,7 @@ def student_stage(tmp_path, monkeypatch):
                            work_dir, checkpoint, None, kwargs['candidate'])
 
     monkeypatch.setattr(stages, 'run_stage', fake_run_stage)
+    monkeypatch.delenv(stages.STARTED_ENV, raising=False)
     work_dir = tmp_path / 'stage'
     work_dir.mkdir()
 
@@ -123,6 +124,25 @@ def test_student_stage_reused_only_when_nothing_changed(student_stage):
     count = len(calls)
     train(split='test')  # the last one, reused
     assert len(calls) == count
+
+
+def test_a_stage_written_after_the_command_started_is_not_replaced(
+        student_stage, monkeypatch):
+    """A finished stage whose stamp another command (or a config change)
+    wrote after this command started is reused when its stamp is this
+    command's, and refused, not trained again, when it is not."""
+    import time
+    train, calls, _, _ = student_stage
+    monkeypatch.setenv(stages.STARTED_ENV, repr(time.time() - 100))
+    train()
+    assert train()[1].endswith('(trained earlier, reused)')
+    with pytest.raises(RuntimeError, match='after this command started'):
+        train(lr=0.05)
+    assert len(calls) == 1
+    # written before this command started: trained again, as any change
+    monkeypatch.setenv(stages.STARTED_ENV, repr(time.time() + 1))
+    train(lr=0.05)
+    assert len(calls) == 2
 
 
 def test_student_stage_line_names_a_candidates_setting(student_stage):

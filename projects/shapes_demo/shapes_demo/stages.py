@@ -49,6 +49,8 @@ def prepare_run(work: str, budget: Budget, stages: int,
         tuple: The :class:`Progress` and task name -> dataset root.
     """
     progress = Progress(stages, time.time())
+    # the command's workers inherit it (cached_stage)
+    os.environ[STARTED_ENV] = repr(progress.start)
     data = {}
     for task in tasks or TASKS:
         data[task.name] = make_shapes_dataset(
@@ -63,6 +65,34 @@ def prepare_run(work: str, budget: Budget, stages: int,
     progress(f'data: {budget.num_train} train / {budget.num_val} val / '
              f'{budget.num_test} test scenes in {", ".join(folders)}')
     return progress, data
+
+
+#: When the running demo command started (``time.time()``; set by
+#: :func:`prepare_run`, read by :func:`cached_stage` in its workers).
+STARTED_ENV = 'SHAPES_DEMO_COMMAND_STARTED'
+
+
+def refuse_newer_stage(stamp_file: str) -> None:
+    """Refuse to train again a stage whose finished ``stamp_file`` (with
+    another stamp than this command's) was written after this command
+    started: another command, started from other code or configs, wrote it
+    (e.g. a stamp carried over a config change), and this one would
+    replace it with a run of its own older code.
+
+    Raises:
+        RuntimeError: Naming the stage and what to do.
+    """
+    started = os.environ.get(STARTED_ENV)
+    written = osp.getmtime(stamp_file)
+    if started is None or written <= float(started):
+        return
+    raise RuntimeError(
+        f'{stamp_file} was written at {time.ctime(written)}, after this '
+        f'command started ({time.ctime(float(started))}), with another '
+        'stamp than this command gives the stage: another command or a '
+        'config change wrote it, and this command, with the code and '
+        'configs it started with, would train the stage again. Restart '
+        'this command from the current code.')
 
 
 # config keys only the selection reads: changing them keeps cached stages
@@ -163,6 +193,7 @@ def cached_stage(task: Task, role: str, config: str, iters: int,
         result = StageResult(**cached['result'])
         if cached['stamp'] == stamp and osp.exists(result.checkpoint):
             return result, line(result, 'trained earlier, reused')
+        refuse_newer_stage(stamp_file)
     partial = osp.join(work_dir, 'stage.partial.json')
     resume = False
     if osp.exists(partial):
