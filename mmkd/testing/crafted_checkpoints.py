@@ -1,6 +1,7 @@
 """Checkpoints an attacker would craft, for the tests and benchmarks of
 mmkd's safe loading (:mod:`mmkd.checkpoint`)."""
 import io
+import os.path as osp
 import struct
 import zipfile
 import zlib
@@ -83,7 +84,5 @@ def refusal_deadline(path: str) -> float:
     test set) plus :data:`LOADER_START_SECONDS`. A bound that holds on a
     busy machine too: the loader's CPU-time limit counts CPU seconds, and a
     CPU-bound attack may take several times as long on the wall clock."""
-    import os
-
     from mmkd.checkpoint import limits
-    return limits.budget(os.path.getsize(path))['wall'] + LOADER_START_SECONDS
+    return limits.budget(osp.getsize(path))['wall'] + LOADER_START_SECONDS

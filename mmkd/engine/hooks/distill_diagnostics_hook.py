@@ -94,14 +94,8 @@ class DistillDiagnosticsHook(Hook):
         self._runner = None
 
     # ------------------------------------------------------------ setup
-    @staticmethod
-    def distiller_of(runner) -> Any:
-        """The runner's model, unwrapped; an error if it is no mmkd
-        distiller."""
-        return runner_distiller(runner, OWNER)
-
     def before_train(self, runner) -> None:
-        self.distiller_of(runner)
+        runner_distiller(runner, OWNER)
         self.history = DiagnosticsHistory()
 
     def measured(self, iteration: int) -> bool:
@@ -114,7 +108,7 @@ class DistillDiagnosticsHook(Hook):
         if not self.measured(runner.iter):
             return
         self._runner = runner
-        self._capture = StepCapture(self.distiller_of(runner),
+        self._capture = StepCapture(runner_distiller(runner, OWNER),
                                     self._measure).open()
 
     def _measure(self, capture: StepCapture) -> None:

@@ -145,13 +145,12 @@ class CachedTeacherRun:
         self.counts['hits'] += sum(key in self.kept for key in keys)
         fresh = self._run_teacher(inputs, data_samples, student_preprocessor,
                                   unseen)
-        if len(unseen) == len(keys):
-            self._keep(keys, fresh)
-            return
-        served = {key: fresh[i] for i, key in enumerate(keys) if i in fresh}
-        served.update({key: self.kept[key] for key in keys
-                       if key in self.kept})
         self._keep(keys, fresh)
+        if len(unseen) == len(keys):
+            return
+        served = {keys[i]: outputs for i, outputs in fresh.items()}
+        served.update({key: self.kept[key] for key in keys
+                       if key not in served})
         for name in self.taps.paths:
             self.taps.replace(name, stack_views(
                 [served[key][name] for key in keys]))

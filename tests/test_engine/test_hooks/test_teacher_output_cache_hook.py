@@ -160,25 +160,26 @@ def test_the_steps_losses_and_gradients_are_the_live_teachers():
     assert ran == [2, 1]
 
 
+class Summed(nn.Module):
+    """A module whose output has no batch dimension."""
+
+    def forward(self, x):
+        return x.sum()
+
+
 class BatchlessTap(BaseModel):
     """A model whose module ``feat`` outputs a scalar (no batch dim)."""
 
     def __init__(self):
         super().__init__()
-        self.feat = nn.Flatten(0)
+        self.feat = Summed()
 
     def forward(self, inputs, data_samples=None, mode='tensor'):
-        return self.feat(inputs).sum()
+        return self.feat(inputs)
 
 
 def test_an_output_without_batch_dimension_is_refused():
-
-    class Summed(nn.Module):
-        def forward(self, x):
-            return x.sum()
-
     teacher = BatchlessTap()
-    teacher.feat = Summed()
     taps = FeatureTaps(teacher, dict(feat='feat'), 'model.teacher_taps')
     run = TeacherRun(teacher, 'tensor', 'auto', ['feat'])
     cached = CachedTeacherRun(run, taps, 2**30)
