@@ -5,6 +5,7 @@ figures and what was decided from them).
     python projects/shapes_demo/preconditions.py
         [--parts geometry teachers students concentration] [--seeds 3]
         [--own-schedules] [--pretrain-seed K] [--jobs N] [--threads T]
+        [--num-train N] [--teacher-iters N] [--student-iters N]
         [--work-dir work_dirs/shapes_demo_study] [--quick]
 
 - ``geometry``: on the detection scenes of the study, the share of each
@@ -36,6 +37,7 @@ Writes ``<work-dir>/report/preconditions.{md,json}``; every stage is cached
 in the work dir (an interrupted run resumes where it stopped).
 """
 import argparse
+import dataclasses
 import json
 import os
 import os.path as osp
@@ -73,15 +75,61 @@ def parse_args() -> argparse.Namespace:
                         help='torch threads per job (default: the cores '
                         'over --jobs); 1 when other commands share the '
                         'cores')
-    parser.add_argument('--work-dir', default=STUDY_WORK_DIR)
+    parser.add_argument('--num-train', type=int, default=None,
+                        help='train on the first N of the study\'s '
+                        f'{STUDY_BUDGET.num_train} training scenes (val and '
+                        'test unchanged)')
+    parser.add_argument('--teacher-iters', type=int, default=None,
+                        help="the teachers' schedule instead of their "
+                        "configs'")
+    parser.add_argument('--student-iters', type=int, default=None,
+                        help="the baseline students' schedule instead of "
+                        "their configs'")
+    parser.add_argument('--work-dir', default=None,
+                        help=f'default: {STUDY_WORK_DIR}, or '
+                        f'{STUDY_WORK_DIR}_train<N> with --num-train N')
     parser.add_argument('--quick', action='store_true',
                         help='the quick budget (a smoke test)')
     args = parser.parse_args()
+    for option in ('num_train', 'teacher_iters', 'student_iters'):
+        value = getattr(args, option)
+        if value is not None and value < 1:
+            parser.error(f"--{option.replace('_', '-')} must be at least 1, "
+                         f'got {value}')
+    if args.quick and args.num_train is not None:
+        parser.error('--num-train is for the study budget; --quick has '
+                     'its own scenes')
     if args.seeds < 1:
         parser.error(f'--seeds must be at least 1, got {args.seeds}')
     if args.threads is not None and args.threads < 1:
         parser.error(f'--threads must be at least 1, got {args.threads}')
     return args
+
+
+def budget_of(args: argparse.Namespace) -> Budget:
+    """The budget of parsed arguments: the study's (the quick one with
+    ``--quick``), with ``--num-train`` scenes and the schedules of
+    ``--teacher-iters`` and ``--student-iters``."""
+    budget = BUDGETS['quick'] if args.quick else STUDY_BUDGET
+    iters = dict(budget.iters)
+    for kind in ('teacher', 'student'):
+        value = getattr(args, f'{kind}_iters')
+        if value is not None:
+            iters[kind] = value
+    return dataclasses.replace(
+        budget, iters=iters,
+        num_train=args.num_train or budget.num_train)
+
+
+def work_dir_of(args: argparse.Namespace) -> str:
+    """``--work-dir``, or the study's work dir (suffixed ``_train<N>``
+    with ``--num-train N`` other than the study's)."""
+    if args.work_dir:
+        return osp.abspath(args.work_dir)
+    work = STUDY_WORK_DIR
+    if args.num_train not in (None, STUDY_BUDGET.num_train):
+        work += f'_train{args.num_train}'
+    return osp.abspath(work)
 
 
 def geometry(task: Task, data_root: str, scenes: int = 200) -> List[dict]:
@@ -134,8 +182,8 @@ def main() -> None:
                                                train_scenes_key)
     from shapes_demo.scheduler import run_jobs
     from shapes_demo.stages import prepare_run
-    budget: Budget = BUDGETS['quick'] if args.quick else STUDY_BUDGET
-    work = osp.abspath(args.work_dir)
+    budget = budget_of(args)
+    work = work_dir_of(args)
     tasks = [t for t in STUDY_TASKS if t.name in args.tasks]
     for task in tasks:
         check_pretrain_seed(task, work, args.pretrain_seed)
