@@ -56,6 +56,10 @@ def prepare_run(work: str, budget: Budget, stages: int,
         data[task.name] = make_shapes_dataset(
             scenes_dir(work, task), budget.num_train, budget.num_val,
             budget.num_test, **task.scenes)[task.name]
+        if task.pretrain or task.teacher_pretrain:
+            # here, not in the pretraining stages: two of them (the
+            # student's and the teacher's) would write it at once
+            generate_pool(task, budget, work)
     if budget.iters:
         # not a progress line: it counts no stage
         print('shortened schedules, not the configs\': ' + ', '.join(
@@ -253,6 +257,19 @@ def _score_trained(task: Task, role: str, config: str, iters: int,
                                split)
 
 
+def generate_pool(task: Task, budget: Budget, work: str) -> Dict[str, str]:
+    """The task's pretraining pool (:func:`scenes_dir` ``'pool'``,
+    generator seed :data:`POOL_SEED`, none of its scenes in the three
+    splits), generated once.
+
+    Returns:
+        dict: ``seg`` and ``det`` roots of the pool's scenes.
+    """
+    return make_shapes_dataset(scenes_dir(work, task, 'pool'),
+                               budget.num_pool, 50, 0, seed=POOL_SEED,
+                               **task.scene_args('pool'))
+
+
 def pretrain_backbone(task: Task, budget: Budget, work: str,
                       whose: str = 'student',
                       seed: int = 0) -> Tuple[StageResult, str]:
@@ -266,9 +283,7 @@ def pretrain_backbone(task: Task, budget: Budget, work: str,
     ``seed`` is the training seed of the stage (its initialisation and the
     order of its batches).
     """
-    pools = make_shapes_dataset(scenes_dir(work, task, 'pool'),
-                                budget.num_pool, 50, 0, seed=POOL_SEED,
-                                **task.scene_args('pool'))
+    pools = generate_pool(task, budget, work)
     config = task.teacher_pretrain if whose == 'teacher' else task.pretrain
     train, metric = None, None
     if whose == 'teacher' or task.pretrain_kind == 'classify':
