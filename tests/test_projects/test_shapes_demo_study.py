@@ -448,3 +448,60 @@ def test_train_gap_hand_computed():
                          noise=pytest.approx(1.0))]
     assert train_gap_table(rows).splitlines()[-1] == (
         '| 24 | 80.00 | 70.00 | +10.00 | ± 1.00 |')
+
+
+def test_prepare_run_generates_the_pretraining_pool(tmp_path):
+    """The pool is written before any worker starts: the student's and the
+    teacher's pretraining stages of a study task would otherwise both
+    write it at once (one of them failed on an existing folder)."""
+    from shapes_demo.stages import generate_pool, prepare_run
+    from shapes_demo.tasks import BUDGETS
+    seg = STUDY_TASKS[0]
+    work = str(tmp_path)
+    prepare_run(work, BUDGETS['quick'], 1, [seg])
+    pool = scenes_dir(work, seg, 'pool')
+    stamp = osp.join(pool, 'generated.json')
+    assert osp.exists(stamp)
+    written = osp.getmtime(stamp)
+    # the pretraining stages find it generated with their arguments
+    assert generate_pool(seg, BUDGETS['quick'], work)['seg'] == osp.join(
+        pool, 'seg')
+    assert osp.getmtime(stamp) == written
+
+
+@pytest.mark.parametrize('argv,num_train,iters,work', [
+    ([], 3000, {}, 'work_dirs/shapes_demo_study'),
+    (['--num-train', '750', '--student-iters', '4000'], 750,
+     dict(student=4000), 'work_dirs/shapes_demo_study_train750'),
+    (['--num-train', '3000', '--teacher-iters', '8000'], 3000,
+     dict(teacher=8000), 'work_dirs/shapes_demo_study'),
+    (['--num-train', '750', '--work-dir', 'elsewhere'], 750, {},
+     'elsewhere'),
+])
+def test_preconditions_budget_of_its_arguments(monkeypatch, argv, num_train,
+                                               iters, work):
+    """``--num-train`` changes only the training scenes and gets a work dir
+    of its own; ``--teacher-iters``/``--student-iters`` replace only their
+    kind's schedule."""
+    import preconditions
+    monkeypatch.setattr(sys, 'argv', ['preconditions.py'] + argv)
+    args = preconditions.parse_args()
+    budget = preconditions.budget_of(args)
+    assert (budget.num_train, budget.num_val, budget.num_test,
+            budget.num_pool) == (num_train, 200, 1000, 3000)
+    assert budget.iters == iters
+    assert preconditions.work_dir_of(args) == osp.abspath(work)
+
+
+@pytest.mark.parametrize('argv,message', [
+    (['--num-train', '0'], '--num-train must be at least 1, got 0'),
+    (['--student-iters', '-5'], '--student-iters must be at least 1'),
+    (['--quick', '--num-train', '10'], '--num-train is for the study'),
+])
+def test_preconditions_refuses_bad_sizes(monkeypatch, capsys, argv,
+                                         message):
+    import preconditions
+    monkeypatch.setattr(sys, 'argv', ['preconditions.py'] + argv)
+    with pytest.raises(SystemExit):
+        preconditions.parse_args()
+    assert message in capsys.readouterr().err
