@@ -175,3 +175,63 @@ def test_demo_job_graphs(tmp_path):
                                        rates[2])[3]
     assert cwd.prepare(results) == dict(overrides=overrides, lr=lr)
     assert lr in (rates[2], rates[2] * 0.5)
+
+
+SIGTERM_SCRIPT = '''
+import os, sys, time
+sys.path.insert(0, {demo!r})
+from shapes_demo.scheduler import Job, run_jobs
+
+
+def pid_then_sleep(name, folder):
+    with open(os.path.join(folder, name), 'w') as f:
+        f.write(str(os.getpid()))
+    time.sleep(300)
+    return None, name
+
+
+def no_init():
+    pass
+
+
+if __name__ == '__main__':
+    run_jobs([Job(n, pid_then_sleep, dict(name=n, folder=sys.argv[1]))
+              for n in ('a', 'b')], 2, print, initializer=no_init)
+'''
+
+
+def test_sigterm_stops_the_workers_too(tmp_path):
+    """``kill`` of a demo command (SIGTERM) ends its workers with it: by
+    default the command would die at once and leave them training into its
+    work dir, unwatched."""
+    import signal
+    import subprocess
+    script = tmp_path / 'two_sleepers.py'
+    script.write_text(SIGTERM_SCRIPT.format(
+        demo=osp.join(REPO, 'projects', 'shapes_demo')))
+    proc = subprocess.Popen([sys.executable, str(script), str(tmp_path)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    deadline = time.time() + 120
+    pids = []
+    while len(pids) < 2:
+        assert time.time() < deadline and proc.poll() is None, \
+            proc.communicate()
+        time.sleep(0.1)
+        pids = [int((tmp_path / n).read_text()) for n in ('a', 'b')
+                if (tmp_path / n).exists() and (tmp_path / n).read_text()]
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode != 0
+    assert 'shapes demo: stopped by signal 15' in err
+
+    def alive(pid):
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
+    deadline = time.time() + 30
+    while any(alive(pid) for pid in pids) and time.time() < deadline:
+        time.sleep(0.1)
+    assert not any(alive(pid) for pid in pids)

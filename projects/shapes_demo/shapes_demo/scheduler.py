@@ -6,7 +6,9 @@ to train while the other still had a queue of students; a pool that takes
 any ready stage of any task keeps both cores busy until the end.
 """
 import os
+import signal
 import sys
+import threading
 import traceback
 from concurrent.futures import (FIRST_COMPLETED, Future,
                                 ProcessPoolExecutor, wait)
@@ -73,6 +75,12 @@ class _InlineExecutor:
         pass
 
 
+def _stop_on_sigterm(signum: int, frame: Any) -> None:
+    # SIGTERM's default ends this process at once, without the clean-up of
+    # run_jobs: its spawned workers would go on training unwatched
+    raise SystemExit(f'shapes demo: stopped by signal {signum}')
+
+
 def _check(jobs: Sequence[Job]) -> None:
     keys = [job.key for job in jobs]
     if len(set(keys)) != len(keys):
@@ -91,7 +99,9 @@ def run_jobs(jobs: Sequence[Job], workers: int,
     """Run ``jobs`` on ``workers`` spawned processes (in this process when
     ``workers`` is 1), each job once the jobs in its ``after`` are done,
     ready jobs by ``priority`` then in the order given. Stop everything as
-    soon as one job fails.
+    soon as one job fails, or when this process is asked to stop
+    (``SIGTERM``, e.g. ``kill``, as ``Ctrl-C`` does): no worker goes on
+    training after it.
 
     Args:
         jobs: The jobs.
@@ -110,7 +120,8 @@ def run_jobs(jobs: Sequence[Job], workers: int,
     Raises:
         ValueError: When two jobs share a key or a job waits for an
             unknown one.
-        SystemExit: When a job fails (after its traceback is printed).
+        SystemExit: When a job fails (after its traceback is printed), or
+            on ``SIGTERM`` (the workers stopped first).
     """
     _check(jobs)
     if workers < 1:
@@ -129,6 +140,9 @@ def run_jobs(jobs: Sequence[Job], workers: int,
     running: Dict[Future, Job] = {}
     results: Dict[str, Any] = {}
     finished = False
+    previous = None
+    if threading.current_thread() is threading.main_thread():
+        previous = signal.signal(signal.SIGTERM, _stop_on_sigterm)
     try:
         while pending or running:
             ready = sorted(
@@ -164,5 +178,7 @@ def run_jobs(jobs: Sequence[Job], workers: int,
             for process in list(getattr(executor, '_processes', {}).values()):
                 process.terminate()
         executor.shutdown(wait=True, cancel_futures=True)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     return {job.key: results[job.key] for job in jobs}
 
