@@ -75,14 +75,14 @@ def parse_args() -> argparse.Namespace:
                         help='torch threads per job (default: the cores '
                         'over --jobs); 1 when other commands share the '
                         'cores')
-    parser.add_argument('--num-train', type=int, default=None,
-                        help='train on the first N of the study\'s '
-                        f'{STUDY_BUDGET.num_train} training scenes (val and '
-                        'test unchanged)')
-    parser.add_argument('--teacher-iters', type=int, default=None,
+    parser.add_argument('--num-train', type=int, default=None, metavar='N',
+                        help='train on N scenes, the first N of the study\'s '
+                        f'training scenes (default {STUDY_BUDGET.num_train}); '
+                        'val and test unchanged')
+    parser.add_argument('--teacher-iters', type=int, default=None, metavar='N',
                         help="the teachers' schedule instead of their "
                         "configs'")
-    parser.add_argument('--student-iters', type=int, default=None,
+    parser.add_argument('--student-iters', type=int, default=None, metavar='N',
                         help="the baseline students' schedule instead of "
                         "their configs'")
     parser.add_argument('--work-dir', default=None,
